@@ -1,0 +1,49 @@
+# iotpipe developer commands. Only Python >= 3.11 and make are needed: each target builds the
+# virtualenv it uses (.venv), reinstalling when pyproject.toml changes.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+PY     := $(BIN)/python
+
+.PHONY: demo test lint bench bench-smoke check clean help
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+$(VENV)/.python:
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "iotpipe needs Python >= 3.11, found " + sys.version.split()[0]'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	@touch $@
+
+$(VENV)/.installed-run: $(VENV)/.python pyproject.toml
+	$(PY) -m pip install --quiet -e .
+	@touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.python pyproject.toml
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $@ $(VENV)/.installed-run
+
+demo: $(VENV)/.installed-run  ## simulate a small fleet, run the in-memory pipeline, print hourly aggregates
+	$(BIN)/iotpipe demo
+
+test: $(VENV)/.installed-dev  ## install what the tests need and run the whole suite
+	$(BIN)/pytest
+
+lint: $(VENV)/.installed-dev  ## ruff, mypy (strict on the core) and the import-linter contracts
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+bench: $(VENV)/.installed-dev  ## the processing benchmark at full size (1,000,000 readings)
+	$(PY) benchmarks/process_throughput.py
+
+bench-smoke: $(VENV)/.installed-dev  ## the benchmark at a tiny size, so it cannot rot
+	$(PY) benchmarks/process_throughput.py --readings 20000 --devices 50
+
+check: test lint bench-smoke  ## everything CI runs
+
+clean:  ## remove the virtualenv and caches
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

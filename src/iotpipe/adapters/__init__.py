@@ -1,0 +1,1 @@
+"""Bindings of the ports to concrete technologies, one package per runtime."""

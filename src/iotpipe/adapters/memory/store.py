@@ -1,0 +1,123 @@
+"""The aggregate store in memory: the reference implementation of the store port."""
+
+from __future__ import annotations
+
+import threading
+from bisect import bisect_left, insort
+from collections.abc import Sequence
+
+from iotpipe.domain import HourlyWindow, Reading, WindowConflict
+from iotpipe.ports import (
+    DeviceSummary,
+    Page,
+    RetryPolicy,
+    StoreOps,
+    Version,
+    WindowKey,
+    WindowStoreBase,
+)
+
+
+class MemoryStore(WindowStoreBase):
+    """Windows and latest readings in dictionaries, guarded by one lock.
+
+    Every window carries an integer version, so the optimistic-concurrency path of
+    :class:`~iotpipe.ports.WindowStoreBase` is exercised exactly as on a remote store. Reads and
+    writes are counted as a remote store would bill them: one per window or registry item.
+    """
+
+    def __init__(self, retry: RetryPolicy | None = None) -> None:
+        super().__init__(retry)
+        self._lock = threading.RLock()
+        self._windows: dict[WindowKey, tuple[HourlyWindow, int]] = {}
+        self._hours: dict[str, list[int]] = {}  # device -> sorted hours
+        self._fleet: dict[int, list[str]] = {}  # hour -> sorted devices
+        self._registered: set[str] = set()
+        self._devices: list[str] = []  # sorted
+        self._reads = 0
+        self._writes = 0
+
+    # --- hooks -----------------------------------------------------------------------------
+
+    def _load(self, keys: Sequence[WindowKey]) -> dict[WindowKey, tuple[HourlyWindow, Version]]:
+        with self._lock:
+            self._reads += len(keys)
+            return {k: self._windows[k] for k in keys if k in self._windows}
+
+    def _save(self, window: HourlyWindow, expected: Version) -> None:
+        key = window.key
+        with self._lock:
+            current = self._windows.get(key)
+            if (current[1] if current else None) != expected:
+                raise WindowConflict(f"window {key} changed since it was read")
+            self._windows[key] = (window, 1 if current is None else current[1] + 1)
+            self._writes += 1
+            if current is None:
+                insort(self._hours.setdefault(key[0], []), key[1])
+                insort(self._fleet.setdefault(key[1], []), key[0])
+
+    def _register(self, device_id: str) -> None:
+        with self._lock:
+            self._reads += 1
+            if device_id not in self._registered:
+                self._registered.add(device_id)
+                insort(self._devices, device_id)
+                self._writes += 1
+
+    # --- queries -----------------------------------------------------------------------------
+
+    def hourly(
+        self, device_id: str, start_ms: int, end_ms: int, *, limit: int, cursor: str | None = None
+    ) -> Page[HourlyWindow]:
+        """A device's windows in ``[start_ms, end_ms)``; the cursor is the last hour returned."""
+        with self._lock:
+            hours = self._hours.get(device_id, [])
+            low = start_ms if cursor is None else max(start_ms, int(cursor) + 1)
+            i = bisect_left(hours, low)
+            chosen = [h for h in hours[i : i + limit + 1] if h < end_ms]
+            self._reads += min(len(chosen), limit)
+            items = [self._windows[(device_id, h)][0] for h in chosen[:limit]]
+        more = len(chosen) > limit
+        return Page(items, str(items[-1].hour_ms) if more else None)
+
+    def fleet_hour(
+        self, hour_ms: int, *, limit: int, cursor: str | None = None
+    ) -> Page[HourlyWindow]:
+        """Every device's window for the hour; the cursor is the last device returned."""
+        with self._lock:
+            devices = self._fleet.get(hour_ms, [])
+            i = 0 if cursor is None else bisect_left(devices, cursor + "\0")
+            chosen = devices[i : i + limit + 1]
+            items = [self._windows[(d, hour_ms)][0] for d in chosen[:limit]]
+            self._reads += len(items)
+        return Page(items, items[-1].device_id if len(chosen) > limit else None)
+
+    def latest(self, device_id: str) -> Reading | None:
+        """The device's latest reading: the newest reading of its newest window."""
+        with self._lock:
+            newest = self._newest(device_id)
+        return None if newest is None else newest.latest
+
+    def _newest(self, device_id: str) -> HourlyWindow | None:
+        hours = self._hours.get(device_id)
+        if not hours:
+            return None
+        self._reads += 1
+        return self._windows[(device_id, hours[-1])][0]
+
+    def devices(self, *, limit: int, cursor: str | None = None) -> Page[DeviceSummary]:
+        """Devices in id order; the cursor is the last device returned."""
+        with self._lock:
+            i = 0 if cursor is None else bisect_left(self._devices, cursor + "\0")
+            chosen = self._devices[i : i + limit + 1]
+            items = [DeviceSummary(d, _last_seen(self._newest(d))) for d in chosen[:limit]]
+        return Page(items, items[-1].device_id if len(chosen) > limit else None)
+
+    def ops(self) -> StoreOps:
+        """Reads and writes so far."""
+        with self._lock:
+            return StoreOps(self._reads, self._writes)
+
+
+def _last_seen(window: HourlyWindow | None) -> int | None:
+    return None if window is None or window.latest is None else window.latest.timestamp_ms

@@ -1,0 +1,17 @@
+"""The use cases (ingest, process, query) wired to ports; no adapter is named here."""
+
+from iotpipe.application.ingest import IngestResult, IngestService, ItemRejection
+from iotpipe.application.pipeline import Pipeline
+from iotpipe.application.process import ProcessReport, ProcessService
+from iotpipe.application.query import FleetHour, QueryService
+
+__all__ = [
+    "FleetHour",
+    "IngestResult",
+    "IngestService",
+    "ItemRejection",
+    "Pipeline",
+    "ProcessReport",
+    "ProcessService",
+    "QueryService",
+]

@@ -1,0 +1,52 @@
+"""The pure core of iotpipe: readings, hourly windows and exact, mergeable aggregates.
+
+No I/O, no clock, no environment, no cloud SDK: everything here is a value or a function of
+values, which is what lets the same core run unchanged on every runtime.
+"""
+
+from iotpipe.domain.aggregate import Located, MetricSummary, Moments, Stats, merge_all
+from iotpipe.domain.errors import (
+    ArchiveUnavailable,
+    InvalidReading,
+    IotPipeError,
+    Reason,
+    StoreUnavailable,
+    StreamUnavailable,
+    WindowConflict,
+)
+from iotpipe.domain.lateness import LatenessPolicy
+from iotpipe.domain.metrics import METRIC_NAMES, METRICS, SCALE, Metric
+from iotpipe.domain.reading import Location, Reading, ReadingPayload, parse_reading
+from iotpipe.domain.rollup import DailyRollup, daily, fleet
+from iotpipe.domain.window import MAX_READINGS_PER_WINDOW, Absorption, HourlyWindow, IdentitySet
+
+__all__ = [
+    "MAX_READINGS_PER_WINDOW",
+    "METRICS",
+    "METRIC_NAMES",
+    "SCALE",
+    "Absorption",
+    "ArchiveUnavailable",
+    "DailyRollup",
+    "HourlyWindow",
+    "IdentitySet",
+    "InvalidReading",
+    "IotPipeError",
+    "LatenessPolicy",
+    "Located",
+    "Location",
+    "Metric",
+    "MetricSummary",
+    "Moments",
+    "Reading",
+    "ReadingPayload",
+    "Reason",
+    "Stats",
+    "StoreUnavailable",
+    "StreamUnavailable",
+    "WindowConflict",
+    "daily",
+    "fleet",
+    "merge_all",
+    "parse_reading",
+]

@@ -1,0 +1,43 @@
+"""When a reading is too old or too far ahead to count: a policy passed in as data."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from iotpipe.domain.errors import Reason
+
+
+@dataclass(frozen=True, slots=True)
+class LatenessPolicy:
+    """Bounds on event time relative to a reference instant (the time a record arrived).
+
+    ``horizon``: readings older than this are refused as ``too_late`` (``None``: no limit, for
+    backfills). ``max_skew``: readings more than this ahead are refused as ``from_future``
+    (``None``: no limit).
+    """
+
+    horizon: timedelta | None = timedelta(days=7)
+    max_skew: timedelta | None = timedelta(minutes=5)
+
+    @staticmethod
+    def backfill() -> LatenessPolicy:
+        """No horizon (any age counts); still refuses readings from the future."""
+        return LatenessPolicy(horizon=None)
+
+    @staticmethod
+    def unbounded() -> LatenessPolicy:
+        """Accept any event time."""
+        return LatenessPolicy(horizon=None, max_skew=None)
+
+    def check(self, timestamp_ms: int, reference_ms: int) -> Reason | None:
+        """The reason to refuse a reading with this event time, or ``None`` to accept it."""
+        if self.max_skew is not None and timestamp_ms > reference_ms + _ms(self.max_skew):
+            return Reason.FROM_FUTURE
+        if self.horizon is not None and timestamp_ms < reference_ms - _ms(self.horizon):
+            return Reason.TOO_LATE
+        return None
+
+
+def _ms(delta: timedelta) -> int:
+    return delta // timedelta(milliseconds=1)

@@ -1,0 +1,327 @@
+"""A single validated measurement from one device, and the validation that produces it.
+
+Validation is declared with pydantic (:class:`ReadingPayload`); every failure is translated to
+an :class:`~iotpipe.domain.errors.InvalidReading` with a stable :class:`Reason` code and a
+human message. The validated value is the small, immutable :class:`Reading`, whose metric values
+are held in exact fixed point (see :mod:`iotpipe.domain.metrics`).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Annotated, Any, NamedTuple
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    WithJsonSchema,
+    create_model,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from iotpipe.domain.errors import InvalidReading, Reason
+from iotpipe.domain.metrics import METRIC_NAMES, METRICS, SCALE, Metric, from_fixed, to_fixed
+from iotpipe.domain.time import MS_PER_HOUR, format_instant, parse_instant
+
+DEVICE_ID_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}"
+_DEVICE_ID = re.compile(DEVICE_ID_PATTERN)
+_RFC3339 = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})?"
+    r"(?P<offset>[Zz]|[+-][0-9]{2}:[0-9]{2})?"
+)
+_PRIME = (1 << 61) - 1
+
+
+class Location(NamedTuple):
+    """Where a device was, in decimal degrees (WGS 84)."""
+
+    lat: float
+    lon: float
+
+
+class Reading(NamedTuple):
+    """One validated measurement: who, when (UTC epoch ms), what (fixed-point values), where.
+
+    ``values`` is aligned with :data:`~iotpipe.domain.metrics.METRICS`; ``None`` means the
+    reading does not carry that metric. A reading's identity is ``(device_id, timestamp_ms)``.
+    """
+
+    device_id: str
+    timestamp_ms: int
+    values: tuple[int | None, ...]
+    location: Location | None = None
+
+    @property
+    def identity(self) -> tuple[str, int]:
+        """What makes two readings the same reading (a resend), whatever their values."""
+        return (self.device_id, self.timestamp_ms)
+
+    @property
+    def hour_ms(self) -> int:
+        """Start of the reading's hourly window (UTC, epoch ms)."""
+        return self.timestamp_ms - self.timestamp_ms % MS_PER_HOUR
+
+    def value(self, metric: str) -> float | None:
+        """The reading's value of a metric, at the fixed-point resolution."""
+        fixed = self.values[METRIC_NAMES.index(metric)]
+        return None if fixed is None else from_fixed(fixed)
+
+    def fingerprint(self) -> int:
+        """A 16-bit digest of what the reading says; tells a resend from a conflicting duplicate.
+
+        Integer arithmetic only, so it is the same on every platform and Python version.
+        """
+        digest = 0
+        for fixed in self.values:
+            digest = (digest * 1_000_003 + (0 if fixed is None else 2 * fixed + 1)) % _PRIME
+        if self.location is not None:
+            digest = (digest * 1_000_003 + round(self.location.lat * 1e7)) % _PRIME
+            digest = (digest * 1_000_003 + round(self.location.lon * 1e7)) % _PRIME
+        return (digest * 0x9E3779B1 >> 16) & 0xFFFF
+
+    def to_json(self) -> dict[str, Any]:
+        """The reading as a JSON-ready payload in the canonical input format."""
+        body: dict[str, Any] = {
+            "device_id": self.device_id,
+            "timestamp": format_instant(self.timestamp_ms),
+        }
+        for metric, fixed in zip(METRICS, self.values, strict=True):
+            if fixed is not None:
+                body[metric.name] = from_fixed(fixed)
+        if self.location is not None:
+            body["location"] = {"lat": self.location.lat, "lon": self.location.lon}
+        return body
+
+
+def parse_reading(payload: object) -> Reading:
+    """Validate one decoded JSON value as a reading.
+
+    Raises :class:`InvalidReading` with the reason of the first problem found, in field order.
+    """
+    fast = _fast_path(payload)
+    if fast is not None:
+        return fast
+    if not isinstance(payload, dict):
+        raise InvalidReading(Reason.NOT_AN_OBJECT, "a reading must be a JSON object")
+    try:
+        model = ReadingPayload.model_validate(payload)
+    except ValidationError as exc:
+        raise _translate(exc) from None
+    return _to_reading(model)
+
+
+def _fast_path(payload: object) -> Reading | None:  # noqa: PLR0911, PLR0912
+    """The common, well-formed reading, validated without building a pydantic model.
+
+    Accepts a strict subset of what :class:`ReadingPayload` accepts and returns the identical
+    :class:`Reading` (a property test holds the two paths together); anything unusual, valid or
+    not, returns ``None`` and takes the declared path, which also words the errors.
+    """
+    if type(payload) is not dict:
+        return None
+    device_id = payload.get("device_id")
+    stamp = payload.get("timestamp")
+    if type(device_id) is not str or type(stamp) is not str:
+        return None
+    if _DEVICE_ID.fullmatch(device_id) is None:
+        return None
+    match = _RFC3339.fullmatch(stamp)
+    if match is None or match.group("offset") is None or len(stamp) > 30:
+        return None
+    try:
+        timestamp_ms = parse_instant(stamp)
+    except (ValueError, OverflowError):
+        return None
+    values: list[int | None] = []
+    for name, low, high in _BOUNDS:
+        value = payload.get(name)
+        if value is None:
+            values.append(None)
+        elif (type(value) is float or type(value) is int) and low <= value <= high:
+            values.append(round(value * SCALE))
+        else:
+            return None
+    if values.count(None) == len(values):
+        return None
+    location = payload.get("location")
+    if location is not None:
+        if type(location) is not dict:
+            return None
+        lat, lon = location.get("lat"), location.get("lon")
+        if not (type(lat) is float or type(lat) is int) or not -90.0 <= lat <= 90.0:
+            return None
+        if not (type(lon) is float or type(lon) is int) or not -180.0 <= lon <= 180.0:
+            return None
+        location = Location(float(lat), float(lon))
+    return Reading(device_id, timestamp_ms, tuple(values), location)
+
+
+_BOUNDS = tuple((m.name, m.minimum, m.maximum) for m in METRICS)
+
+
+# --- the pydantic declaration ----------------------------------------------------------------
+
+
+def _device_id(value: object) -> str:
+    if not isinstance(value, str) or not _DEVICE_ID.fullmatch(value):
+        raise PydanticCustomError(
+            Reason.INVALID_DEVICE_ID.value,
+            "device_id must be a string of 1-128 characters from [A-Za-z0-9._:-], "
+            "starting with a letter or digit",
+        )
+    return value
+
+
+def _timestamp(value: object) -> int:
+    if not isinstance(value, str):
+        raise PydanticCustomError(
+            Reason.INVALID_TIMESTAMP.value, "timestamp must be an RFC 3339 string"
+        )
+    match = _RFC3339.fullmatch(value)
+    if match is None:
+        raise PydanticCustomError(
+            Reason.INVALID_TIMESTAMP.value,
+            "timestamp must be RFC 3339, e.g. 2025-08-31T10:00:00Z",
+        )
+    if match.group("offset") is None:
+        raise PydanticCustomError(
+            Reason.NAIVE_TIMESTAMP.value,
+            "timestamp has no UTC offset; add Z or +hh:mm",
+        )
+    try:
+        return parse_instant(value)
+    except (ValueError, OverflowError):
+        raise PydanticCustomError(
+            Reason.INVALID_TIMESTAMP.value, "timestamp is not a real date and time"
+        ) from None
+
+
+def _number(value: object, what: str, low: float, high: float, reason: Reason) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise PydanticCustomError(reason.value, f"{what} must be a JSON number")
+    try:
+        number = float(value)
+    except OverflowError:
+        number = math.inf
+    if not math.isfinite(number) or not low <= number <= high:
+        code = Reason.METRIC_OUT_OF_RANGE if reason is Reason.INVALID_METRIC else reason
+        raise PydanticCustomError(code.value, f"{what} must be within [{low:g}, {high:g}]")
+    return number
+
+
+def _metric_validator(metric: Metric) -> Any:
+    def check(value: object) -> float | None:
+        if value is None:
+            return None
+        return _number(value, metric.name, metric.minimum, metric.maximum, Reason.INVALID_METRIC)
+
+    return check
+
+
+def _location(value: object) -> Location | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict) or "lat" not in value or "lon" not in value:
+        raise PydanticCustomError(
+            Reason.INVALID_LOCATION.value, 'location must be an object {"lat": .., "lon": ..}'
+        )
+    lat = _number(value["lat"], "location.lat", -90.0, 90.0, Reason.INVALID_LOCATION)
+    lon = _number(value["lon"], "location.lon", -180.0, 180.0, Reason.INVALID_LOCATION)
+    return Location(lat, lon)
+
+
+class _ReadingBase(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True, arbitrary_types_allowed=True)
+
+    @model_validator(mode="after")
+    def _carries_a_metric(self) -> _ReadingBase:
+        if all(getattr(self, name) is None for name in METRIC_NAMES):
+            raise PydanticCustomError(
+                Reason.NO_METRICS.value,
+                f"a reading carries at least one of {', '.join(METRIC_NAMES)}",
+            )
+        return self
+
+
+def _build_payload_model() -> type[_ReadingBase]:
+    fields: dict[str, Any] = {
+        "device_id": (
+            Annotated[str, BeforeValidator(_device_id)],
+            Field(description="Stable device identifier; becomes part of storage keys."),
+        ),
+        "timestamp": (
+            Annotated[
+                int,
+                BeforeValidator(_timestamp),
+                WithJsonSchema({"type": "string", "format": "date-time"}),
+            ],
+            Field(description="Event time, RFC 3339 with a UTC offset; kept to the millisecond."),
+        ),
+    }
+    for metric in METRICS:
+        fields[metric.name] = (
+            Annotated[float | None, BeforeValidator(_metric_validator(metric))],
+            Field(default=None, description=f"{metric.description} [{metric.unit}]"),
+        )
+    fields["location"] = (
+        Annotated[
+            Location | None,
+            BeforeValidator(_location),
+            WithJsonSchema(
+                {
+                    "type": ["object", "null"],
+                    "properties": {"lat": {"type": "number"}, "lon": {"type": "number"}},
+                    "required": ["lat", "lon"],
+                }
+            ),
+        ],
+        Field(
+            default=None, description="Where the device was: lat in [-90, 90], lon in [-180, 180]."
+        ),
+    )
+    return create_model("ReadingPayload", __base__=_ReadingBase, **fields)
+
+
+#: The pydantic declaration of the reading payload (one field per declared metric).
+ReadingPayload = _build_payload_model()
+
+_FIELD_ORDER = ("device_id", "timestamp", *METRIC_NAMES, "location")
+_MISSING = {"device_id": Reason.MISSING_DEVICE_ID, "timestamp": Reason.MISSING_TIMESTAMP}
+
+
+def _translate(exc: ValidationError) -> InvalidReading:
+    errors = exc.errors(include_url=False)
+
+    def rank(error: Any) -> int:
+        field = error["loc"][0] if error["loc"] else ""
+        return _FIELD_ORDER.index(field) if field in _FIELD_ORDER else len(_FIELD_ORDER)
+
+    first = min(errors, key=rank)
+    field = str(first["loc"][0]) if first["loc"] else ""
+    if first["type"] == "missing" and field in _MISSING:
+        return InvalidReading(_MISSING[field], f"{field} is required")
+    try:
+        reason = Reason(first["type"])
+    except ValueError:
+        reason = Reason.INVALID_METRIC if field in METRIC_NAMES else Reason.NOT_AN_OBJECT
+    return InvalidReading(reason, str(first["msg"]))
+
+
+def _to_reading(model: _ReadingBase) -> Reading:
+    values = tuple(
+        None if (v := getattr(model, name)) is None else to_fixed(v) for name in METRIC_NAMES
+    )
+    return Reading(
+        device_id=model.device_id,  # type: ignore[attr-defined]
+        timestamp_ms=model.timestamp,  # type: ignore[attr-defined]
+        values=values,
+        location=model.location,  # type: ignore[attr-defined]
+    )
+
+
+__all__ = ["Location", "Reading", "ReadingPayload", "parse_reading"]

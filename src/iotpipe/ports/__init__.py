@@ -1,0 +1,47 @@
+"""The interfaces between the application and the outside world (hexagonal ports)."""
+
+from iotpipe.ports.archive import Quarantine, RawArchive
+from iotpipe.ports.clock import Clock
+from iotpipe.ports.records import (
+    DeviceSummary,
+    Page,
+    PublishResult,
+    RawBatch,
+    RawRecord,
+    Rejection,
+    StoreOps,
+    StreamMessage,
+)
+from iotpipe.ports.store import (
+    AggregateStore,
+    ApplyResult,
+    Contribution,
+    RetryPolicy,
+    Version,
+    WindowKey,
+    WindowStoreBase,
+)
+from iotpipe.ports.stream import BatchSource, ReadingStream
+
+__all__ = [
+    "AggregateStore",
+    "ApplyResult",
+    "BatchSource",
+    "Clock",
+    "Contribution",
+    "DeviceSummary",
+    "Page",
+    "PublishResult",
+    "Quarantine",
+    "RawArchive",
+    "RawBatch",
+    "RawRecord",
+    "ReadingStream",
+    "Rejection",
+    "RetryPolicy",
+    "StoreOps",
+    "StreamMessage",
+    "Version",
+    "WindowKey",
+    "WindowStoreBase",
+]

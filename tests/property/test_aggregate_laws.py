@@ -1,0 +1,68 @@
+"""The algebra: Moments and Stats are commutative monoids under merge, with exact equality."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from iotpipe.domain import Stats, merge_all
+from tests.strategies import readings
+
+pytestmark = pytest.mark.unit
+
+stats = st.lists(readings(), max_size=6).map(Stats.of)
+
+
+@given(stats)
+def test_empty_is_the_identity(a: Stats) -> None:
+    assert a.merge(Stats.empty()) == a
+    assert Stats.empty().merge(a) == a
+
+
+@given(stats, stats)
+def test_merge_is_commutative(a: Stats, b: Stats) -> None:
+    assert a.merge(b) == b.merge(a)
+
+
+@given(stats, stats, stats)
+def test_merge_is_associative(a: Stats, b: Stats, c: Stats) -> None:
+    assert a.merge(b).merge(c) == a.merge(b.merge(c))
+
+
+@given(st.lists(readings(), max_size=30), st.data())
+def test_any_grouping_and_order_gives_bit_identical_results(items, data) -> None:
+    whole = Stats.of(items)
+    shuffled = data.draw(st.permutations(items))
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(items)), max_size=5)))
+    parts = [shuffled[i:j] for i, j in zip([0, *cuts], [*cuts, len(items)], strict=True)]
+    assert merge_all(Stats.of(p) for p in parts) == whole
+    # Bit-identical presentation too: the floats come from exact integers.
+    reordered = merge_all(Stats.of(p) for p in reversed(parts))
+    for a, b in zip(reordered.metrics, whole.metrics, strict=True):
+        assert a.summary() == b.summary()
+
+
+@given(st.lists(readings(), min_size=1, max_size=30))
+def test_summary_matches_a_direct_computation(items) -> None:
+    result = Stats.of(items)
+    assert result.count == len(items)
+    for i, moments in enumerate(result.metrics):
+        values = [r.values[i] / 1000 for r in items if r.values[i] is not None]
+        summary = moments.summary()
+        assert summary.count == len(values)
+        if not values:
+            assert summary.mean is None and summary.stddev is None
+            continue
+        mean = sum(values) / len(values)
+        assert summary.min == min(values) and summary.max == max(values)
+        assert summary.mean == pytest.approx(mean, abs=1e-9)
+        variance = sum((v - mean) ** 2 for v in values) / len(values)
+        assert summary.stddev == pytest.approx(variance**0.5, abs=1e-6)
+    assert result.first_ms == min(r.timestamp_ms for r in items)
+    assert result.last_ms == max(r.timestamp_ms for r in items)
+    located = [r for r in items if r.location is not None]
+    if located:
+        latest = max(located, key=lambda r: (r.timestamp_ms, r.location.lat, r.location.lon))
+        assert result.located is not None
+        assert result.located.location == latest.location
