@@ -1,8 +1,10 @@
 """Simulated IoT devices: a deterministic fleet of sensors with optional delivery faults.
 
-The same seed gives the same readings, byte for byte. Values are plausible: each device has
-its own base levels and home; temperature follows a daily cycle in the device's local solar
-time, humidity moves against it, both carry noise, and the location jitters around home.
+The same seed gives the same readings, byte for byte; a reading's values depend only on the
+seed, the device and its timestamp, so overlapping runs produce exact resends, never
+conflicting values. Values are plausible: each device has its own base levels and home;
+temperature follows a daily cycle in the device's local solar time, humidity moves against it,
+both carry noise, and the location jitters around home.
 Faults are injected by rate: device resends (exact duplicates), out-of-order delivery, and
 malformed payloads.
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import math
 import random
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -66,6 +69,7 @@ class Fleet:
         self.interval_ms = max(1, round(interval_s * 1000))
         self.seed = seed
         self.devices = [self._device(i, rng) for i in range(devices)]
+        self._by_phase = sorted(self.devices, key=lambda d: (d.phase_ms, d.device_id))
 
     def _device(self, i: int, rng: random.Random) -> _Device:
         lat, lon = _HOMES[i % len(_HOMES)]
@@ -80,13 +84,12 @@ class Fleet:
 
     def readings(self, start_ms: int, end_ms: int) -> Iterator[dict[str, Any]]:
         """Every reading with event time in ``[start_ms, end_ms)``, in time order."""
-        rng = random.Random(f"{self.seed}:{start_ms}")
         first = start_ms - start_ms % self.interval_ms
         for tick in range(first, end_ms + self.interval_ms, self.interval_ms):
-            for device in self.devices:
+            for device in self._by_phase:
                 ts = tick + device.phase_ms
                 if start_ms <= ts < end_ms:
-                    yield self._reading(device, ts, rng)
+                    yield self._reading(device, ts)
 
     def payloads(self, start_ms: int, end_ms: int, faults: Faults | None = None) -> Iterator[str]:
         """The readings as JSON text lines, with faults injected at their rates."""
@@ -109,19 +112,44 @@ class Fleet:
                 yield held.pop(0)
         yield from held
 
-    @staticmethod
-    def _reading(device: _Device, ts: int, rng: random.Random) -> dict[str, Any]:
+    def _reading(self, device: _Device, ts: int) -> dict[str, Any]:
+        noise = _Noise(self.seed, device.device_id, ts)
         local_hours = (ts / MS_PER_HOUR + device.lon / 15.0) % 24
         cycle = math.sin((local_hours - 9.0) / 24.0 * 2 * math.pi)  # peaks mid-afternoon
-        temperature = device.base_temperature + 4.0 * cycle + rng.gauss(0, 0.3)
-        humidity = device.base_humidity - 8.0 * cycle + rng.gauss(0, 1.0)
+        temperature = device.base_temperature + 4.0 * cycle + 0.3 * noise.gauss()
+        humidity = device.base_humidity - 8.0 * cycle + 1.0 * noise.gauss()
         return {
             "device_id": device.device_id,
             "timestamp": format_instant(ts),
             "temperature": round(temperature, 2),
             "humidity": round(min(100.0, max(0.0, humidity)), 2),
             "location": {
-                "lat": round(device.lat + rng.uniform(-1e-4, 1e-4), 6),
-                "lon": round(device.lon + rng.uniform(-1e-4, 1e-4), 6),
+                "lat": round(device.lat + (noise.uniform() - 0.5) * 2e-4, 6),
+                "lon": round(device.lon + (noise.uniform() - 0.5) * 2e-4, 6),
             },
         }
+
+
+class _Noise:
+    """Deterministic pseudo-random numbers from (seed, device, instant): splitmix64."""
+
+    _MASK = (1 << 64) - 1
+
+    def __init__(self, seed: int, device_id: str, ts: int) -> None:
+        # zlib.crc32, not hash(): string hashes are salted per process.
+        self._state = (
+            seed * 0x9E3779B97F4A7C15 ^ zlib.crc32(device_id.encode()) << 32 ^ ts
+        ) & self._MASK
+
+    def uniform(self) -> float:
+        """A float in [0, 1)."""
+        self._state = (self._state + 0x9E3779B97F4A7C15) & self._MASK
+        z = self._state
+        z = (z ^ z >> 30) * 0xBF58476D1CE4E5B9 & self._MASK
+        z = (z ^ z >> 27) * 0x94D049BB133111EB & self._MASK
+        return ((z ^ z >> 31) >> 11) / float(1 << 53)
+
+    def gauss(self) -> float:
+        """A standard normal variate (Box-Muller)."""
+        u = 1.0 - self.uniform()  # (0, 1]: log stays finite
+        return math.sqrt(-2.0 * math.log(u)) * math.cos(2 * math.pi * self.uniform())

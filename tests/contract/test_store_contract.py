@@ -118,7 +118,7 @@ def test_devices_paginate_with_their_last_event_time(store_factory) -> None:
     store = store_factory()
     contribute(store, reading("b", H0), reading("a", H1 + 5), reading("a", H0), reading("c", H2))
     for limit in (1, 2, 3):
-        got = all_pages(lambda **kw: store.devices(**kw), limit)
+        got = all_pages(store.devices, limit)
         assert [(d.device_id, d.last_seen_ms) for d in got] == [("a", H1 + 5), ("b", H0), ("c", H2)]
 
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import gc
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import orjson
 
@@ -35,3 +38,33 @@ def encode_item(item: object) -> bytes:
         return orjson.dumps(item)
     except TypeError:
         return repr(item).encode()
+
+
+_gc_lock = threading.Lock()
+_gc_pausers = 0
+_gc_was_enabled = False
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause CPython's cyclic garbage collector for a bounded piece of work.
+
+    Processing a batch allocates many small acyclic objects (parsed payloads, readings); the
+    generational collector would scan them again and again for cycles they cannot have, which
+    costs about a fifth of the processing time. Reference counting still frees everything.
+    Nested and concurrent use is safe: the collector resumes when the last user leaves, and
+    only if it was enabled before the first one came.
+    """
+    global _gc_pausers, _gc_was_enabled  # noqa: PLW0603 - process-wide by nature
+    with _gc_lock:
+        if _gc_pausers == 0:
+            _gc_was_enabled = gc.isenabled()
+            gc.disable()
+        _gc_pausers += 1
+    try:
+        yield
+    finally:
+        with _gc_lock:
+            _gc_pausers -= 1
+            if _gc_pausers == 0 and _gc_was_enabled:
+                gc.enable()

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from iotpipe.application.payloads import decode_items, encode_item
+from iotpipe.application.payloads import decode_items, encode_item, gc_paused
 from iotpipe.domain import (
     ArchiveUnavailable,
     InvalidReading,
@@ -15,7 +15,7 @@ from iotpipe.domain import (
     Reason,
     parse_reading,
 )
-from iotpipe.domain.time import hour_start
+from iotpipe.domain.time import MS_PER_HOUR
 from iotpipe.ports import (
     AggregateStore,
     ApplyResult,
@@ -37,6 +37,8 @@ class ProcessReport:
     ``received == accepted + duplicates + sum(rejected.values()) + unapplied``.
     ``failed_records`` are the records to deliver again (a transient failure left some of
     their readings unapplied); retrying them is safe because absorption is idempotent.
+    ``windows_updated`` (written) never exceeds ``windows_touched`` (distinct windows in the
+    batch): store writes scale with windows, not readings.
     """
 
     batch_id: str
@@ -46,6 +48,7 @@ class ProcessReport:
     duplicates: int
     rejected: Mapping[str, int]
     windows_updated: int
+    windows_touched: int = 0
     unapplied: int = 0
     failed_records: tuple[str, ...] = ()
     errors: tuple[str, ...] = field(default=())
@@ -61,11 +64,24 @@ class _Triage:
     """Readings of a batch sorted into windows, and what was refused before the store."""
 
     windows: dict[WindowKey, list[Reading]] = field(default_factory=dict)
-    sources: dict[WindowKey, set[int]] = field(default_factory=dict)
-    origin: dict[int, tuple[int, int]] = field(default_factory=dict)  # id(reading) -> place
+    places: list[tuple[Reading, int, int]] = field(default_factory=list)  # (reading, record, item)
     rejections: list[Rejection] = field(default_factory=list)
     rejected_records: set[int] = field(default_factory=set)
     received: int = 0
+
+    def origin(self) -> dict[int, tuple[int, int]]:
+        """``id(reading)`` -> (record position, item index); built only when needed."""
+        return {id(reading): (record, item) for reading, record, item in self.places}
+
+    def records_of(self, keys: Collection[WindowKey]) -> set[int]:
+        """Positions of the records that contributed to these windows."""
+        if not keys:
+            return set()
+        return {
+            record
+            for reading, record, _ in self.places
+            if (reading.device_id, reading.hour_ms) in keys
+        }
 
 
 class ProcessService:
@@ -87,6 +103,10 @@ class ProcessService:
 
     def process(self, batch: RawBatch) -> ProcessReport:
         """Process one batch; transient failures are reported as ``failed_records``, not raised."""
+        with gc_paused():
+            return self._process(batch)
+
+    def _process(self, batch: RawBatch) -> ProcessReport:
         now = self._clock.now_ms()
         partition = batch.arrived_ms() or now
         if self._archive is not None:
@@ -96,12 +116,11 @@ class ProcessService:
                 return self._nothing_applied(batch, f"archive: {exc}")
         triage = self._triage(batch, now)
         contributions = [
-            Contribution(key[0], key[1], tuple(readings))
-            for key, readings in triage.windows.items()
+            Contribution(key[0], key[1], readings) for key, readings in triage.windows.items()
         ]
         result = self._store.apply(contributions)
         rejections = triage.rejections + self._store_rejections(batch, triage, result)
-        failed = {i for key in result.failed for i in triage.sources[key]}
+        failed = triage.records_of(result.failed.keys())
         errors = sorted(set(result.failed.values()))
         if rejections and self._quarantine is not None:
             try:
@@ -112,7 +131,9 @@ class ProcessService:
         return self._report(batch, triage, result, rejections, failed, tuple(errors))
 
     def _triage(self, batch: RawBatch, now: int) -> _Triage:
+        # The hot loop of the pipeline: kept flat on purpose.
         triage = _Triage()
+        windows, places, check = triage.windows, triage.places, self._lateness.check
         for position, record in enumerate(batch.records):
             reference = record.arrived_ms if record.arrived_ms is not None else now
             try:
@@ -121,20 +142,28 @@ class ProcessService:
                 triage.received += 1
                 self._reject(triage, position, record.record_id, 0, exc, record.data)
                 continue
+            triage.received += len(items)
             for index, item in enumerate(items):
-                triage.received += 1
                 try:
                     reading = parse_reading(item)
-                    late = self._lateness.check(reading.timestamp_ms, reference)
-                    if late is not None:
-                        raise InvalidReading(late, _lateness_message(late))
                 except InvalidReading as exc:
                     self._reject(triage, position, record.record_id, index, exc, encode_item(item))
                     continue
-                key = (reading.device_id, hour_start(reading.timestamp_ms))
-                triage.windows.setdefault(key, []).append(reading)
-                triage.sources.setdefault(key, set()).add(position)
-                triage.origin[id(reading)] = (position, index)
+                ts = reading.timestamp_ms
+                late = check(ts, reference)
+                if late is not None:
+                    refusal = InvalidReading(late, _lateness_message(late))
+                    self._reject(
+                        triage, position, record.record_id, index, refusal, encode_item(item)
+                    )
+                    continue
+                key = (reading.device_id, ts - ts % MS_PER_HOUR)
+                bucket = windows.get(key)
+                if bucket is None:
+                    windows[key] = [reading]
+                else:
+                    bucket.append(reading)
+                places.append((reading, position, index))
         return triage
 
     @staticmethod
@@ -147,6 +176,7 @@ class ProcessService:
     @staticmethod
     def _store_rejections(batch: RawBatch, triage: _Triage, result: ApplyResult) -> list[Rejection]:
         found: list[Rejection] = []
+        origin: dict[int, tuple[int, int]] | None = None
         for key, absorption in result.absorbed.items():
             if key in result.failed:
                 continue
@@ -155,7 +185,8 @@ class ProcessService:
                 (Reason.WINDOW_FULL, absorption.overflow),
             ):
                 for reading in readings:
-                    position, index = triage.origin[id(reading)]
+                    origin = origin if origin is not None else triage.origin()
+                    position, index = origin[id(reading)]
                     triage.rejected_records.add(position)
                     found.append(
                         Rejection(
@@ -186,6 +217,7 @@ class ProcessService:
             duplicates=sum(len(a.duplicates) for a in absorbed),
             rejected=dict(Counter(r.reason.value for r in rejections)),
             windows_updated=len(result.written),
+            windows_touched=len(triage.windows),
             unapplied=sum(len(triage.windows[key]) for key in result.failed),
             failed_records=tuple(batch.records[i].record_id for i in sorted(failed)),
             errors=errors,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from iotpipe.domain.errors import Reason
@@ -19,6 +19,13 @@ class LatenessPolicy:
 
     horizon: timedelta | None = timedelta(days=7)
     max_skew: timedelta | None = timedelta(minutes=5)
+    _horizon_ms: int | None = field(init=False, repr=False, compare=False, default=None)
+    _skew_ms: int | None = field(init=False, repr=False, compare=False, default=None)
+
+    def __post_init__(self) -> None:
+        # Checked once per reading: keep the bounds as plain integers.
+        object.__setattr__(self, "_horizon_ms", None if self.horizon is None else _ms(self.horizon))
+        object.__setattr__(self, "_skew_ms", None if self.max_skew is None else _ms(self.max_skew))
 
     @staticmethod
     def backfill() -> LatenessPolicy:
@@ -32,9 +39,10 @@ class LatenessPolicy:
 
     def check(self, timestamp_ms: int, reference_ms: int) -> Reason | None:
         """The reason to refuse a reading with this event time, or ``None`` to accept it."""
-        if self.max_skew is not None and timestamp_ms > reference_ms + _ms(self.max_skew):
+        skew, horizon = self._skew_ms, self._horizon_ms
+        if skew is not None and timestamp_ms > reference_ms + skew:
             return Reason.FROM_FUTURE
-        if self.horizon is not None and timestamp_ms < reference_ms - _ms(self.horizon):
+        if horizon is not None and timestamp_ms < reference_ms - horizon:
             return Reason.TOO_LATE
         return None
 

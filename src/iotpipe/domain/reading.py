@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, NamedTuple
 
 from pydantic import (
@@ -26,7 +27,7 @@ from pydantic_core import PydanticCustomError
 
 from iotpipe.domain.errors import InvalidReading, Reason
 from iotpipe.domain.metrics import METRIC_NAMES, METRICS, SCALE, Metric, from_fixed, to_fixed
-from iotpipe.domain.time import MS_PER_HOUR, format_instant, parse_instant
+from iotpipe.domain.time import MAX_MS, MIN_MS, MS_PER_HOUR, format_instant, parse_instant
 
 DEVICE_ID_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}"
 _DEVICE_ID = re.compile(DEVICE_ID_PATTERN)
@@ -34,7 +35,14 @@ _RFC3339 = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})?"
     r"(?P<offset>[Zz]|[+-][0-9]{2}:[0-9]{2})?"
 )
-_PRIME = (1 << 61) - 1
+# The fast path's stricter subset: upper-case T and Z, at most microsecond fractions.
+_FAST_STAMP = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?"
+    r"(?:Z|[+-][0-9]{2}:[0-9]{2})"
+)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_MS = timedelta(milliseconds=1)
+_ABSENT = -7  # stands for a missing value or location in fingerprints
 
 
 class Location(NamedTuple):
@@ -74,15 +82,17 @@ class Reading(NamedTuple):
     def fingerprint(self) -> int:
         """A 16-bit digest of what the reading says; tells a resend from a conflicting duplicate.
 
-        Integer arithmetic only, so it is the same on every platform and Python version.
+        CPython's hash of a tuple of ints and floats: not salted per process (only str and bytes
+        hashes are), identical on every 64-bit platform and unchanged since Python 3.8. A golden
+        test pins known values, so a change would fail loudly. A fingerprint only classifies a
+        repeated identity as resend or conflict; it never decides whether a reading counts.
         """
-        digest = 0
-        for fixed in self.values:
-            digest = (digest * 1_000_003 + (0 if fixed is None else 2 * fixed + 1)) % _PRIME
-        if self.location is not None:
-            digest = (digest * 1_000_003 + round(self.location.lat * 1e7)) % _PRIME
-            digest = (digest * 1_000_003 + round(self.location.lon * 1e7)) % _PRIME
-        return (digest * 0x9E3779B1 >> 16) & 0xFFFF
+        values = self.values
+        if None in values:  # hash(None) varies per process before Python 3.12
+            values = tuple([_ABSENT if v is None else v for v in values])
+        location = self.location
+        digest = hash((values, _ABSENT if location is None else location))
+        return (digest ^ digest >> 16 ^ digest >> 32 ^ digest >> 48) & 0xFFFF
 
     def to_json(self) -> dict[str, Any]:
         """The reading as a JSON-ready payload in the canonical input format."""
@@ -111,7 +121,7 @@ def parse_reading(payload: object) -> Reading:
     try:
         model = ReadingPayload.model_validate(payload)
     except ValidationError as exc:
-        raise _translate(exc) from None
+        raise _translate(exc, payload) from None
     return _to_reading(model)
 
 
@@ -128,25 +138,26 @@ def _fast_path(payload: object) -> Reading | None:  # noqa: PLR0911, PLR0912
     stamp = payload.get("timestamp")
     if type(device_id) is not str or type(stamp) is not str:
         return None
-    if _DEVICE_ID.fullmatch(device_id) is None:
-        return None
-    match = _RFC3339.fullmatch(stamp)
-    if match is None or match.group("offset") is None or len(stamp) > 30:
+    if _DEVICE_ID.fullmatch(device_id) is None or _FAST_STAMP.fullmatch(stamp) is None:
         return None
     try:
-        timestamp_ms = parse_instant(stamp)
+        timestamp_ms = (datetime.fromisoformat(stamp) - _EPOCH) // _ONE_MS
     except (ValueError, OverflowError):
         return None
+    if not MIN_MS <= timestamp_ms < MAX_MS:
+        return None
     values: list[int | None] = []
+    present = False
     for name, low, high in _BOUNDS:
         value = payload.get(name)
         if value is None:
             values.append(None)
         elif (type(value) is float or type(value) is int) and low <= value <= high:
             values.append(round(value * SCALE))
+            present = True
         else:
             return None
-    if values.count(None) == len(values):
+    if not present:
         return None
     location = payload.get("location")
     if location is not None:
@@ -157,11 +168,15 @@ def _fast_path(payload: object) -> Reading | None:  # noqa: PLR0911, PLR0912
             return None
         if not (type(lon) is float or type(lon) is int) or not -180.0 <= lon <= 180.0:
             return None
-        location = Location(float(lat), float(lon))
-    return Reading(device_id, timestamp_ms, tuple(values), location)
+        location = _new(Location, (float(lat), float(lon)))
+    return _new(Reading, (device_id, timestamp_ms, tuple(values), location))
 
 
 _BOUNDS = tuple((m.name, m.minimum, m.maximum) for m in METRICS)
+_NO_METRICS_MESSAGE = f"a reading carries at least one of {', '.join(METRIC_NAMES)}"
+# Named tuples built without their generated __new__ (a Python-level lambda): the fast path
+# makes two per reading, and every field is already checked.
+_new = tuple.__new__
 
 
 # --- the pydantic declaration ----------------------------------------------------------------
@@ -194,11 +209,17 @@ def _timestamp(value: object) -> int:
             "timestamp has no UTC offset; add Z or +hh:mm",
         )
     try:
-        return parse_instant(value)
+        instant = parse_instant(value)
     except (ValueError, OverflowError):
         raise PydanticCustomError(
             Reason.INVALID_TIMESTAMP.value, "timestamp is not a real date and time"
         ) from None
+    if not MIN_MS <= instant < MAX_MS:
+        raise PydanticCustomError(
+            Reason.INVALID_TIMESTAMP.value,
+            "timestamp must lie between 1970-01-01T00:00:00Z and 9999-12-31T00:00:00Z",
+        )
+    return instant
 
 
 def _number(value: object, what: str, low: float, high: float, reason: Reason) -> float:
@@ -241,10 +262,7 @@ class _ReadingBase(BaseModel):
     @model_validator(mode="after")
     def _carries_a_metric(self) -> _ReadingBase:
         if all(getattr(self, name) is None for name in METRIC_NAMES):
-            raise PydanticCustomError(
-                Reason.NO_METRICS.value,
-                f"a reading carries at least one of {', '.join(METRIC_NAMES)}",
-            )
+            raise PydanticCustomError(Reason.NO_METRICS.value, _NO_METRICS_MESSAGE)
         return self
 
 
@@ -294,7 +312,7 @@ _FIELD_ORDER = ("device_id", "timestamp", *METRIC_NAMES, "location")
 _MISSING = {"device_id": Reason.MISSING_DEVICE_ID, "timestamp": Reason.MISSING_TIMESTAMP}
 
 
-def _translate(exc: ValidationError) -> InvalidReading:
+def _translate(exc: ValidationError, payload: dict[str, Any]) -> InvalidReading:
     errors = exc.errors(include_url=False)
 
     def rank(error: Any) -> int:
@@ -303,6 +321,8 @@ def _translate(exc: ValidationError) -> InvalidReading:
 
     first = min(errors, key=rank)
     field = str(first["loc"][0]) if first["loc"] else ""
+    if field == "location" and all(payload.get(name) is None for name in METRIC_NAMES):
+        return InvalidReading(Reason.NO_METRICS, _NO_METRICS_MESSAGE)
     if first["type"] == "missing" and field in _MISSING:
         return InvalidReading(_MISSING[field], f"{field} is required")
     try:

@@ -37,9 +37,15 @@ def day_start(ms: int) -> int:
     return ms - ms % MS_PER_DAY
 
 
+#: The supported range of event times: [1970-01-01T00:00:00Z, 9999-12-31T00:00:00Z).
+MIN_MS = 0
+MAX_MS = 253_402_214_400_000
+
+
 def format_instant(ms: int) -> str:
     """RFC 3339 in UTC with a ``Z``; milliseconds shown only when present."""
-    text = from_ms(ms).strftime("%Y-%m-%dT%H:%M:%S")
+    t = from_ms(ms)
+    text = f"{t.year:04d}-{t.month:02d}-{t.day:02d}T{t.hour:02d}:{t.minute:02d}:{t.second:02d}"
     millis = ms % MS_PER_SECOND
     return f"{text}.{millis:03d}Z" if millis else f"{text}Z"
 

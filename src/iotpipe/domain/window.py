@@ -11,8 +11,10 @@ import sys
 import zlib
 from array import array
 from bisect import bisect_left
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
+from typing import NamedTuple
 
 from iotpipe.domain.aggregate import Stats
 from iotpipe.domain.errors import IotPipeError
@@ -63,12 +65,21 @@ class IdentitySet:
             return keys[i] & 0xFFFF
         return None
 
+    def last_offset(self) -> int:
+        """The greatest offset held (-1 when empty)."""
+        return self._keys[-1] >> 16 if self._keys else -1
+
     def with_added(self, entries: Iterable[tuple[int, int]]) -> IdentitySet:
         """A new set that also holds these ``(offset_ms, fingerprint)`` entries (all unseen)."""
-        added = [offset << 16 | fp for offset, fp in entries]
+        added = sorted([offset << 16 | fp for offset, fp in entries])
         if not added:
             return self
-        return IdentitySet(array("Q", sorted([*self._keys, *added])))
+        keys = array("Q", self._keys)
+        if keys and added[0] < keys[-1]:  # not a pure append (late or out-of-order readings)
+            keys.extend(added)
+            return IdentitySet(array("Q", sorted(keys)))
+        keys.extend(added)
+        return IdentitySet(keys)
 
     def to_bytes(self) -> bytes:
         """The compact, portable serialisation (see the class docstring)."""
@@ -98,26 +109,32 @@ class IdentitySet:
         return IdentitySet(keys)
 
 
-@dataclass(frozen=True, slots=True)
-class Absorption:
+class Absorption(NamedTuple):
     """How the readings offered to a window were taken."""
 
-    new: tuple[Reading, ...] = ()
-    duplicates: tuple[Reading, ...] = ()
-    conflicts: tuple[Reading, ...] = ()
-    overflow: tuple[Reading, ...] = ()
+    new: Sequence[Reading] = ()
+    duplicates: Sequence[Reading] = ()
+    conflicts: Sequence[Reading] = ()
+    overflow: Sequence[Reading] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class HourlyWindow:
-    """The aggregate of one device's readings in one UTC hour, with the identities it counted."""
+_NO_IDENTITIES = IdentitySet()
+_EVENT_TIME = itemgetter(1)  # Reading.timestamp_ms, at C speed
+
+
+class HourlyWindow(NamedTuple):
+    """The aggregate of one device's readings in one UTC hour, with the identities it counted.
+
+    ``latest`` is the window's reading with the greatest event time (the device's latest
+    reading, when this is its newest window). An immutable named tuple: windows are rebuilt on
+    every update, on the hot path.
+    """
 
     device_id: str
     hour_ms: int
-    stats: Stats = field(default_factory=Stats.empty)
-    seen: IdentitySet = field(default_factory=IdentitySet)
+    stats: Stats = Stats()
+    seen: IdentitySet = _NO_IDENTITIES
     latest: Reading | None = None
-    """The window's reading with the greatest event time (the device's latest, if newest)."""
 
     @property
     def key(self) -> tuple[str, int]:
@@ -131,19 +148,39 @@ class HourlyWindow:
         fingerprint it is a conflict: the first version counted stays, the other is reported.
         All readings must belong to this window.
         """
+        items = readings if isinstance(readings, list | tuple) else list(readings)
+        hour = self.hour_ms
+        if not items:
+            return self, Absorption()
+        offsets = [r.timestamp_ms - hour for r in items]
+        low = min(offsets)
+        if (
+            low < 0
+            or max(offsets) >= MS_PER_HOUR
+            or {r.device_id for r in items} != {self.device_id}
+        ):
+            raise ValueError(f"readings outside window {self.key} were offered to it")
+        fingerprints = [r.fingerprint() for r in items]
         seen = self.seen
+        if (
+            low > seen.last_offset()
+            and len(set(offsets)) == len(offsets)
+            and len(seen) + len(items) <= MAX_READINGS_PER_WINDOW
+        ):
+            # The common case in a time-ordered stream: every reading is new.
+            return self._grow(items, offsets, fingerprints, Absorption(items))
+        lookup = seen.fingerprint_at if len(seen) else None
         fresh: dict[int, tuple[Reading, int]] = {}
         duplicates: list[Reading] = []
         conflicts: list[Reading] = []
         overflow: list[Reading] = []
         room = MAX_READINGS_PER_WINDOW - len(seen)
-        for reading in readings:
-            offset = reading.timestamp_ms - self.hour_ms
-            if reading.device_id != self.device_id or not 0 <= offset < MS_PER_HOUR:
-                raise ValueError(f"reading {reading.identity} is not in window {self.key}")
-            fingerprint = reading.fingerprint()
+        for reading, offset, fingerprint in zip(items, offsets, fingerprints, strict=True):
             prior = fresh.get(offset)
-            known = prior[1] if prior is not None else seen.fingerprint_at(offset)
+            if prior is not None:
+                known: int | None = prior[1]
+            else:
+                known = lookup(offset) if lookup is not None else None
             if known is None:
                 if len(fresh) < room:
                     fresh[offset] = (reading, fingerprint)
@@ -153,22 +190,27 @@ class HourlyWindow:
                 duplicates.append(reading)
             else:
                 conflicts.append(reading)
-        absorbed = Absorption(
-            tuple(r for r, _ in fresh.values()),
-            tuple(duplicates),
-            tuple(conflicts),
-            tuple(overflow),
-        )
+        absorbed = Absorption([r for r, _ in fresh.values()], duplicates, conflicts, overflow)
         if not fresh:
             return self, absorbed
-        newest = max(absorbed.new, key=lambda r: r.timestamp_ms)
+        new_offsets = list(fresh)
+        new_fingerprints = [fp for _, fp in fresh.values()]
+        return self._grow(absorbed.new, new_offsets, new_fingerprints, absorbed)
+
+    def _grow(
+        self,
+        new: Sequence[Reading],
+        offsets: Sequence[int],
+        fingerprints: Sequence[int],
+        absorbed: Absorption,
+    ) -> tuple[HourlyWindow, Absorption]:
+        newest = max(new, key=_EVENT_TIME)
+        latest = self.latest
         window = HourlyWindow(
             self.device_id,
             self.hour_ms,
-            self.stats.merge(Stats.of(absorbed.new)),
-            seen.with_added((offset, fp) for offset, (_, fp) in fresh.items()),
-            newest
-            if self.latest is None or newest.timestamp_ms > self.latest.timestamp_ms
-            else self.latest,
+            self.stats.add(new),
+            self.seen.with_added(zip(offsets, fingerprints, strict=True)),
+            newest if latest is None or newest.timestamp_ms > latest.timestamp_ms else latest,
         )
         return window, absorbed

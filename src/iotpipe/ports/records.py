@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Generic, NamedTuple, TypeVar
 
 from iotpipe.domain import Reason
 
 T = TypeVar("T")
 
 
-@dataclass(frozen=True, slots=True)
-class RawRecord:
+class RawRecord(NamedTuple):
     """One record as the stream delivered it: its id, its bytes, and when it arrived.
 
     ``arrived_ms`` is the stream's own arrival time (Kinesis ``ApproximateArrivalTimestamp``,

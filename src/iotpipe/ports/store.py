@@ -40,7 +40,7 @@ class Contribution:
 
     device_id: str
     hour_ms: int
-    readings: tuple[Reading, ...]
+    readings: Sequence[Reading]
 
     @property
     def key(self) -> WindowKey:
