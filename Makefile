@@ -32,8 +32,8 @@ test: $(VENV)/.installed-dev  ## install what the tests need and run the whole s
 	$(BIN)/pytest
 
 lint: $(VENV)/.installed-dev  ## ruff, mypy (strict on the core) and the import-linter contracts
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
