@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from iotpipe.domain.time import MS_PER_HOUR, format_instant
+from iotpipe.domain.time import MS_PER_HOUR, format_instant, parse_instant
 
 _HOMES = (  # (lat, lon) of a few cities, so fleets spread over time zones
     (34.0522, -118.2437),
@@ -42,11 +42,15 @@ _MALFORMED = (
 
 @dataclass(frozen=True, slots=True)
 class Faults:
-    """Rates (0..1) of injected delivery faults, per reading."""
+    """Injected faults. Rates (0..1) apply per reading, except ``skewed``, which is the share
+    of devices whose clocks are off by up to ``skew_s`` seconds either way."""
 
     duplicates: float = 0.0
     disorder: float = 0.0
     malformed: float = 0.0
+    late: float = 0.0
+    skewed: float = 0.0
+    skew_s: float = 900.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,13 +101,21 @@ class Fleet:
 
         faults = faults or Faults()
         rng = random.Random(f"{self.seed}:faults:{start_ms}")
-        held: list[str] = []
+        skews = self._clock_skews(faults)
+        held: list[str] = []  # out of order: delivered a little later
+        late: list[str] = []  # late: delivered after everything else
         for reading in self.readings(start_ms, end_ms):
+            skew = skews.get(reading["device_id"])
+            if skew:
+                reading["timestamp"] = format_instant(parse_instant(reading["timestamp"]) + skew)
             line = orjson.dumps(reading).decode()
             if rng.random() < faults.malformed:
                 yield rng.choice(_MALFORMED)
+            if rng.random() < faults.late:
+                late.append(line)
+                continue
             if rng.random() < faults.disorder:
-                held.append(line)  # delivered later, after newer readings
+                held.append(line)
                 continue
             yield line
             if rng.random() < faults.duplicates:
@@ -111,6 +123,16 @@ class Fleet:
             if held and rng.random() < 0.2:
                 yield held.pop(0)
         yield from held
+        yield from late
+
+    def _clock_skews(self, faults: Faults) -> dict[str, int]:
+        """Milliseconds each skewed device's clock is off by (deterministic per seed)."""
+        skews: dict[str, int] = {}
+        for device in self.devices:
+            noise = _Noise(self.seed, device.device_id, -1)
+            if noise.uniform() < faults.skewed:
+                skews[device.device_id] = round((2 * noise.uniform() - 1) * faults.skew_s * 1000)
+        return skews
 
     def _reading(self, device: _Device, ts: int) -> dict[str, Any]:
         noise = _Noise(self.seed, device.device_id, ts)

@@ -192,3 +192,30 @@ def test_a_readings_values_do_not_depend_on_where_the_range_starts() -> None:
     }
     later = list(fleet.readings(T_START + 1_800_000, T_START + 7_200_000))
     assert later and all(whole[(r["device_id"], r["timestamp"])] == r for r in later)
+
+
+def test_late_readings_arrive_after_everything_else() -> None:
+    fleet = Fleet(devices=5, interval_s=60, seed=4)
+    lines = list(fleet.payloads(T_START, T_START + 7_200_000, Faults(late=0.1)))
+    stamps = [parse_instant(orjson.loads(line)["timestamp"]) for line in lines]
+    truth = [parse_instant(r["timestamp"]) for r in fleet.readings(T_START, T_START + 7_200_000)]
+    assert sorted(stamps) == truth  # nothing lost, nothing added
+    newest = stamps.index(truth[-1])
+    tail = stamps[newest + 1 :]  # delivered after the newest reading: the late ones
+    assert 30 <= len(tail) <= 95 and tail == sorted(tail) and tail[0] < T_START + 3_600_000
+
+
+def test_skewed_clocks_shift_whole_devices_deterministically() -> None:
+    fleet = Fleet(devices=20, interval_s=300, seed=5)
+    true = {r["device_id"]: r["timestamp"] for r in fleet.readings(T_START, T_START + 300_000)}
+    faults = Faults(skewed=0.5, skew_s=600)
+    shifted = [orjson.loads(x) for x in fleet.payloads(T_START, T_START + 300_000, faults)]
+    offsets = {
+        r["device_id"]: parse_instant(r["timestamp"]) - parse_instant(true[r["device_id"]])
+        for r in shifted
+    }
+    skewed = [d for d, off in offsets.items() if off]
+    assert 3 <= len(skewed) <= 17
+    assert all(abs(off) <= 600_000 for off in offsets.values())
+    again = [orjson.loads(x) for x in fleet.payloads(T_START, T_START + 300_000, faults)]
+    assert again == shifted

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import TypeVar
 
 from iotpipe.domain import DailyRollup, HourlyWindow, Reading, Stats, daily, fleet
 from iotpipe.domain.time import MS_PER_DAY, day_start
 from iotpipe.ports import AggregateStore, DeviceSummary, Page
+
+T = TypeVar("T")
 
 #: Page size used when the service itself walks every page (rollups, fleet totals).
 _WALK_PAGE = 500
@@ -55,29 +58,28 @@ class QueryService:
 
     def every_window(self) -> Iterator[HourlyWindow]:
         """Every stored window, sorted by device then hour (walks all pages)."""
-        cursor: str | None = None
-        while True:
-            page = self._store.devices(limit=_WALK_PAGE, cursor=cursor)
-            for device in page.items:
-                yield from self._walk_hourly(device.device_id, _BEGINNING, _END)
-            if page.cursor is None:
-                return
-            cursor = page.cursor
+        for device in _walk(lambda cursor: self._store.devices(limit=_WALK_PAGE, cursor=cursor)):
+            yield from self._walk_hourly(device.device_id, _BEGINNING, _END)
 
     def _walk_hourly(self, device_id: str, start_ms: int, end_ms: int) -> Iterator[HourlyWindow]:
-        cursor: str | None = None
-        while True:
-            page = self._store.hourly(device_id, start_ms, end_ms, limit=_WALK_PAGE, cursor=cursor)
-            yield from page.items
-            if page.cursor is None:
-                return
-            cursor = page.cursor
+        return _walk(
+            lambda cursor: self._store.hourly(
+                device_id, start_ms, end_ms, limit=_WALK_PAGE, cursor=cursor
+            )
+        )
 
     def _walk_fleet(self, hour_ms: int) -> Iterator[HourlyWindow]:
-        cursor: str | None = None
-        while True:
-            page = self._store.fleet_hour(hour_ms, limit=_WALK_PAGE, cursor=cursor)
-            yield from page.items
-            if page.cursor is None:
-                return
-            cursor = page.cursor
+        return _walk(
+            lambda cursor: self._store.fleet_hour(hour_ms, limit=_WALK_PAGE, cursor=cursor)
+        )
+
+
+def _walk(fetch: Callable[[str | None], Page[T]]) -> Iterator[T]:
+    """Every item of every page, following cursors until the last page."""
+    cursor: str | None = None
+    while True:
+        page = fetch(cursor)
+        yield from page.items
+        if page.cursor is None:
+            return
+        cursor = page.cursor
