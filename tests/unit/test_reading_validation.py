@@ -22,7 +22,8 @@ from pydantic import ValidationError
 
 import iotpipe
 from iotpipe.domain import InvalidReading, Location, Reading, Reason, parse_reading
-from iotpipe.domain.reading import ReadingPayload, _fast_path, _to_reading
+from iotpipe.domain.reading import _fast_path
+from iotpipe.domain.schema import ReadingPayload, _to_reading
 from tests.strategies import BASE_MS, payload, readings
 
 pytestmark = pytest.mark.unit

@@ -16,9 +16,19 @@ from iotpipe.domain.errors import (
 )
 from iotpipe.domain.lateness import LatenessPolicy
 from iotpipe.domain.metrics import METRIC_NAMES, METRICS, SCALE, Metric
-from iotpipe.domain.reading import Location, Reading, ReadingPayload, parse_reading
+from iotpipe.domain.reading import Location, Reading, parse_reading
 from iotpipe.domain.rollup import DailyRollup, daily, fleet
 from iotpipe.domain.window import MAX_READINGS_PER_WINDOW, Absorption, HourlyWindow, IdentitySet
+
+
+def __getattr__(name: str) -> object:
+    # ReadingPayload pulls in pydantic: load it only when someone asks for it.
+    if name == "ReadingPayload":
+        from iotpipe.domain.schema import ReadingPayload
+
+        return ReadingPayload
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "MAX_READINGS_PER_WINDOW",
