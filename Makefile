@@ -25,8 +25,10 @@ $(VENV)/.installed-dev: $(VENV)/.python pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	@touch $@ $(VENV)/.installed-run
 
-demo: $(VENV)/.installed-run  ## simulate a small fleet, run the in-memory pipeline, print hourly aggregates
-	$(BIN)/iotpipe demo
+DEMO_ARGS ?=
+
+demo: $(VENV)/.installed-run  ## the main job: a simulated fleet through the local runtime, served live (Ctrl-C stops)
+	$(BIN)/iotpipe demo $(DEMO_ARGS)
 
 test: $(VENV)/.installed-dev  ## install what the tests need and run the whole suite
 	$(BIN)/pytest

@@ -6,10 +6,13 @@ and so every store test: the contract suite, the stateful machine and the exactn
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
+from iotpipe.adapters.local import SqliteStore
 from iotpipe.adapters.memory import MemoryStore
 from iotpipe.ports import AggregateStore
 
@@ -20,7 +23,27 @@ def _memory() -> Iterator[StoreFactory]:
     yield MemoryStore
 
 
-STORE_FACTORIES: dict[str, Callable[[], Iterator[StoreFactory]]] = {"memory": _memory}
+def _sqlite() -> Iterator[StoreFactory]:
+    """Each call opens a fresh database file; all are closed and deleted afterwards."""
+    with tempfile.TemporaryDirectory(prefix="iotpipe-sqlite-") as directory:
+        opened: list[SqliteStore] = []
+
+        def fresh() -> SqliteStore:
+            store = SqliteStore(Path(directory) / f"store-{len(opened)}.db")
+            opened.append(store)
+            return store
+
+        try:
+            yield fresh
+        finally:
+            for store in opened:
+                store.close()
+
+
+STORE_FACTORIES: dict[str, Callable[[], Iterator[StoreFactory]]] = {
+    "memory": _memory,
+    "sqlite": _sqlite,
+}
 
 
 @pytest.fixture(params=sorted(STORE_FACTORIES))

@@ -1,11 +1,15 @@
-"""Composition roots for the in-process runtime: pipelines over the memory adapters.
+"""Composition roots: the in-process runtime (memory adapters) and the local runtime (an SQLite
+store and an archive directory).
 
 Nothing is built at import time; each call builds a fresh pipeline.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from iotpipe.adapters.clock import SystemClock
+from iotpipe.adapters.local import FileArchive, FileQuarantine, SqliteStore
 from iotpipe.adapters.memory import MemoryArchive, MemoryQuarantine, MemoryStore, MemoryStream
 from iotpipe.application import Pipeline
 from iotpipe.domain import LatenessPolicy
@@ -31,5 +35,27 @@ def in_memory_pipeline(
         stream=MemoryStream(clock),
         archive=MemoryArchive() if archive else None,
         quarantine=MemoryQuarantine(),
+        lateness=lateness,
+    )
+
+
+def local_pipeline(
+    data_dir: Path, *, clock: Clock | None = None, lateness: LatenessPolicy | None = None
+) -> Pipeline:
+    """A pipeline whose results persist in ``data_dir`` (created if missing).
+
+    The store is ``data_dir/iotpipe.db`` (SQLite); raw batches and rejections are kept under
+    ``data_dir/archive`` (``raw/`` and ``rejected/``). Several processes may open pipelines on
+    the same directory. The stream is in memory: it lives as long as this pipeline.
+    """
+    clock = clock or SystemClock()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    archive_dir = data_dir / "archive"
+    return Pipeline(
+        store=SqliteStore(data_dir / "iotpipe.db"),
+        clock=clock,
+        stream=MemoryStream(clock),
+        archive=FileArchive(archive_dir),
+        quarantine=FileQuarantine(archive_dir),
         lateness=lateness,
     )

@@ -1,4 +1,4 @@
-"""The ``iotpipe`` command line, driven in process: process, simulate and demo."""
+"""The ``iotpipe`` command line, driven in process: process and simulate (demo: tests/e2e)."""
 
 from __future__ import annotations
 
@@ -440,17 +440,3 @@ def test_simulate_bad_rate_is_an_argparse_error(
         main(["simulate", "--duplicates", rate])
     assert caught.value.code == 2
     assert "--duplicates" in capsys.readouterr().err
-
-
-# --- demo -------------------------------------------------------------------------------------
-
-
-def test_demo_runs_and_reports_exactly_once(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["demo", "--devices", "2", "--hours", "1", "--seed", "4"]) == 0
-    out = capsys.readouterr().out
-    assert "Simulated 2 devices" in out
-    assert "unchanged (exactly once)" in out
-    assert "CHANGED" not in out
-    assert "iot-sensor-001" in out
-    assert "iot-sensor-002" in out
-    assert "iot-sensor-003" not in out

@@ -1,24 +1,27 @@
-"""The ``iotpipe`` command line: batch processing, simulation and the local demo."""
+"""The ``iotpipe`` command line: batch processing, replay, simulation and the local demo."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import ExitStack
+from pathlib import Path
 from typing import IO
 
 import orjson
 
 from iotpipe.adapters.clock import SystemClock
+from iotpipe.adapters.local import FileArchive, SqliteStore
 from iotpipe.adapters.memory import MemoryStore
-from iotpipe.application import Pipeline, ProcessReport
-from iotpipe.application.views import stats_json, window_json
-from iotpipe.bootstrap import in_memory_pipeline
-from iotpipe.domain import LatenessPolicy
-from iotpipe.domain.time import MS_PER_HOUR, format_instant, hour_start, parse_instant
-from iotpipe.ports import RawRecord, Rejection
+from iotpipe.application import Pipeline, ProcessReport, ProcessService, ReplayReport, replay
+from iotpipe.application.views import window_json
+from iotpipe.domain import ArchiveUnavailable, IotPipeError, LatenessPolicy
+from iotpipe.domain.time import MS_PER_HOUR, hour_start, parse_instant
+from iotpipe.ports import AggregateStore, RawRecord, Rejection
 from iotpipe.simulator import Faults, Fleet
 
 
@@ -46,11 +49,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _process(args: argparse.Namespace) -> int:
     with ExitStack() as stack:
+        # The store first: a bad --store must not truncate the output files.
+        store = _open_store(stack, args.store)
         source = _open_in(stack, args.input)
         output = _open_out(stack, args.output) if args.output else sys.stdout.buffer
         rejects = _RejectsFile(_open_out(stack, args.rejects)) if args.rejects else None
         pipeline = Pipeline(
-            store=MemoryStore(),
+            store=store,
             clock=SystemClock(),
             quarantine=rejects,
             lateness=LatenessPolicy.backfill(),
@@ -60,11 +65,27 @@ def _process(args: argparse.Namespace) -> int:
             _lines(source), batch_size=args.batch_size, source="cli"
         ):
             totals.add(report)
+        # Every window of the store: with a persistent store, all it ever counted.
         for window in pipeline.query.every_window():
             output.write(orjson.dumps(window_json(window), option=orjson.OPT_APPEND_NEWLINE))
         output.flush()
     print(totals.summary(), file=sys.stderr)
-    return 0
+    return 1 if totals.unapplied else 0
+
+
+def _open_store(stack: ExitStack, spec: str) -> AggregateStore:
+    """The store named by ``--store``: ``memory``, or ``sqlite:PATH`` (created if missing)."""
+    if spec == "memory":
+        return MemoryStore()
+    kind, colon, path = spec.partition(":")
+    if kind != "sqlite" or not colon or not path:
+        raise CliError(f"--store must be 'memory' or 'sqlite:PATH', not {spec!r}")
+    try:
+        store = SqliteStore(path)
+    except (IotPipeError, ValueError) as exc:
+        raise CliError(f"--store {spec!r}: {exc.__cause__ or exc}") from None
+    stack.callback(store.close)
+    return store
 
 
 def _lines(source: IO[bytes]) -> Iterator[RawRecord]:
@@ -89,14 +110,17 @@ class _RejectsFile:
 
 class _Totals:
     def __init__(self) -> None:
-        self.received = self.accepted = self.duplicates = 0
+        self.received = self.accepted = self.duplicates = self.unapplied = 0
         self.rejected: Counter[str] = Counter()
+        self.errors: dict[str, None] = {}  # insertion-ordered set
 
     def add(self, report: ProcessReport) -> None:
         self.received += report.received
         self.accepted += report.accepted
         self.duplicates += report.duplicates
         self.rejected.update(report.rejected)
+        self.unapplied += report.unapplied
+        self.errors.update(dict.fromkeys(report.errors))
 
     def summary(self) -> str:
         reasons = ", ".join(f"{k} {v}" for k, v in sorted(self.rejected.items()))
@@ -105,7 +129,58 @@ class _Totals:
             f"iotpipe process: {self.received} readings, {self.accepted} counted, "
             f"{self.duplicates} duplicates, {rejected} rejected"
             + (f" ({reasons})" if reasons else "")
+            + _unapplied(self.unapplied, self.errors)
         )
+
+
+def _unapplied(count: int, errors: Iterable[str]) -> str:
+    # A persistent store can be busy or full: say so, never report a partial run as complete.
+    return f"; {count} NOT applied ({'; '.join(errors)}), run again" if count else ""
+
+
+# --- iotpipe replay ---------------------------------------------------------------------------
+
+
+def _replay(args: argparse.Namespace) -> int:
+    start, end = _instant(args.start), _instant(args.end)
+    if start >= end:
+        raise CliError("the time range is empty: --from must be before --to")
+    if not args.store.startswith("sqlite:"):
+        raise CliError("replay needs a persistent store: --store sqlite:PATH")
+    archive = _archive_dir(args.archive)
+    with ExitStack() as stack:
+        store = _open_store(stack, args.store)
+        # A backfill into the store, writing nothing back to the archive it reads.
+        processor = ProcessService(store, SystemClock(), lateness=LatenessPolicy.backfill())
+        try:
+            report = replay(FileArchive(archive), processor, start, end)
+        except ArchiveUnavailable as exc:
+            raise CliError(f"--archive {args.archive}: {exc}") from None
+    print(_replay_summary(report))
+    return 0 if report.ok else 1
+
+
+def _archive_dir(text: str) -> Path:
+    path = Path(text)
+    if not path.is_dir():
+        raise CliError(f"--archive {text}: not a directory")
+    if not (path / "raw").is_dir() and (path / "archive" / "raw").is_dir():
+        raise CliError(
+            f"--archive {text} holds no raw/ partitions; did you mean {path / 'archive'}?"
+        )
+    return path
+
+
+def _replay_summary(report: ReplayReport) -> str:
+    rejected = sum(report.rejected.values())
+    reasons = ", ".join(f"{k} {v}" for k, v in report.rejected.items())
+    return (
+        f"iotpipe replay: {report.batches} batches, {report.received} readings, "
+        f"{report.accepted} counted, {report.duplicates} duplicates, {rejected} rejected"
+        + (f" ({reasons})" if reasons else "")
+        + f", {report.windows_updated} windows updated"
+        + _unapplied(report.unapplied, report.errors)
+    )
 
 
 # --- iotpipe simulate -------------------------------------------------------------------------
@@ -114,12 +189,39 @@ class _Totals:
 def _simulate(args: argparse.Namespace) -> int:
     fleet = Fleet(args.devices, args.interval, args.seed)
     start, end = _time_range(args)
-    faults = Faults(args.duplicates, args.disorder, args.malformed)
+    faults = Faults(
+        duplicates=args.duplicates,
+        disorder=args.disorder,
+        malformed=args.malformed,
+        late=args.late,
+        skewed=args.skewed,
+        skew_s=args.skew,
+    )
+    lines = fleet.payloads(start, end, faults)
+    if args.url:
+        return _post(lines, args, total=len(fleet.devices) * ((end - start) // fleet.interval_ms))
     out = sys.stdout
-    for line in fleet.payloads(start, end, faults):
+    for line in lines:
         out.write(line + "\n")
     out.flush()
     return 0
+
+
+def _post(lines: Iterator[str], args: argparse.Namespace, total: int) -> int:
+    from iotpipe.entrypoints.delivery import Progress, post_payloads
+
+    key = args.api_key or os.environ.get("IOTPIPE_API_KEY")
+    progress = Progress(total, "posting")
+    report = post_payloads(lines, args.url, key, batch_size=args.post_batch, progress=progress)
+    progress.close()
+    statuses = ", ".join(f"{code}: {n}" for code, n in sorted(report.statuses.items()))
+    print(
+        f"iotpipe simulate: {report.requests} requests ({statuses}); "
+        f"{report.accepted} readings accepted, {report.rejected} rejected, "
+        f"{report.failed_requests} requests failed",
+        file=sys.stderr,
+    )
+    return 1 if report.failed_requests else 0
 
 
 def _time_range(args: argparse.Namespace) -> tuple[int, int]:
@@ -130,56 +232,49 @@ def _time_range(args: argparse.Namespace) -> tuple[int, int]:
     return start, end
 
 
-# --- iotpipe demo -----------------------------------------------------------------------------
+# --- iotpipe serve / demo ---------------------------------------------------------------------
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from iotpipe.entrypoints.local_runtime import LocalRuntime
+
+    keys = [*args.api_key, *_env_keys()]
+    runtime = LocalRuntime.start(Path(args.data), host=args.host, port=args.port, keys=keys)
+    generated = "" if keys else " (generated for this run; set IOTPIPE_API_KEYS to choose)"
+    print(
+        f"iotpipe serve: {runtime.url}/  data in {args.data}\n"
+        f"API key{generated}: {runtime.api_key}\n"
+        f"dashboard: {runtime.url}/#key={runtime.api_key}\nCtrl-C stops the server",
+        flush=True,
+    )
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        runtime.close()
 
 
 def _demo(args: argparse.Namespace) -> int:
-    fleet = Fleet(args.devices, args.interval, args.seed)
-    now = SystemClock().now_ms()
-    start = hour_start(now) - args.hours * MS_PER_HOUR
-    faults = Faults(duplicates=0.05, disorder=0.05, malformed=0.01)
-    pipeline = in_memory_pipeline(lateness=LatenessPolicy(horizon=None))
-    payloads = [line.encode() for line in fleet.payloads(start, now, faults)]
-    print(
-        f"Simulated {len(fleet.devices)} devices from {format_instant(start)} to "
-        f"{format_instant(now)}: {len(payloads)} payloads, with resends, disorder and bad data.\n"
+    from iotpipe.entrypoints.demo import DemoOptions, run_demo
+
+    options = DemoOptions(
+        devices=args.devices,
+        hours=args.hours,
+        interval_s=args.interval,
+        seed=args.seed,
+        host=args.host,
+        port=args.port,
+        data_dir=Path(args.data) if args.data else None,
+        duration_s=args.duration,
+        api_key=args.api_key or next(iter(_env_keys()), None),
     )
-    totals = _Totals()
-    for report in pipeline.process_payloads(payloads, batch_size=250, source="demo"):
-        totals.add(report)
-    # Deliver everything a second time, as a retrying stream would: nothing may change.
-    before = [window_json(w) for w in pipeline.query.every_window()]
-    for _ in pipeline.process_payloads(payloads, batch_size=97, source="demo-retry"):
-        pass
-    after = [window_json(w) for w in pipeline.query.every_window()]
-    _print_table(after)
-    print("\n" + totals.summary().replace("iotpipe process", "pipeline"))
-    print(
-        "redelivered every payload in different batches: aggregates "
-        + ("unchanged (exactly once)" if before == after else "CHANGED (this is a bug)")
-    )
-    fleet_now = pipeline.query.fleet_hour(hour_start(now) - MS_PER_HOUR, limit=1).fleet
-    print(f"fleet, last full hour: {orjson.dumps(stats_json(fleet_now)).decode()}")
-    return 0 if before == after else 1
+    return run_demo(options, sys.stdout)
 
 
-def _print_table(rows: list[dict[str, object]]) -> None:
-    print(
-        f"{'device':<16} {'hour (UTC)':<21} {'n':>4}  {'temp mean':>9} {'min':>7} {'max':>7} "
-        f"{'sd':>5}  {'hum mean':>8}"
-    )
-    for row in rows:
-        t, h = row["temperature"], row["humidity"]
-        assert isinstance(t, dict) and isinstance(h, dict)
-        print(
-            f"{row['device_id']!s:<16} {row['hour']!s:<21} {row['count']!s:>4}  "
-            f"{_num(t['mean']):>9} {_num(t['min']):>7} {_num(t['max']):>7} {_num(t['stddev']):>5}  "
-            f"{_num(h['mean']):>8}"
-        )
-
-
-def _num(value: object) -> str:
-    return "-" if value is None else f"{value:.2f}"
+def _env_keys() -> list[str]:
+    return [k.strip() for k in os.environ.get("IOTPIPE_API_KEYS", "").split(",") if k.strip()]
 
 
 # --- argument parsing -------------------------------------------------------------------------
@@ -207,7 +302,33 @@ def _parser() -> argparse.ArgumentParser:
     process.add_argument(
         "--batch-size", type=_positive, default=5000, help="lines per batch (default: 5000)"
     )
+    process.add_argument(
+        "--store",
+        metavar="STORE",
+        default="memory",
+        help="'memory' (default) or 'sqlite:PATH': aggregate into an SQLite file, created if "
+        "missing, and write every window it holds (runs accumulate, each reading counted once)",
+    )
     process.set_defaults(run=_process)
+
+    replay_ = commands.add_parser(
+        "replay",
+        help="process archived raw batches again into a store (a backfill; idempotent)",
+        description="Re-process the raw batches archived under DIR whose partition hour lies in "
+        "[--from, --to) into the store. Readings already counted change nothing, so replaying "
+        "twice is harmless. Prints a one-line summary.",
+    )
+    replay_.add_argument(
+        "--archive", metavar="DIR", required=True, help="archive directory (holding raw/)"
+    )
+    replay_.add_argument("--store", metavar="sqlite:PATH", required=True, help="the store")
+    replay_.add_argument(
+        "--from", dest="start", metavar="RFC3339", required=True, help="first hour (inclusive)"
+    )
+    replay_.add_argument(
+        "--to", dest="end", metavar="RFC3339", required=True, help="end (exclusive)"
+    )
+    replay_.set_defaults(run=_replay)
 
     simulate = commands.add_parser(
         "simulate",
@@ -227,18 +348,65 @@ def _parser() -> argparse.ArgumentParser:
         "--disorder", type=_rate, default=0.0, help="rate of out-of-order readings"
     )
     simulate.add_argument("--malformed", type=_rate, default=0.0, help="rate of malformed payloads")
+    simulate.add_argument(
+        "--late", type=_rate, default=0.0, help="rate of readings delivered after all others"
+    )
+    simulate.add_argument(
+        "--skewed", type=_rate, default=0.0, help="share of devices whose clocks are off"
+    )
+    simulate.add_argument(
+        "--skew", type=_positive_float, default=900.0, help="largest clock error, s (default: 900)"
+    )
+    simulate.add_argument(
+        "--url", help="POST batches to this ingest URL (e.g. http://127.0.0.1:8080/v1/readings)"
+    )
+    simulate.add_argument("--api-key", help="API key for --url (default: $IOTPIPE_API_KEY)")
+    simulate.add_argument(
+        "--post-batch", type=_positive, default=500, help="readings per POST (default: 500)"
+    )
     simulate.set_defaults(run=_simulate)
+
+    serve = commands.add_parser(
+        "serve",
+        help="serve the HTTP API and dashboard over a local store",
+        description="Run the local runtime: POST /v1/readings feeds an in-process stream that a "
+        "worker processes into the SQLite store under --data; the API and dashboard are served "
+        "on --host:--port. Keys come from --api-key or $IOTPIPE_API_KEYS (comma-separated).",
+    )
+    serve.add_argument(
+        "--data", default="iotpipe-data", help="data directory (default: ./iotpipe-data)"
+    )
+    _server_options(serve)
+    serve.add_argument(
+        "--api-key", action="append", default=[], help="an accepted API key (repeatable)"
+    )
+    serve.set_defaults(run=_serve)
 
     demo = commands.add_parser(
         "demo",
-        help="simulate a small fleet, run the in-memory pipeline, print hourly aggregates",
-        description="Simulate a fleet over the last hours with resends, disorder and bad data, run "
-        "it through the in-memory pipeline twice, and print the hourly aggregates.",
+        help="the main job: a simulated fleet through the local runtime, served live",
+        description="Simulate a fleet over the last hours (with resends, disorder, late and "
+        "malformed readings and skewed clocks), POST it through the local API into the embedded "
+        "store, print the dashboard URL, an API key and example curl commands, then keep "
+        "streaming live readings until interrupted or --duration has passed.",
     )
-    _fleet_options(demo, devices=5, interval=60.0)
-    demo.add_argument("--hours", type=_positive, default=3, help="hours of history (default: 3)")
+    _fleet_options(demo)
+    demo.add_argument("--hours", type=_positive, default=24, help="hours of history (default: 24)")
+    _server_options(demo)
+    demo.add_argument("--data", help="keep the store here (default: a temporary directory)")
+    demo.add_argument(
+        "--duration", type=_positive_float, help="stop after this many seconds (default: never)"
+    )
+    demo.add_argument("--api-key", help="the API key to use (default: generated)")
     demo.set_defaults(run=_demo)
     return parser
+
+
+def _server_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    parser.add_argument(
+        "--port", type=int, default=8080, help="port (default: 8080; 0 picks a free one)"
+    )
 
 
 def _fleet_options(

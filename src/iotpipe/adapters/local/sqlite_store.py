@@ -1,0 +1,406 @@
+"""The aggregate store in a local SQLite file, on the standard library's ``sqlite3``.
+
+Tables (schema version 1, kept in ``PRAGMA user_version``)::
+
+    windows                              one row per device and UTC hour
+      device_id  TEXT    NOT NULL
+      hour_ms    INTEGER NOT NULL        start of the hour, epoch ms
+      version    INTEGER NOT NULL        concurrency token: 1 when inserted, +1 per update
+      latest_ms  INTEGER                 event time of the window's latest reading
+      record     TEXT    NOT NULL        window_to_record() as JSON, without ``seen``
+      seen       BLOB    NOT NULL        the identity set (IdentitySet.to_bytes())
+      PRIMARY KEY (device_id, hour_ms)   hourly(), latest(), the newest window of a device
+    windows_by_hour (hour_ms, device_id) fleet_hour(): one hour, in device order
+    devices                              the registry, in id order (WITHOUT ROWID)
+      device_id  TEXT PRIMARY KEY
+
+``windows`` keeps its rowid because an identity set grows to tens of KB, and SQLite stores
+large rows better in rowid tables. ``latest_ms`` duplicates a field of ``record`` so that
+:meth:`SqliteStore.devices` needs no JSON decoding.
+
+Concurrency: several threads and processes may write to the file at the same time. The file is
+in WAL mode, so readers never wait for the writer. Each connection waits up to
+``busy_timeout_s`` for the write lock. Every statement runs in autocommit (one short
+transaction), so no lock is held while Python code runs. Exactness comes from the ``version``
+column: an update applies only if the version that was read is still stored (see
+:class:`~iotpipe.ports.WindowStoreBase`). A pool hands each concurrent caller a connection of
+its own, so threads never share one at the same time.
+
+Durability: ``synchronous=FULL``. Once a batch is acknowledged, its stream position moves on, so
+its windows must survive a power cut.
+
+Errors: a busy or locked database, a full disk, an I/O error, a read-only file or one that
+cannot be opened raise :class:`~iotpipe.domain.StoreUnavailable` (the batch is retried). Other
+SQLite errors (SQL mistakes, a missing table) are bugs and propagate unchanged. A file that is
+not an SQLite database, or that has a newer schema, raises :class:`UnusableDatabase`.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from iotpipe.adapters.window_codec import window_from_record, window_to_record
+from iotpipe.domain import HourlyWindow, IotPipeError, Reading, StoreUnavailable, WindowConflict
+from iotpipe.ports import (
+    DeviceSummary,
+    Page,
+    RetryPolicy,
+    StoreOps,
+    Version,
+    WindowKey,
+    WindowStoreBase,
+)
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS windows (
+        device_id TEXT NOT NULL,
+        hour_ms INTEGER NOT NULL,
+        version INTEGER NOT NULL,
+        latest_ms INTEGER,
+        record TEXT NOT NULL,
+        seen BLOB NOT NULL,
+        PRIMARY KEY (device_id, hour_ms)
+    )""",
+    "CREATE INDEX IF NOT EXISTS windows_by_hour ON windows (hour_ms, device_id)",
+    "CREATE TABLE IF NOT EXISTS devices (device_id TEXT PRIMARY KEY) WITHOUT ROWID",
+)
+
+_INSERT = (
+    "INSERT INTO windows (device_id, hour_ms, version, latest_ms, record, seen) "
+    "VALUES (?, ?, 1, ?, ?, ?)"
+)
+_UPDATE = (
+    "UPDATE windows SET version = version + 1, latest_ms = ?, record = ?, seen = ? "
+    "WHERE device_id = ? AND hour_ms = ? AND version = ?"
+)
+_REGISTER = "INSERT OR IGNORE INTO devices (device_id) VALUES (?)"
+_HOURLY = (
+    "SELECT record, seen FROM windows WHERE device_id = ? AND hour_ms >= ? AND hour_ms < ? "
+    "ORDER BY hour_ms LIMIT ?"
+)
+# Cursors are the last device returned, and '' sorts before every device id (ids are never
+# empty): one statement serves the first page and the next ones.
+_FLEET_HOUR = (
+    "SELECT record, seen FROM windows WHERE hour_ms = ? AND device_id > ? "
+    "ORDER BY device_id LIMIT ?"
+)
+_NEWEST = "SELECT record FROM windows WHERE device_id = ? ORDER BY hour_ms DESC LIMIT 1"
+_DEVICES = """
+    SELECT d.device_id, w.hour_ms, w.latest_ms
+    FROM devices AS d
+    LEFT JOIN windows AS w
+      ON w.device_id = d.device_id
+     AND w.hour_ms = (SELECT MAX(hour_ms) FROM windows WHERE device_id = d.device_id)
+    WHERE d.device_id > ?
+    ORDER BY d.device_id
+    LIMIT ?"""
+
+#: Keys per load query: 500 parameters, under the 999 that older SQLite builds allow.
+_KEYS_PER_QUERY = 250
+
+#: Primary result codes that mean "not now" rather than "wrong": reported as StoreUnavailable.
+_TRANSIENT = frozenset(
+    {
+        sqlite3.SQLITE_BUSY,
+        sqlite3.SQLITE_LOCKED,
+        sqlite3.SQLITE_IOERR,
+        sqlite3.SQLITE_FULL,
+        sqlite3.SQLITE_CANTOPEN,
+        sqlite3.SQLITE_PROTOCOL,
+        sqlite3.SQLITE_READONLY,
+    }
+)
+
+
+class UnusableDatabase(IotPipeError):
+    """The file is not a store this version can use (not SQLite, or a newer schema).
+
+    Retrying will not help, unlike :class:`~iotpipe.domain.StoreUnavailable`.
+    """
+
+
+class SqliteStore(WindowStoreBase):
+    """Hourly windows and the device registry in one SQLite file (see the module docstring).
+
+    Safe to share between threads. Several processes may each open their own store on the
+    same file. The schema is created or checked when the store is opened. Call :meth:`close`
+    (or use it as a context manager) to release its connections.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        busy_timeout_s: float = 5.0,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        super().__init__(retry)
+        if str(path) in ("", ":memory:"):
+            # Each pooled connection would get a private, empty in-memory database.
+            raise ValueError("SqliteStore needs a file path, not an in-memory database")
+        self.path = Path(path)
+        self._busy_timeout_s = busy_timeout_s
+        self._lock = threading.Lock()
+        self._free: list[sqlite3.Connection] = []
+        self._pid = os.getpid()
+        self._closed = False
+        self._reads = 0
+        self._writes = 0
+        self._open_schema()
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close every idle connection; connections still in use close when they are released."""
+        with self._lock:
+            self._closed = True
+            idle, self._free = self._free, []
+        for conn in idle:
+            conn.close()
+
+    def __enter__(self) -> SqliteStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # --- hooks -------------------------------------------------------------------------------
+
+    def _load(self, keys: Sequence[WindowKey]) -> dict[WindowKey, tuple[HourlyWindow, Version]]:
+        found: dict[WindowKey, tuple[HourlyWindow, Version]] = {}
+        with self._connection() as conn:
+            for start in range(0, len(keys), _KEYS_PER_QUERY):
+                chunk = keys[start : start + _KEYS_PER_QUERY]
+                params = [part for key in chunk for part in key]
+                for device_id, hour_ms, version, record, seen in conn.execute(
+                    _load_sql(len(chunk)), params
+                ).fetchall():
+                    found[(device_id, hour_ms)] = (_decode(record, seen), version)
+        self._count(reads=len(keys))
+        return found
+
+    def _save(self, window: HourlyWindow, expected: Version) -> None:
+        record, seen, latest_ms = _encode(window)
+        device_id, hour_ms = window.key
+        with self._connection() as conn:
+            if expected is None:
+                _insert(conn, (device_id, hour_ms, latest_ms, record, seen))
+            else:
+                params = (latest_ms, record, seen, device_id, hour_ms, expected)
+                if conn.execute(_UPDATE, params).rowcount == 0:
+                    raise WindowConflict(f"window {window.key} changed since it was read")
+        self._count(writes=1)
+
+    def _register(self, device_id: str) -> None:
+        with self._connection() as conn:
+            inserted = conn.execute(_REGISTER, (device_id,)).rowcount
+        self._count(reads=1, writes=inserted)
+
+    # --- queries -----------------------------------------------------------------------------
+
+    def hourly(
+        self, device_id: str, start_ms: int, end_ms: int, *, limit: int, cursor: str | None = None
+    ) -> Page[HourlyWindow]:
+        """A device's windows in ``[start_ms, end_ms)``; the cursor is the last hour returned."""
+        low = start_ms if cursor is None else max(start_ms, int(cursor) + 1)
+        rows = self._fetch(_HOURLY, (device_id, low, end_ms, limit + 1))
+        items = [_decode(record, seen) for record, seen in rows[:limit]]
+        self._count(reads=len(items))
+        return Page(items, str(items[-1].hour_ms) if len(rows) > limit else None)
+
+    def fleet_hour(
+        self, hour_ms: int, *, limit: int, cursor: str | None = None
+    ) -> Page[HourlyWindow]:
+        """Every device's window for the hour; the cursor is the last device returned."""
+        rows = self._fetch(_FLEET_HOUR, (hour_ms, cursor or "", limit + 1))
+        items = [_decode(record, seen) for record, seen in rows[:limit]]
+        self._count(reads=len(items))
+        return Page(items, items[-1].device_id if len(rows) > limit else None)
+
+    def latest(self, device_id: str) -> Reading | None:
+        """The device's latest reading: the newest reading of its newest window."""
+        rows = self._fetch(_NEWEST, (device_id,))
+        if not rows:
+            return None
+        self._count(reads=1)
+        # Only the reading is wanted: skip decompressing the identity set.
+        return _decode(rows[0][0], b"").latest
+
+    def devices(self, *, limit: int, cursor: str | None = None) -> Page[DeviceSummary]:
+        """Devices in id order with their newest window's latest event time; the cursor is the
+        last device returned."""
+        rows = self._fetch(_DEVICES, (cursor or "", limit + 1))
+        chosen = rows[:limit]
+        # Like the reference store: one read per device that has a window to look at.
+        self._count(reads=sum(1 for _, newest_hour, _ in chosen if newest_hour is not None))
+        items = [DeviceSummary(device_id, latest_ms) for device_id, _, latest_ms in chosen]
+        return Page(items, items[-1].device_id if len(rows) > limit else None)
+
+    def ops(self) -> StoreOps:
+        """Reads and writes this store object performed, counted as a remote store bills them:
+        one per window or registry item."""
+        with self._lock:
+            return StoreOps(self._reads, self._writes)
+
+    # --- plumbing ----------------------------------------------------------------------------
+
+    def _fetch(self, sql: str, params: Sequence[object]) -> list[Any]:
+        with self._connection() as conn:
+            # fetchall: an unfinished SELECT would keep its read transaction open.
+            return conn.execute(sql, params).fetchall()
+
+    def _count(self, *, reads: int = 0, writes: int = 0) -> None:
+        with self._lock:
+            self._reads += reads
+            self._writes += writes
+
+    @contextmanager
+    def _connection(self) -> Iterator[sqlite3.Connection]:
+        """A pooled connection for one short piece of work; transient errors translated."""
+        try:
+            conn = self._acquire()
+            try:
+                yield conn
+            finally:
+                self._release(conn)
+        except sqlite3.OperationalError as exc:
+            if (exc.sqlite_errorcode & 0xFF) not in _TRANSIENT:
+                raise
+            raise StoreUnavailable(f"sqlite store {self.path}: {exc}") from exc
+
+    def _acquire(self) -> sqlite3.Connection:
+        with self._lock:
+            if self._closed:
+                raise RuntimeError(f"the sqlite store {self.path} is closed")
+            if self._pid != os.getpid():
+                # A forked child must not use its parent's connections: SQLite forbids it.
+                self._free, self._pid = [], os.getpid()
+            if self._free:
+                return self._free.pop()
+        return self._connect()
+
+    def _release(self, conn: sqlite3.Connection) -> None:
+        with self._lock:
+            if not self._closed:
+                self._free.append(conn)
+                return
+        conn.close()
+
+    def _connect(self) -> sqlite3.Connection:
+        # isolation_level=None: autocommit, so each statement is its own short transaction.
+        # check_same_thread=False: the pool hands a connection to one thread at a time, but
+        # not always the same thread.
+        conn = sqlite3.connect(
+            self.path,
+            timeout=self._busy_timeout_s,
+            isolation_level=None,
+            check_same_thread=False,
+        )
+        try:
+            conn.execute("PRAGMA synchronous = FULL")
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _open_schema(self) -> None:
+        try:
+            with self._connection() as conn:
+                _use_wal(conn, self._busy_timeout_s)
+                _migrate(conn, self.path)
+        except sqlite3.DatabaseError as exc:
+            if exc.sqlite_errorcode != sqlite3.SQLITE_NOTADB:
+                raise
+            raise UnusableDatabase(f"{self.path} is not an SQLite database") from exc
+
+
+def _use_wal(conn: sqlite3.Connection, timeout_s: float) -> None:
+    """Put the file in WAL mode (a property of the file: a no-op once it is on).
+
+    Processes that open a new file together race to switch it. SQLite then answers some of
+    them "busy" at once instead of waiting (to avoid a deadlock), so the wait happens here,
+    bounded by the busy timeout.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL").fetchall()
+            return
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() >= deadline:
+                raise
+        time.sleep(random.uniform(0.001, 0.01))
+
+
+def _migrate(conn: sqlite3.Connection, path: Path) -> None:
+    """Create the schema if needed, in one transaction: concurrent openers queue here."""
+    if _schema_version(conn, path) == SCHEMA_VERSION:
+        return  # the usual case: opening takes no write lock, even while others write
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        if _schema_version(conn, path) < SCHEMA_VERSION:  # not created meanwhile by another
+            for statement in _SCHEMA:
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def _schema_version(conn: sqlite3.Connection, path: Path) -> int:
+    [(found,)] = conn.execute("PRAGMA user_version").fetchall()
+    if found > SCHEMA_VERSION:
+        raise UnusableDatabase(
+            f"{path} has schema version {found}; this iotpipe knows up to {SCHEMA_VERSION}"
+        )
+    return int(found)
+
+
+def _insert(conn: sqlite3.Connection, params: tuple[object, ...]) -> None:
+    try:
+        conn.execute(_INSERT, params)
+    except sqlite3.IntegrityError as exc:
+        if exc.sqlite_errorcode != sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
+            raise
+        # Another writer created the window since we found it missing.
+        raise WindowConflict(f"window {params[:2]} was created since it was read") from exc
+
+
+@lru_cache(maxsize=32)
+def _load_sql(keys: int) -> str:
+    # A join on a VALUES list looks each key up by primary key; SQLite answers the row-value
+    # form "(device_id, hour_ms) IN (VALUES ...)" with a full table scan instead.
+    values = ", ".join(["(?, ?)"] * keys)
+    return (
+        "SELECT w.device_id, w.hour_ms, w.version, w.record, w.seen "
+        f"FROM (VALUES {values}) AS k JOIN windows AS w "
+        "ON w.device_id = k.column1 AND w.hour_ms = k.column2"
+    )
+
+
+def _encode(window: HourlyWindow) -> tuple[str, bytes, int | None]:
+    """``(record JSON without seen, seen, latest_ms)`` for the window's row."""
+    record = window_to_record(window)
+    seen = record.pop("seen")
+    latest_ms = None if window.latest is None else window.latest.timestamp_ms
+    return orjson.dumps(record).decode(), seen, latest_ms
+
+
+def _decode(record: str, seen: bytes) -> HourlyWindow:
+    fields = orjson.loads(record)
+    fields["seen"] = seen
+    return window_from_record(fields)

@@ -1,0 +1,61 @@
+"""Cold starts: serving requests loads neither pydantic nor ``http.server``.
+
+Lambda and Cloud Functions pay for every import on a cold start. Queries and well-formed
+readings must be answered without the pydantic models (loaded only for the OpenAPI document,
+response checks and the rare reading the fast path cannot validate) and without the local
+server's modules.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+pytestmark = pytest.mark.unit
+
+SCRIPT = textwrap.dedent(
+    """
+    import sys
+    from iotpipe import in_memory_pipeline
+    from iotpipe.entrypoints.http import AnalyticsApi, ApiKeys, HttpRequest
+
+    api = AnalyticsApi.for_pipeline(in_memory_pipeline(), ApiKeys(["k"]))
+    key = {"x-api-key": "k"}
+    reading = b'{"device_id": "a", "timestamp": "%s", "temperature": 1}'
+    statuses = [
+        api.handle(HttpRequest("GET", "/v1/devices", {}, key)).status,
+        api.handle(HttpRequest("GET", "/v1/devices/a/latest", {}, key)).status,
+        api.handle(HttpRequest("GET", "/v1/devices", {}, {})).status,
+        api.handle(HttpRequest("POST", "/v1/readings", {}, key, reading)).status,
+    ]
+    print(statuses, sorted(m for m in ("pydantic", "http.server") if m in sys.modules))
+    """
+)
+
+
+def _run(script: str) -> str:
+    from iotpipe.adapters.clock import SystemClock
+    from iotpipe.domain.time import format_instant
+
+    now = format_instant(SystemClock().now_ms() - 1000)
+    done = subprocess.run(
+        [sys.executable, "-c", script.replace("%s", now)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return done.stdout.strip()
+
+
+def test_serving_queries_and_readings_imports_no_pydantic_and_no_server() -> None:
+    assert _run(SCRIPT) == "[200, 404, 401, 202] []"
+
+
+def test_the_document_is_what_loads_pydantic() -> None:
+    # The same probe must be able to see pydantic when it is loaded.
+    script = SCRIPT.replace("print(statuses", "api.openapi()\nprint(statuses")
+    assert _run(script) == "[200, 404, 401, 202] ['pydantic']"
