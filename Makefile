@@ -39,13 +39,21 @@ lint: $(VENV)/.installed-dev  ## ruff, mypy (strict on the core) and the import-
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-bench: $(VENV)/.installed-dev  ## the processing benchmark at full size (1,000,000 readings)
+bench: $(VENV)/.installed-dev  ## the benchmarks at full size (1,000,000 readings; handler cold imports)
 	$(PY) benchmarks/process_throughput.py
+	$(PY) benchmarks/cold_import.py
 
-bench-smoke: $(VENV)/.installed-dev  ## the benchmark at a tiny size, so it cannot rot
-	$(PY) benchmarks/process_throughput.py --readings 20000 --devices 50
+bench-smoke: $(VENV)/.installed-dev  ## the benchmarks at a tiny size, so they cannot rot
+	$(PY) benchmarks/process_throughput.py --readings 20000 --devices 50 --repeat 1
+	$(PY) benchmarks/cold_import.py --repeat 1
 
 check: test lint bench-smoke  ## everything CI runs
+
+PACKAGE_ARGS ?=
+
+.PHONY: package-aws
+package-aws: $(VENV)/.installed-run  ## reproducible Lambda zips (code, dependency layer, manifest) in dist/aws
+	$(BIN)/iotpipe package aws $(PACKAGE_ARGS)
 
 clean:  ## remove the virtualenv and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -46,6 +46,17 @@ STORE_FACTORIES: dict[str, Callable[[], Iterator[StoreFactory]]] = {
 }
 
 
+def _dynamodb() -> Iterator[StoreFactory]:
+    # DynamoStore on the session's moto server (tests/aws_support.py): a new table per store.
+    # Imported here so that boto3 and moto load only when a DynamoDB test runs.
+    from tests.aws_support import dynamodb_stores
+
+    yield from dynamodb_stores()
+
+
+STORE_FACTORIES["dynamodb"] = _dynamodb
+
+
 @pytest.fixture(params=sorted(STORE_FACTORIES))
 def store_factory(request: pytest.FixtureRequest) -> Iterator[StoreFactory]:
     """A callable making a fresh, empty store of one adapter kind (one param per adapter)."""

@@ -50,6 +50,8 @@ class ProcessReport:
     windows_updated: int
     windows_touched: int = 0
     unapplied: int = 0
+    newest_ms: int | None = None
+    store_retries: int = 0
     failed_records: tuple[str, ...] = ()
     errors: tuple[str, ...] = field(default=())
 
@@ -218,6 +220,8 @@ class ProcessService:
             rejected=dict(Counter(r.reason.value for r in rejections)),
             windows_updated=len(result.written),
             windows_touched=len(triage.windows),
+            newest_ms=_newest(triage.windows),
+            store_retries=result.retries,
             unapplied=sum(len(triage.windows[key]) for key in result.failed),
             failed_records=tuple(batch.records[i].record_id for i in sorted(failed)),
             errors=errors,
@@ -243,6 +247,14 @@ _STORE_MESSAGES = {
     "was counted already; this one is not counted",
     Reason.WINDOW_FULL: "the device's hourly window holds the maximum number of readings",
 }
+
+
+def _newest(windows: Mapping[WindowKey, list[Reading]]) -> int | None:
+    """The newest event time among valid readings (only the newest hour's windows are read)."""
+    if not windows:
+        return None
+    top = max(hour for _, hour in windows)
+    return max(r.timestamp_ms for (_, hour), rs in windows.items() if hour == top for r in rs)
 
 
 def _lateness_message(reason: Reason) -> str:

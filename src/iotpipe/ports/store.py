@@ -55,6 +55,8 @@ class ApplyResult:
     absorbed: Mapping[WindowKey, Absorption] = field(default_factory=dict)
     written: frozenset[WindowKey] = frozenset()
     failed: Mapping[WindowKey, str] = field(default_factory=dict)
+    retries: int = 0
+    """Window writes repeated because another writer got there first."""
 
 
 class AggregateStore(Protocol):
@@ -121,14 +123,16 @@ class WindowStoreBase(ABC):
         written: set[WindowKey] = set()
         failed: dict[WindowKey, str] = {}
         pending = list(contributions)
+        retries = 0
         for attempt in range(1, self._retry.attempts + 1):
             pending = self._apply_round(pending, absorbed, written, failed)
             if not pending:
                 break
+            retries += len(pending)
             self._sleep(self._retry.delay(attempt))
         for contribution in pending:
             failed[contribution.key] = "conflict: too many concurrent writers, retries exhausted"
-        return ApplyResult(absorbed, frozenset(written), failed)
+        return ApplyResult(absorbed, frozenset(written), failed, retries)
 
     def _apply_round(
         self,

@@ -61,14 +61,15 @@ _UNAUTHORIZED_HEADERS = {"www-authenticate": 'Bearer realm="iotpipe"'}
 class AnalyticsApi:
     """The API over a query service and, optionally, an ingest service.
 
-    ``ingest=None`` serves a read-only API (``POST /v1/readings`` is not routed or documented).
+    ``ingest=None`` serves a read-only API (``POST /v1/readings`` is not routed or documented);
+    ``query=None`` serves only ingest (the AWS ingest function, which may not read the store).
     ``check_responses=True`` validates every response against the route's declared model and
     problems before returning it (tests run so; a violation answers 500 and is logged).
     """
 
     def __init__(
         self,
-        query: QueryService,
+        query: QueryService | None,
         ingest: Ingestor | None,
         keys: ApiKeys,
         *,
@@ -84,7 +85,9 @@ class AnalyticsApi:
         routes = service_routes(self.openapi_bytes, __version__)
         if ingest is not None:
             routes += IngestEndpoints(ingest, self.limits).routes()
-        self.routes: tuple[Route, ...] = routes + QueryEndpoints(query, self.limits).routes()
+        if query is not None:
+            routes += QueryEndpoints(query, self.limits).routes()
+        self.routes: tuple[Route, ...] = routes
         self._router = Router(self.routes)
         self._document: bytes | None = None
         self._document_lock = threading.Lock()

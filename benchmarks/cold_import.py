@@ -1,0 +1,68 @@
+"""Cold import time of each Lambda handler module beside ``import boto3``, in fresh processes.
+
+Each figure is the median of ``--repeat`` fresh interpreters (``python -X importtime``, total
+of the top-level import). Handler modules import boto3 lazily, on their first invocation, so
+two figures are shown per handler: the module alone, and the module plus boto3 (what a cold
+start pays before the first request is handled). Target: the latter at most 1.5x boto3 alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import statistics
+import subprocess
+import sys
+
+HANDLERS = (
+    "iotpipe.entrypoints.aws.ingest",
+    "iotpipe.entrypoints.aws.process",
+    "iotpipe.entrypoints.aws.api",
+)
+TARGET = 1.5
+
+
+def import_ms(statement: str, repeat: int) -> float:
+    """Median microseconds->ms of importing ``statement``'s modules in fresh interpreters."""
+    samples = []
+    for _ in range(repeat):
+        out = subprocess.run(
+            [sys.executable, "-X", "importtime", "-c", statement],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stderr
+        samples.append(_total_us(out, statement) / 1000)
+    return statistics.median(samples)
+
+
+def _total_us(importtime: str, statement: str) -> float:
+    """Sum of the cumulative times of the top-level imports the statement names."""
+    wanted = [name.strip() for name in statement.removeprefix("import ").split(",")]
+    total = 0.0
+    for line in importtime.splitlines():
+        match = re.match(r"import time:\s+\d+ \|\s+(\d+) \|(\s*)(\S+)", line)
+        if match and match.group(3) in wanted and len(match.group(2)) == 1:
+            total += float(match.group(1))
+    return total
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=7)
+    args = parser.parse_args()
+    boto3 = import_ms("import boto3", args.repeat)
+    print(f"{'module':40} {'alone':>9} {'+ boto3':>9} {'ratio':>6}")
+    print(f"{'boto3 (baseline)':40} {boto3:>7.0f}ms {'':>9} {1:>6.2f}")
+    worst = 0.0
+    for module in HANDLERS:
+        alone = import_ms(f"import {module}", args.repeat)
+        both = import_ms(f"import {module}, boto3", args.repeat)
+        worst = max(worst, both / boto3)
+        print(f"{module:40} {alone:>7.0f}ms {both:>7.0f}ms {both / boto3:>6.2f}")
+    verdict = "met" if worst <= TARGET else "NOT met"
+    print(f"target: handler + boto3 <= {TARGET}x boto3 alone: {verdict} (worst {worst:.2f}x)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,89 @@
+"""Lambda handler: a Kinesis batch -> the process use case -> DynamoDB, S3 archive and quarantine.
+
+The response names the records to retry (``batchItemFailures``, with the event source mapping's
+``ReportBatchItemFailures``): only those a transient failure left unapplied. Bad data is
+quarantined and reported as success, so a poison record can never block its shard. Lambda
+retries from the lowest sequence number named; records after it that were applied already are
+absorbed again as duplicates, which changes nothing.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import time
+from typing import Any
+
+from iotpipe.adapters.aws.dynamodb import DynamoStore
+from iotpipe.adapters.aws.events import batch_from_kinesis_event
+from iotpipe.adapters.aws.s3 import S3Archive, S3Quarantine
+from iotpipe.adapters.clock import SystemClock
+from iotpipe.application import ProcessReport, ProcessService
+from iotpipe.entrypoints.aws import observability as obs
+from iotpipe.entrypoints.aws.clients import client
+from iotpipe.entrypoints.aws.settings import AwsSettings
+
+_FUNCTION = "process"
+
+
+@functools.cache
+def _service() -> ProcessService:
+    settings = AwsSettings.from_env(os.environ)
+    store = DynamoStore(
+        settings.need("table_name"),
+        client("dynamodb"),
+        fleet_shards=settings.fleet_shards,
+        ttl_days=settings.ttl_days,
+    )
+    s3, bucket = client("s3"), settings.need("bucket")
+    return ProcessService(
+        store, SystemClock(), S3Archive(bucket, s3), S3Quarantine(bucket, s3), settings.lateness
+    )
+
+
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Process one Kinesis batch; answer with the sequence numbers to retry."""
+    started = time.perf_counter()
+    batch = batch_from_kinesis_event(event)
+    report = _service().process(batch)
+    _observe(report, time.perf_counter() - started, getattr(context, "aws_request_id", None))
+    return {"batchItemFailures": [{"itemIdentifier": seq} for seq in report.failed_records]}
+
+
+def _observe(report: ProcessReport, seconds: float, request_id: str | None) -> None:
+    lag_ms = None if report.newest_ms is None else time.time_ns() // 1_000_000 - report.newest_ms
+    obs.log(
+        "WARNING" if report.failed_records else "INFO",
+        "batch processed",
+        request_id=request_id,
+        batch_id=report.batch_id,
+        records=report.records,
+        received=report.received,
+        accepted=report.accepted,
+        duplicates=report.duplicates,
+        rejected=dict(report.rejected),
+        windows_updated=report.windows_updated,
+        unapplied=report.unapplied,
+        failed_records=len(report.failed_records),
+        store_retries=report.store_retries,
+        errors=list(report.errors),
+        duration_ms=round(seconds * 1000, 1),
+        lag_ms=lag_ms,
+    )
+    values: dict[str, float] = {
+        "Received": report.received,
+        "Accepted": report.accepted,
+        "Duplicates": report.duplicates,
+        "Rejected": sum(report.rejected.values()),
+        "WindowsUpdated": report.windows_updated,
+        "Unapplied": report.unapplied,
+        "StoreRetries": report.store_retries,
+        "BatchDuration": seconds * 1000,
+    }
+    if lag_ms is not None:
+        values["ProcessingLag"] = lag_ms
+    obs.metrics(
+        _FUNCTION, values, {"BatchDuration": "Milliseconds", "ProcessingLag": "Milliseconds"}
+    )
+    for reason, count in report.rejected.items():
+        obs.metrics(_FUNCTION, {"RejectedByReason": count}, {}, Reason=reason)

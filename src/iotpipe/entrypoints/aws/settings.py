@@ -1,0 +1,86 @@
+"""The AWS runtime's configuration: read once from the environment, in the composition root.
+
+``IOTPIPE_FLEET_SHARDS`` must be the same for every function on one table (it shapes the fleet
+index keys); it defaults to the store's own default.
+
+Every variable is set by the Terraform in ``deploy/aws`` (and the tests); the names live here
+only. ``AWS_ENDPOINT_URL`` (read by boto3 itself) points every client at moto in tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+
+from iotpipe.adapters.aws.dynamodb import DEFAULT_FLEET_SHARDS
+from iotpipe.domain import LatenessPolicy
+
+STREAM_NAME = "IOTPIPE_STREAM_NAME"
+TABLE_NAME = "IOTPIPE_TABLE_NAME"
+BUCKET = "IOTPIPE_BUCKET"
+API_KEYS = "IOTPIPE_API_KEYS"
+API_KEYS_SECRET = "IOTPIPE_API_KEYS_SECRET"
+LATENESS_HORIZON_HOURS = "IOTPIPE_LATENESS_HORIZON_HOURS"
+MAX_SKEW_SECONDS = "IOTPIPE_MAX_SKEW_SECONDS"
+FLEET_SHARDS = "IOTPIPE_FLEET_SHARDS"
+TTL_DAYS = "IOTPIPE_TTL_DAYS"
+
+#: Every variable the handlers read (Terraform sets exactly these; a test holds them together).
+ALL = (
+    STREAM_NAME,
+    TABLE_NAME,
+    BUCKET,
+    API_KEYS,
+    API_KEYS_SECRET,
+    LATENESS_HORIZON_HOURS,
+    MAX_SKEW_SECONDS,
+    FLEET_SHARDS,
+    TTL_DAYS,
+)
+
+
+class MissingSetting(RuntimeError):
+    """A required environment variable is not set (a deployment error)."""
+
+
+@dataclass(frozen=True, slots=True)
+class AwsSettings:
+    """Names of the deployed resources and the pipeline's tunables."""
+
+    stream_name: str | None
+    table_name: str | None
+    bucket: str | None
+    api_keys: tuple[str, ...]
+    api_keys_secret: str | None
+    lateness: LatenessPolicy
+    fleet_shards: int
+    ttl_days: int | None
+
+    @staticmethod
+    def from_env(environ: Mapping[str, str]) -> AwsSettings:
+        """Read the settings; a missing resource name is reported when it is first needed."""
+        horizon = environ.get(LATENESS_HORIZON_HOURS, "168")
+        skew = environ.get(MAX_SKEW_SECONDS, "300")
+        keys = tuple(k.strip() for k in environ.get(API_KEYS, "").split(",") if k.strip())
+        return AwsSettings(
+            stream_name=environ.get(STREAM_NAME) or None,
+            table_name=environ.get(TABLE_NAME) or None,
+            bucket=environ.get(BUCKET) or None,
+            api_keys=keys,
+            api_keys_secret=environ.get(API_KEYS_SECRET) or None,
+            lateness=LatenessPolicy(
+                horizon=None if horizon in ("", "0") else timedelta(hours=float(horizon)),
+                max_skew=timedelta(seconds=float(skew)),
+            ),
+            fleet_shards=int(environ.get(FLEET_SHARDS, str(DEFAULT_FLEET_SHARDS))),
+            ttl_days=int(environ[TTL_DAYS]) if environ.get(TTL_DAYS) else None,
+        )
+
+    def need(self, name: str) -> str:
+        """The value of a required resource name (``stream_name``, ...), or a clear error."""
+        value = getattr(self, name)
+        if not value:
+            variable = {"stream_name": STREAM_NAME, "table_name": TABLE_NAME, "bucket": BUCKET}
+            raise MissingSetting(f"{variable[name]} is not set")
+        return str(value)

@@ -1,0 +1,494 @@
+"""Reproducible AWS Lambda deployment zips: ``iotpipe package aws``.
+
+Three files are written to ``--out`` (default ``dist/aws``):
+
+- ``iotpipe-code.zip``: the ``iotpipe`` package alone, with its package data (``py.typed``, the
+  dashboard HTML). The three functions (ingest, process, api) share it; each sets its own
+  handler (see ``HANDLERS``).
+- ``iotpipe-deps-layer.zip``: a Lambda layer (``python/`` prefix) holding the runtime
+  dependencies (``[project] dependencies`` of pyproject.toml: pydantic and its dependencies,
+  orjson) built for the target platform from binary wheels only.
+- ``manifest.json``: each zip's sha256, size, unzipped size and entry count, the target Python
+  and architecture, the handlers and the exact dependency versions in the layer.
+
+Decisions:
+
+- **arm64 (Graviton) by default.** Lambda bills arm64 about 20% less per GB-second than x86_64
+  and runs this kind of pure-Python plus Rust-extension work (pydantic-core, orjson) at least as
+  fast; both extensions publish manylinux aarch64 wheels, so nothing is compiled. ``--arch
+  x86_64`` builds for the other architecture (the zips then differ only in the layer).
+- **boto3/botocore are not in the layer.** Every Lambda Python runtime ships them. Bundling them
+  adds about 23 MiB unzipped and 17 MiB zipped (three times the rest of the layer, 2,200 more
+  files) that every cold start must fetch and unpack, for APIs (Kinesis, DynamoDB, S3) that are
+  long stable. The price is that the SDK version moves on AWS's schedule. ``--with-boto3`` bundles
+  the ``aws`` extra (pinned like the rest) for those who prefer pinning: a layer comes before the
+  runtime's own copy on ``sys.path``, so the bundled one is used.
+- **Pinned to what was tested.** Each layer distribution that is installed in the building
+  environment is pinned (as a pip constraint) to its installed version, the one the test suite
+  ran against; the same source and environment give the same zips, whenever built.
+  ``--latest`` resolves the newest versions pyproject.toml allows instead.
+- **Byte-for-byte reproducible.** Entries are sorted, dated 1980-01-01, stored with mode 0644
+  (0755 if the file had any execute bit), without directory entries, extra fields or absolute
+  paths, deflated at level 9 (identical bytes need the same zlib, recorded in the manifest).
+- **No bytecode.** ``/var/task`` and ``/opt`` are read-only on Lambda, so modules are compiled
+  at each cold start. Precompiled ``.pyc`` would avoid that, but they are specific to the
+  interpreter version and this command usually runs on another Python than the target; so
+  neither zip holds ``__pycache__`` or ``.pyc`` (pip runs with ``--no-compile``).
+- **Little stripping.** Only what cannot work on Lambda is left out of the layer: bytecode and
+  the console scripts pip writes to ``bin/`` (their shebang is an absolute path on the build
+  machine; their rows are dropped from the ``RECORD`` files so those stay true). Type stubs
+  (``*.pyi``), ``py.typed``, licences and ``*.dist-info`` are kept: the stubs weigh under 1% of
+  the layer, and removing files would make ``RECORD`` lie.
+- The code zip is built from the source tree (the files setuptools puts in the wheel: every
+  ``.py`` of a package with ``__init__.py``, plus ``[tool.setuptools.package-data]``), without
+  running a build backend, which would write ``build/`` into the tree.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import tomllib
+import zipfile
+import zlib
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+CODE_ZIP = "iotpipe-code.zip"
+LAYER_ZIP = "iotpipe-deps-layer.zip"
+MANIFEST = "manifest.json"
+DEFAULT_OUT = Path("dist/aws")
+DEFAULT_PYTHON = "3.12"
+DEFAULT_ARCH = "arm64"
+#: Lambda architecture -> the manylinux platform tag of its wheels.
+PLATFORMS = {"arm64": "manylinux2014_aarch64", "x86_64": "manylinux2014_x86_64"}
+#: Each function's Lambda handler in the shared code zip.
+HANDLERS = {
+    "ingest": "iotpipe.entrypoints.aws.ingest.handler",
+    "process": "iotpipe.entrypoints.aws.process.handler",
+    "api": "iotpipe.entrypoints.aws.api.handler",
+}
+#: Lambda's limit on a function's unzipped code plus all its layers (AWS's "250 MB").
+LAMBDA_UNZIPPED_LIMIT = 250 * 1024 * 1024
+BOTO3_EXTRA = "aws"
+ZIP_DATE = (1980, 1, 1, 0, 0, 0)
+COMPRESS_LEVEL = 9
+_LAYER_PREFIX = "python/"
+_NAME = re.compile(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
+
+
+class PackagingError(Exception):
+    """The package cannot be built: a bad option, no source tree, or pip failed."""
+
+
+@dataclass(frozen=True)
+class AwsOptions:
+    """What ``iotpipe package aws`` builds, and where."""
+
+    out: Path = DEFAULT_OUT
+    python: str = DEFAULT_PYTHON
+    arch: str = DEFAULT_ARCH
+    with_boto3: bool = False
+    pinned: bool = True
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One file of a zip: its archive name, its bytes and whether it is executable."""
+
+    name: str
+    data: bytes
+    executable: bool = False
+
+
+@dataclass(frozen=True)
+class ZipSummary:
+    """A written zip as the manifest describes it."""
+
+    name: str
+    sha256: str
+    size: int
+    unzipped: int
+    entries: int
+
+
+@dataclass(frozen=True)
+class PackageReport:
+    """The result of a build: the zips, the layer's dependency versions and any warnings."""
+
+    out: Path
+    options: AwsOptions
+    zips: tuple[ZipSummary, ...]
+    dependencies: dict[str, str]
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def unzipped_total(self) -> int:
+        """Bytes of the code and the layer once unpacked (what Lambda's limit counts)."""
+        return sum(z.unzipped for z in self.zips)
+
+
+# --- the project --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Project:
+    """The iotpipe source checkout: its package directory and pyproject.toml settings."""
+
+    package_dir: Path
+    version: str
+    requires_python: str
+    dependencies: tuple[str, ...]
+    extras: dict[str, tuple[str, ...]]
+    package_data: tuple[str, ...]
+
+    @classmethod
+    def locate(cls) -> Project:
+        """The checkout this module is imported from (``src/iotpipe`` beside pyproject.toml)."""
+        package_dir = Path(__file__).resolve().parents[1]
+        pyproject = package_dir.parents[1] / "pyproject.toml"
+        try:
+            config = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise PackagingError(
+                f"packaging needs the iotpipe source tree (pip install -e .): {pyproject}: {exc}"
+            ) from None
+        project = config.get("project", {})
+        if project.get("name") != "iotpipe":
+            raise PackagingError(f"{pyproject} is not iotpipe's pyproject.toml")
+        data = config.get("tool", {}).get("setuptools", {}).get("package-data", {})
+        return cls(
+            package_dir=package_dir,
+            version=str(project["version"]),
+            requires_python=str(project.get("requires-python", "")),
+            dependencies=tuple(project.get("dependencies", ())),
+            extras={k: tuple(v) for k, v in project.get("optional-dependencies", {}).items()},
+            package_data=tuple(data.get("iotpipe", ())),
+        )
+
+
+def layer_requirements(project: Project, with_boto3: bool = False) -> tuple[str, ...]:
+    """The requirements the layer installs: the core dependencies, plus the ``aws`` extra."""
+    extra = project.extras.get(BOTO3_EXTRA, ()) if with_boto3 else ()
+    return (*project.dependencies, *extra)
+
+
+def installed_pins(requirements: Iterable[str]) -> dict[str, str]:
+    """Installed versions of the requirements and everything they need (extras aside)."""
+    pending = [_requirement_name(r) for r in requirements]
+    visited: set[str] = set()
+    pins: dict[str, str] = {}
+    while pending:
+        name = pending.pop()
+        if name in visited:
+            continue
+        visited.add(name)
+        try:
+            dist = metadata.distribution(name)
+        except metadata.PackageNotFoundError:
+            continue
+        pins[name] = dist.version
+        pending += [_requirement_name(r) for r in dist.requires or () if not _for_extra(r)]
+    return dict(sorted(pins.items()))
+
+
+def _requirement_name(requirement: str) -> str:
+    match = _NAME.match(requirement)
+    if match is None:
+        raise PackagingError(f"cannot read the requirement {requirement!r}")
+    return _normalise(match.group(1))
+
+
+def _normalise(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _for_extra(requirement: str) -> bool:
+    return "extra" in requirement.partition(";")[2]
+
+
+# --- the build ----------------------------------------------------------------------------------
+
+
+def build_aws(options: AwsOptions, log: Callable[[str], None] | None = None) -> PackageReport:
+    """Build the code zip, the dependency layer zip and the manifest into ``options.out``."""
+    project = Project.locate()
+    _check_options(options, project)
+    say = log or (lambda _message: None)
+    code = code_entries(project)
+    say(f"installing the layer's dependencies for {_target(options)}")
+    layer = layer_entries(project, options)
+    options.out.mkdir(parents=True, exist_ok=True)
+    zips = (
+        write_zip(options.out / CODE_ZIP, code),
+        write_zip(options.out / LAYER_ZIP, layer),
+    )
+    report = PackageReport(
+        out=options.out,
+        options=options,
+        zips=zips,
+        dependencies=layer_versions(layer),
+        warnings=_warnings(code, zips),
+    )
+    _write_atomically(options.out / MANIFEST, manifest_bytes(report, project))
+    return report
+
+
+def _check_options(options: AwsOptions, project: Project) -> None:
+    if options.arch not in PLATFORMS:
+        raise PackagingError(f"--arch must be one of {', '.join(PLATFORMS)}, not {options.arch!r}")
+    version = re.fullmatch(r"3\.(\d{1,2})", options.python)
+    if version is None:
+        raise PackagingError(f"--python must look like 3.12, not {options.python!r}")
+    floor = re.fullmatch(r">=\s*3\.(\d+)", project.requires_python.strip())
+    if floor and int(version.group(1)) < int(floor.group(1)):
+        raise PackagingError(
+            f"iotpipe requires Python {project.requires_python}, not {options.python}"
+        )
+
+
+def _target(options: AwsOptions) -> str:
+    return f"python{options.python} {options.arch} ({PLATFORMS[options.arch]})"
+
+
+def code_entries(project: Project) -> list[Entry]:
+    """The iotpipe package's files, as setuptools puts them in the wheel, under ``iotpipe/``."""
+    root = project.package_dir
+    paths = {p for p in root.rglob("*.py") if _in_package(p, root)}
+    for pattern in project.package_data:
+        paths.update(p for p in root.glob(pattern) if p.is_file())
+    return [_entry(f"iotpipe/{p.relative_to(root).as_posix()}", p) for p in sorted(paths)]
+
+
+def _in_package(path: Path, root: Path) -> bool:
+    """Whether every directory from ``root`` down to the file is a package (setuptools' rule)."""
+    directory = path.parent
+    while directory != root:
+        if not (directory / "__init__.py").is_file():
+            return False
+        directory = directory.parent
+    return (root / "__init__.py").is_file()
+
+
+def _entry(name: str, path: Path) -> Entry:
+    return Entry(name, path.read_bytes(), _executable(path))
+
+
+def layer_entries(project: Project, options: AwsOptions) -> list[Entry]:
+    """The layer's files under ``python/``: pip's install for the target, but bytecode, bin/."""
+    with tempfile.TemporaryDirectory(prefix="iotpipe-layer-") as tmp:
+        site = Path(tmp) / "site"
+        _pip_install(project, options, site, Path(tmp) / "constraints.txt")
+        shipped = {p.relative_to(site).as_posix(): p for p in _layer_files(site)}
+        return [
+            Entry(_LAYER_PREFIX + name, _layer_bytes(name, path, shipped), _executable(path))
+            for name, path in sorted(shipped.items())
+        ]
+
+
+def _pip_install(project: Project, options: AwsOptions, site: Path, constraints: Path) -> None:
+    requirements = layer_requirements(project, options.with_boto3)
+    pins = installed_pins(requirements) if options.pinned else {}
+    constraints.write_text("".join(f"{n}=={v}\n" for n, v in pins.items()), encoding="utf-8")
+    command = [
+        *(sys.executable, "-m", "pip", "install", "--target", str(site)),
+        *("--platform", PLATFORMS[options.arch], "--implementation", "cp"),
+        *("--python-version", options.python, "--only-binary=:all:", "--no-compile"),
+        *("--no-input", "--disable-pip-version-check", "--constraint", str(constraints)),
+        "--",
+        *requirements,
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise PackagingError(_pip_failure(done.stderr or done.stdout, options, bool(pins)))
+
+
+def _pip_failure(output: str, options: AwsOptions, pinned: bool) -> str:
+    tail = "\n".join(output.strip().splitlines()[-12:])
+    hint = " at the version installed here (--latest lifts those pins)" if pinned else ""
+    return (
+        f"pip could not install the layer's dependencies for {_target(options)}.\n"
+        "The wheels come from the package index (PyPI) or pip's cache: check that the index "
+        f"is reachable and that every dependency has a binary wheel for the target{hint}.\n"
+        f"pip said:\n{tail}"
+    )
+
+
+def _layer_files(site: Path) -> Iterator[Path]:
+    """Installed files but console scripts (``bin/``) and bytecode."""
+    for path in site.rglob("*"):
+        parts = path.relative_to(site).parts
+        if parts[0] == "bin" or "__pycache__" in parts or path.suffix in {".pyc", ".pyo"}:
+            continue
+        if path.is_file():
+            yield path
+
+
+def _executable(path: Path) -> bool:
+    return bool(path.stat().st_mode & 0o111)
+
+
+def _layer_bytes(name: str, path: Path, shipped: dict[str, Path]) -> bytes:
+    """A file's bytes; a ``RECORD`` loses the rows of files the layer leaves out."""
+    data = path.read_bytes()
+    if not name.endswith(".dist-info/RECORD"):
+        return data
+    rows = data.decode("utf-8").splitlines(keepends=True)
+    kept = [row for row in rows if _record_path(row) in shipped or not row.strip()]
+    return "".join(kept).encode("utf-8")
+
+
+def _record_path(row: str) -> str:
+    fields = next(csv.reader([row]), [""])
+    return fields[0] if fields else ""
+
+
+def layer_versions(layer: Iterable[Entry]) -> dict[str, str]:
+    """Each distribution in the layer and its version, read from its ``METADATA``."""
+    versions: dict[str, str] = {}
+    for entry in layer:
+        if entry.name.count("/") == 2 and entry.name.endswith(".dist-info/METADATA"):
+            headers = _metadata_headers(entry.data)
+            versions[_normalise(headers["Name"])] = headers["Version"]
+    return dict(sorted(versions.items()))
+
+
+def _metadata_headers(data: bytes) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    for line in data.decode("utf-8").splitlines():
+        if not line.strip():
+            break  # the headers end at the first blank line; the description follows
+        key, colon, value = line.partition(":")
+        if colon and key in {"Name", "Version"}:
+            headers[key] = value.strip()
+    return headers
+
+
+# --- zips and the manifest ----------------------------------------------------------------------
+
+
+def write_zip(path: Path, entries: Iterable[Entry]) -> ZipSummary:
+    """Write a deterministic zip (sorted, fixed dates and modes, deflate level 9)."""
+    ordered = sorted(entries, key=lambda e: e.name)
+    partial = path.with_name(path.name + ".partial")
+    with zipfile.ZipFile(partial, "w") as archive:
+        for entry in ordered:
+            archive.writestr(_zip_info(entry), entry.data, compresslevel=COMPRESS_LEVEL)
+    os.replace(partial, path)
+    data = path.read_bytes()
+    return ZipSummary(
+        name=path.name,
+        sha256=hashlib.sha256(data).hexdigest(),
+        size=len(data),
+        unzipped=sum(len(e.data) for e in ordered),
+        entries=len(ordered),
+    )
+
+
+def _zip_info(entry: Entry) -> zipfile.ZipInfo:
+    if entry.name.startswith("/") or ".." in entry.name.split("/"):
+        raise PackagingError(f"refusing a zip entry outside the archive root: {entry.name}")
+    info = zipfile.ZipInfo(entry.name, date_time=ZIP_DATE)
+    info.compress_type = zipfile.ZIP_DEFLATED
+    info.create_system = 3  # Unix, so that external_attr holds the file mode
+    info.external_attr = (0o100755 if entry.executable else 0o100644) << 16
+    return info
+
+
+def manifest_bytes(report: PackageReport, project: Project) -> bytes:
+    """The manifest: deterministic JSON (sorted keys, no timestamps)."""
+    options = report.options
+    manifest: dict[str, Any] = {
+        "iotpipe": project.version,
+        "runtime": f"python{options.python}",
+        "python": options.python,
+        "architecture": options.arch,
+        "platform": PLATFORMS[options.arch],
+        "handlers": HANDLERS,
+        "boto3": "bundled in the layer" if options.with_boto3 else "the Lambda runtime's",
+        "pinned_to_installed": options.pinned,
+        "dependencies": report.dependencies,
+        "zlib": zlib.ZLIB_RUNTIME_VERSION,
+        "unzipped_total": report.unzipped_total,
+        "zips": {
+            z.name: {
+                "sha256": z.sha256,
+                "size": z.size,
+                "unzipped": z.unzipped,
+                "entries": z.entries,
+            }
+            for z in report.zips
+        },
+    }
+    return orjson.dumps(manifest, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    partial = path.with_name(path.name + ".partial")
+    partial.write_bytes(data)
+    os.replace(partial, path)
+
+
+def handler_module(handler: str) -> str:
+    """The file in the code zip that defines a handler: ``a.b.handler`` -> ``a/b.py``."""
+    return handler.rpartition(".")[0].replace(".", "/") + ".py"
+
+
+def _warnings(code: list[Entry], zips: tuple[ZipSummary, ...]) -> tuple[str, ...]:
+    names = {e.name for e in code}
+    warnings = [
+        f"the {function} handler's module {handler_module(handler)} is not in {CODE_ZIP}"
+        for function, handler in HANDLERS.items()
+        if handler_module(handler) not in names
+    ]
+    total = sum(z.unzipped for z in zips)
+    if total > LAMBDA_UNZIPPED_LIMIT:
+        warnings.append(
+            f"unzipped, the code and layer take {_size(total)}: over Lambda's limit of "
+            f"{_size(LAMBDA_UNZIPPED_LIMIT)} for a function and all its layers"
+        )
+    return tuple(warnings)
+
+
+# --- the report ---------------------------------------------------------------------------------
+
+
+def format_report(report: PackageReport) -> str:
+    """A short table of the zips' sizes, compressed and unzipped, and the manifest's path."""
+    rows = [(z.name, _size(z.size), _size(z.unzipped), str(z.entries)) for z in report.zips]
+    total = sum(z.size for z in report.zips)
+    rows.append(("total", _size(total), _size(report.unzipped_total), ""))
+    header = ("zip", "compressed", "unzipped", "entries")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
+    lines = [
+        f"iotpipe package aws: {_target(report.options)} -> {report.out}",
+        *(_row(r, widths) for r in [header, *rows]),
+        f"unzipped total {_size(report.unzipped_total)} of Lambda's "
+        f"{_size(LAMBDA_UNZIPPED_LIMIT)} limit (function code + layers)",
+        f"manifest: {report.out / MANIFEST}",
+    ]
+    return "\n".join(lines)
+
+
+def _row(cells: tuple[str, ...], widths: list[int]) -> str:
+    first, *rest = cells
+    cells_text = "".join("  " + c.rjust(w) for c, w in zip(rest, widths[1:], strict=True))
+    return ("  " + first.ljust(widths[0]) + cells_text).rstrip()
+
+
+def _size(n: int) -> str:
+    if n < 1024:
+        return f"{n} B"
+    if n < 1024 * 1024:
+        return f"{n / 1024:.1f} KiB"
+    return f"{n / (1024 * 1024):.1f} MiB"

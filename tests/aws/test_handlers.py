@@ -1,0 +1,313 @@
+"""The three Lambda handlers on moto: real-shaped events in, real AWS APIs (moto server) behind.
+
+The local poller below plays Lambda's Kinesis event source mapping: it reads the stream with
+GetRecords, shapes real Lambda Kinesis events (base64 data, sequence numbers, arrival times),
+honours the batch size, and redelivers from the first failed record as Lambda does with
+``ReportBatchItemFailures``.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import orjson
+import pytest
+
+from iotpipe.adapters.aws import create_table
+from iotpipe.application.views import stats_json
+from iotpipe.domain import InvalidReading, LatenessPolicy, Stats, parse_reading
+from iotpipe.domain.time import MS_PER_HOUR, format_instant, parse_instant
+from iotpipe.entrypoints.aws import api, clients, ingest, process, settings
+from iotpipe.simulator import Faults, Fleet
+from tests.aws_support import REGION, MotoServer
+
+pytestmark = pytest.mark.integration
+
+KEY = "handler-test-key-123"
+STREAM, TABLE, BUCKET = "iotpipe-readings", "iotpipe-windows", "iotpipe-archive"
+
+
+@pytest.fixture
+def deployed(moto: MotoServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[MotoServer]:
+    """The resources the handlers use, on a fresh moto, and the environment Lambda would set."""
+    moto.client("kinesis").create_stream(StreamName=STREAM, ShardCount=1)
+    create_table(moto.client("dynamodb"), TABLE)
+    moto.client("s3").create_bucket(Bucket=BUCKET)
+    environment = {
+        "AWS_ENDPOINT_URL": moto.endpoint,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+        settings.STREAM_NAME: STREAM,
+        settings.TABLE_NAME: TABLE,
+        settings.BUCKET: BUCKET,
+        settings.API_KEYS: KEY,
+        settings.LATENESS_HORIZON_HOURS: "0",  # the tests send old readings
+        settings.FLEET_SHARDS: "3",
+    }
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    _forget_composition_roots()
+    yield moto
+    _forget_composition_roots()
+
+
+def _forget_composition_roots() -> None:
+    for cached in (clients.client, ingest._api, api._api, process._service):
+        cached.cache_clear()
+
+
+def http_event(
+    method: str, path: str, body: bytes = b"", query: dict | None = None, key: str | None = KEY
+) -> dict[str, Any]:
+    """An API Gateway HTTP API payload format 2.0 event."""
+    headers = {"content-type": "application/json", "user-agent": "test"}
+    if key:
+        headers["authorization"] = f"Bearer {key}"
+    return {
+        "version": "2.0",
+        "routeKey": f"{method} {path}",
+        "rawPath": path,
+        "rawQueryString": "&".join(f"{k}={v}" for k, v in (query or {}).items()),
+        "headers": headers,
+        "queryStringParameters": query,
+        "requestContext": {"http": {"method": method, "path": path}, "requestId": "r-1"},
+        "body": base64.b64encode(body).decode() if body else None,
+        "isBase64Encoded": bool(body),
+    }
+
+
+def answer(result: dict[str, Any]) -> tuple[int, Any]:
+    body = base64.b64decode(result["body"]) if result.get("isBase64Encoded") else result["body"]
+    return result["statusCode"], orjson.loads(body) if body else None
+
+
+class Poller:
+    """Lambda's Kinesis event source mapping, in miniature (one shard)."""
+
+    def __init__(self, server: MotoServer, batch_size: int) -> None:
+        self.kinesis = server.client("kinesis")
+        self.batch_size = batch_size
+        shard = self.kinesis.list_shards(StreamName=STREAM)["Shards"][0]["ShardId"]
+        self.shard = shard
+        self.iterator = self.kinesis.get_shard_iterator(
+            StreamName=STREAM, ShardId=shard, ShardIteratorType="TRIM_HORIZON"
+        )["ShardIterator"]
+        self.pending: list[dict[str, Any]] = []
+        self.failures_seen = 0
+
+    def run(self, max_invocations: int = 200) -> None:
+        for _ in range(max_invocations):
+            self._fill()
+            if not self.pending:
+                return
+            batch, self.pending = self.pending[: self.batch_size], self.pending[self.batch_size :]
+            failed = process.handler({"Records": batch}, None)["batchItemFailures"]
+            if failed:
+                self.failures_seen += 1
+                first = min(
+                    int(f["itemIdentifier"]) for f in failed
+                )  # numerically: see shared notes
+                retry = [r for r in batch if int(r["kinesis"]["sequenceNumber"]) >= first]
+                self.pending = retry + self.pending
+        raise AssertionError("the stream did not drain")
+
+    def _fill(self) -> None:
+        while len(self.pending) < self.batch_size:
+            out = self.kinesis.get_records(ShardIterator=self.iterator, Limit=1000)
+            self.iterator = out["NextShardIterator"]
+            if not out["Records"]:
+                return
+            self.pending += [self._event_record(r) for r in out["Records"]]
+
+    def _event_record(self, record: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "eventID": f"{self.shard}:{record['SequenceNumber']}",
+            "eventSource": "aws:kinesis",
+            "awsRegion": REGION,
+            "kinesis": {
+                "kinesisSchemaVersion": "1.0",
+                "partitionKey": record["PartitionKey"],
+                "sequenceNumber": record["SequenceNumber"],
+                "data": base64.b64encode(record["Data"]).decode(),
+                "approximateArrivalTimestamp": record["ApproximateArrivalTimestamp"].timestamp(),
+            },
+        }
+
+
+T0 = parse_instant("2025-08-31T10:00:00Z")
+
+
+def fleet_lines(devices: int = 4, hours: int = 3, faults: Faults | None = None) -> list[str]:
+    return list(Fleet(devices, 120, seed=11).payloads(T0, T0 + hours * MS_PER_HOUR, faults))
+
+
+def post_all(lines: list[str], size: int = 97) -> int:
+    accepted = 0
+    for i in range(0, len(lines), size):
+        body = b"[" + b",".join(x.encode() for x in lines[i : i + size]) + b"]"
+        status, reply = answer(ingest.handler(http_event("POST", "/v1/readings", body), None))
+        assert status in (202, 400), reply
+        accepted += reply.get("accepted", 0) if status == 202 else 0
+    return accepted
+
+
+def expected_windows(lines: list[str]) -> dict[tuple[str, int], Stats]:
+    distinct: dict[tuple[str, int], Any] = {}
+    for line in lines:
+        try:
+            reading = parse_reading(orjson.loads(line))
+        except (orjson.JSONDecodeError, InvalidReading):  # not readings
+            continue
+        distinct.setdefault(reading.identity, reading)
+    windows: dict[tuple[str, int], list] = {}
+    for r in distinct.values():
+        windows.setdefault((r.device_id, r.hour_ms), []).append(r)
+    return {k: Stats.of(v) for k, v in windows.items()}
+
+
+def served_windows(devices: list[str], hours: int) -> dict[tuple[str, int], dict[str, Any]]:
+    served = {}
+    for device in devices:
+        query = {"from": format_instant(T0), "to": format_instant(T0 + hours * MS_PER_HOUR)}
+        status, page = answer(
+            api.handler(http_event("GET", f"/v1/devices/{device}/hourly", query=query), None)
+        )
+        assert status == 200, page
+        for item in page["items"]:
+            served[(device, parse_instant(item["hour"]))] = item
+    return served
+
+
+def test_end_to_end_ingest_stream_process_store_and_query(deployed: MotoServer) -> None:
+    lines = fleet_lines(faults=Faults(duplicates=0.2, disorder=0.2))
+    assert post_all(lines) == len(lines)
+    poller = Poller(deployed, batch_size=50)
+    poller.run()
+    expected = expected_windows(lines)
+    served = served_windows(sorted({d for d, _ in expected}), 3)
+    assert served.keys() == expected.keys()
+    for key, stats in expected.items():
+        body = {k: v for k, v in served[key].items() if k not in ("device_id", "hour")}
+        assert body == stats_json(stats)
+    # Redeliver the whole stream (an at-least-once replay): nothing changes.
+    Poller(deployed, batch_size=33).run()
+    assert served_windows(sorted({d for d, _ in expected}), 3) == served
+    objects = deployed.client("s3").list_objects_v2(Bucket=BUCKET, Prefix="raw/")["Contents"]
+    assert objects and all(o["Key"].startswith("raw/dt=") for o in objects)
+
+
+def test_a_batch_of_garbage_succeeds_with_everything_quarantined(deployed: MotoServer) -> None:
+    kinesis = deployed.client("kinesis")
+    garbage = [b"{not json", b'{"device_id": "x"}', b"[1, 2]", b"\xff\xfe", b'"just a string"']
+    kinesis.put_records(
+        StreamName=STREAM, Records=[{"Data": g, "PartitionKey": "k"} for g in garbage]
+    )
+    poller = Poller(deployed, batch_size=10)
+    poller.run()
+    assert poller.failures_seen == 0  # poison never blocks the shard
+    s3 = deployed.client("s3")
+    [obj] = s3.list_objects_v2(Bucket=BUCKET, Prefix="rejected/")["Contents"]
+    lines = gzip.decompress(
+        s3.get_object(Bucket=BUCKET, Key=obj["Key"])["Body"].read()
+    ).splitlines()
+    reasons = sorted(orjson.loads(x)["reason"] for x in lines)
+    assert reasons == [
+        "malformed_json",
+        "malformed_json",
+        "missing_timestamp",
+        "not_an_object",
+        "not_an_object",
+        "not_an_object",
+    ]
+
+
+class FlakyDynamo:
+    """The real moto DynamoDB client, refusing writes of one device while ``down`` is set."""
+
+    def __init__(self, real: Any, device: str) -> None:
+        self._real, self._device, self.down = real, device, True
+
+    def put_item(self, **kwargs: Any) -> Any:
+        if self.down and self._device in kwargs["Item"]["PK"]["S"]:
+            from botocore.exceptions import ClientError
+
+            error = {
+                "Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"}
+            }
+            raise ClientError(error, "PutItem")
+        return self._real.put_item(**kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+
+def test_a_store_failure_names_exactly_the_unapplied_records_and_redelivery_converges(
+    deployed: MotoServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lines = fleet_lines(devices=3, hours=1)
+    post_all(lines, size=5)
+    flaky = FlakyDynamo(deployed.client("dynamodb"), "iot-sensor-002")
+    real_client = clients.client
+
+    def client(service: str) -> Any:
+        return flaky if service == "dynamodb" else real_client(service)
+
+    monkeypatch.setattr(process, "client", client)
+    process._service.cache_clear()
+    poller = Poller(deployed, batch_size=1000)
+    poller._fill()
+    batch = poller.pending
+    failed = {
+        f["itemIdentifier"] for f in process.handler({"Records": batch}, None)["batchItemFailures"]
+    }
+    carrying = {
+        r["kinesis"]["sequenceNumber"]
+        for r in batch
+        if b"iot-sensor-002" in base64.b64decode(r["kinesis"]["data"])
+    }
+    assert failed == carrying and failed
+    flaky.down = False
+    retry = [r for r in batch if r["kinesis"]["sequenceNumber"] in failed]
+    assert process.handler({"Records": retry}, None)["batchItemFailures"] == []
+    expected = expected_windows(lines)
+    served = served_windows(["iot-sensor-001", "iot-sensor-002", "iot-sensor-003"], 1)
+    assert {k: v["count"] for k, v in served.items()} == {k: s.count for k, s in expected.items()}
+
+
+def test_the_http_handlers_translate_api_gateway_events(deployed: MotoServer) -> None:
+    status, _ = answer(ingest.handler(http_event("POST", "/v1/readings", b"[]", key=None), None))
+    assert status == 401
+    status, problem = answer(ingest.handler(http_event("POST", "/v1/readings", b"{oops"), None))
+    assert status == 400 and problem["code"] == "malformed_json"
+    status, _ = answer(ingest.handler(http_event("GET", "/v1/devices"), None))
+    assert status == 404  # the ingest function serves ingest only
+    status, health = answer(api.handler(http_event("GET", "/v1/health", key=None), None))
+    assert health["status"] == "ok"
+    assert status == 200
+    status, _ = answer(api.handler(http_event("POST", "/v1/readings", b"[]"), None))
+    assert status in (404, 405)  # the api function is read-only
+    status, _ = answer(api.handler(http_event("GET", "/v1/devices/nobody/latest"), None))
+    assert status == 404
+
+
+def test_settings_read_every_documented_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    read = settings.AwsSettings.from_env(
+        {
+            settings.LATENESS_HORIZON_HOURS: "24",
+            settings.MAX_SKEW_SECONDS: "60",
+            settings.API_KEYS: "a, b,",
+            settings.TTL_DAYS: "30",
+        }
+    )
+    assert read.lateness == LatenessPolicy(
+        horizon=timedelta(hours=24),
+        max_skew=timedelta(seconds=60),
+    )
+    assert read.api_keys == ("a", "b") and read.ttl_days == 30
+    with pytest.raises(settings.MissingSetting, match=settings.TABLE_NAME):
+        read.need("table_name")
