@@ -39,21 +39,30 @@ lint: $(VENV)/.installed-dev  ## ruff, mypy (strict on the core) and the import-
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-bench: $(VENV)/.installed-dev  ## the benchmarks at full size (1,000,000 readings; handler cold imports)
+bench: $(VENV)/.installed-dev  ## every benchmark at full size (several minutes; needs the GCP emulators)
 	$(PY) benchmarks/process_throughput.py
 	$(PY) benchmarks/cold_import.py
+	$(PY) benchmarks/gcp_cold_import.py
+	$(PY) benchmarks/dynamodb_ops.py
+	$(PY) benchmarks/firestore_ops.py
 
 bench-smoke: $(VENV)/.installed-dev  ## the benchmarks at a tiny size, so they cannot rot
 	$(PY) benchmarks/process_throughput.py --readings 20000 --devices 50 --repeat 1
 	$(PY) benchmarks/cold_import.py --repeat 1
+	$(PY) benchmarks/gcp_cold_import.py --repeat 1
+	$(PY) benchmarks/dynamodb_ops.py --devices 20 --minutes 5
+	$(PY) benchmarks/firestore_ops.py --devices 20 --minutes 5
 
 check: test lint bench-smoke  ## everything CI runs
 
 PACKAGE_ARGS ?=
 
-.PHONY: package-aws
+.PHONY: package-aws package-gcp
 package-aws: $(VENV)/.installed-run  ## reproducible Lambda zips (code, dependency layer, manifest) in dist/aws
 	$(BIN)/iotpipe package aws $(PACKAGE_ARGS)
+
+package-gcp: $(VENV)/.installed-run  ## the reproducible Cloud Functions source archive in dist/gcp
+	$(BIN)/iotpipe package gcp $(PACKAGE_ARGS)
 
 clean:  ## remove the virtualenv and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

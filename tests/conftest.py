@@ -57,6 +57,17 @@ def _dynamodb() -> Iterator[StoreFactory]:
 STORE_FACTORIES["dynamodb"] = _dynamodb
 
 
+def _firestore() -> Iterator[StoreFactory]:
+    # FirestoreStore on the session's Firestore emulator (tests/gcp_support.py): a collection
+    # prefix per store. Imported here so that the Google clients load only for Firestore tests.
+    from tests.gcp_support import firestore_stores
+
+    yield from firestore_stores()
+
+
+STORE_FACTORIES["firestore"] = _firestore
+
+
 @pytest.fixture(params=sorted(STORE_FACTORIES))
 def store_factory(request: pytest.FixtureRequest) -> Iterator[StoreFactory]:
     """A callable making a fresh, empty store of one adapter kind (one param per adapter)."""

@@ -284,6 +284,8 @@ def _package(args: argparse.Namespace) -> int:
     """Build the deployment zips; the build itself lives in ``iotpipe.entrypoints.packaging``."""
     from iotpipe.entrypoints.packaging import AwsOptions, PackagingError, build_aws, format_report
 
+    if args.target == "gcp":
+        return _package_gcp(args)
     options = AwsOptions(
         out=Path(args.out),
         python=args.python,
@@ -301,11 +303,24 @@ def _package(args: argparse.Namespace) -> int:
     return 0
 
 
+def _package_gcp(args: argparse.Namespace) -> int:
+    from iotpipe.entrypoints import packaging
+    from iotpipe.entrypoints.gcp import packaging as gcp
+
+    out = gcp.DEFAULT_OUT if args.out == str(packaging.DEFAULT_OUT) else Path(args.out)
+    print(gcp.format_report(gcp.build_gcp(out, pinned=not args.latest)))
+    return 0
+
+
 def _package_options(parser: argparse.ArgumentParser) -> None:
     """The ``package`` command's arguments; the defaults are the packaging module's."""
     from iotpipe.entrypoints import packaging
 
-    parser.add_argument("target", choices=["aws"], help="the platform to package for")
+    parser.add_argument(
+        "target",
+        choices=["aws", "gcp"],
+        help="aws: Lambda code zip + dependency layer; gcp: the Cloud Functions source archive",
+    )
     parser.add_argument(
         "--out",
         default=str(packaging.DEFAULT_OUT),

@@ -1,0 +1,119 @@
+"""Cold import of the Cloud Functions entry module beside the Google client libraries alone.
+
+Every figure is the median of ``--repeat`` fresh interpreters. Imports are timed with
+``python -X importtime`` (the cumulative time of the top-level imports named), so interpreter
+start-up is left out. Shown:
+
+- ``functions_framework``: what the runtime itself imports before it loads ``main.py``;
+- ``main.py``: the entry module, imported after functions_framework (what our code adds to every
+  cold start: no Google client library is loaded at import);
+- each Google client library alone, and the three together (the floor of any implementation
+  that uses them);
+- per function, the first request's set-up: building its composition root (the adapter and
+  client-library imports it needs, and the clients), timed inside a fresh process that has
+  imported ``main.py``, with the emulator variables set so that no credentials are looked up
+  (no request is sent).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+MAIN = Path(__file__).resolve().parents[1] / "src" / "iotpipe" / "entrypoints" / "gcp" / "main.py"
+LIBRARIES = ("google.cloud.firestore", "google.cloud.pubsub_v1", "google.cloud.storage")
+ROOTS = {
+    "ingest": "main._ingest.analytics_api()",
+    "process": "main._process.service()",
+    "api": "main._api.analytics_api()",
+}
+ENV = {
+    "GOOGLE_CLOUD_PROJECT": "benchmark",
+    "IOTPIPE_TOPIC": "readings",
+    "IOTPIPE_BUCKET": "archive",
+    "FIRESTORE_EMULATOR_HOST": "127.0.0.1:9",
+    "PUBSUB_EMULATOR_HOST": "127.0.0.1:9",
+    "STORAGE_EMULATOR_HOST": "http://127.0.0.1:9",
+}
+
+
+def import_ms(modules: list[str], repeat: int, cwd: Path) -> float:
+    """Median ms of importing ``modules`` (cumulative, top level) in fresh interpreters."""
+    statement = "import " + ", ".join(modules)
+    samples = []
+    for _ in range(repeat):
+        out = subprocess.run(
+            [sys.executable, "-X", "importtime", "-c", statement],
+            check=True,
+            capture_output=True,
+            text=True,
+            cwd=cwd,
+        ).stderr
+        samples.append(_total_us(out, modules) / 1000)
+    return statistics.median(samples)
+
+
+def _total_us(importtime: str, modules: list[str]) -> float:
+    total = 0.0
+    for line in importtime.splitlines():
+        match = re.match(r"import time:\s+\d+ \|\s+(\d+) \|(\s*)(\S+)", line)
+        if match and match.group(3) in modules and len(match.group(2)) == 1:
+            total += float(match.group(1))
+    return total
+
+
+def setup_ms(root: str, repeat: int, cwd: Path) -> float:
+    """Median ms of building a function's composition root after ``import main``."""
+    code = (
+        "import functions_framework, main, time\n"
+        "t = time.perf_counter()\n"
+        f"{root}\n"
+        "print((time.perf_counter() - t) * 1000)\n"
+    )
+    samples = []
+    for _ in range(repeat):
+        out = subprocess.run(
+            [sys.executable, "-c", code],
+            check=True,
+            capture_output=True,
+            text=True,
+            cwd=cwd,
+            env={**os.environ, **ENV},
+        ).stdout
+        samples.append(float(out.strip().splitlines()[-1]))
+    return statistics.median(samples)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=7)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="iotpipe-gcf-") as directory:
+        source = Path(directory)
+        shutil.copy(MAIN, source / "main.py")  # as in the archive: main.py at the top
+        framework = import_ms(["functions_framework"], args.repeat, source)
+        both = import_ms(["functions_framework", "main"], args.repeat, source)
+        libraries = {name: import_ms([name], args.repeat, source) for name in LIBRARIES}
+        together = import_ms(list(LIBRARIES), args.repeat, source)
+        roots = {name: setup_ms(root, args.repeat, source) for name, root in ROOTS.items()}
+    print(f"median of {args.repeat} fresh interpreters, ms")
+    print(f"  {'functions_framework (the runtime loads it first)':55} {framework:8.0f}")
+    print(f"  {'main.py, after functions_framework':55} {both - framework:8.0f}")
+    for name, ms in libraries.items():
+        print(f"  {name + ' alone':55} {ms:8.0f}")
+    print(f"  {'the three client libraries together':55} {together:8.0f}")
+    for name, ms in roots.items():
+        print(f"  {'first request set-up: ' + name + ' (imports + clients)':55} {ms:8.0f}")
+    ratio = (both - framework) / together
+    print(f"main.py adds {ratio:.0%} of the client libraries' own import time")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,409 @@
+"""The aggregate store on Cloud Firestore (Native mode): one document per device and hour.
+
+Document layout (``prefix`` is empty in production; it namespaces several stores in one
+database, e.g. one per test)::
+
+    <prefix>devices/{device_id}                             registry: device_id, registered_at
+    <prefix>devices/{device_id}/<prefix>hours/{hour:015d}   window: the record fields, version,
+                                                            expire_at (optional)
+
+- A device id is a valid document id as it is (``[A-Za-z0-9._:-]``, starting with a letter or
+  digit: never ``.``, ``..`` or ``__x__``). The window id is the hour start in epoch
+  milliseconds, zero-padded to 15 digits so that ids sort like hours over the whole supported
+  range (years 1970-9999).
+- A window document holds the fields of
+  :func:`~iotpipe.adapters.window_codec.window_to_record`: ``format``, ``device_id``,
+  ``hour_ms``, ``count``, ``first_ms``, ``last_ms`` (integers), ``metrics`` (a map of metric ->
+  array of five integers: count, total, squares, min, max, exact fixed point; the largest, a sum
+  of squares, stays below 7.2e16, inside Firestore's int64), ``located`` (array: ts, lat, lon),
+  ``latest`` (a map: the latest reading in its JSON form), ``seen`` (bytes: the identity set,
+  ~4-5 bytes per reading, ~290 KB at the 72,000-reading maximum, well inside the 1 MiB document
+  limit), plus ``version`` (1 on creation, +1 per write: for people and audits) and, when
+  ``ttl_days`` is set, ``expire_at`` (a timestamp: the hour's end plus ``ttl_days``).
+
+Operations:
+
+- ``_load``: one ``BatchGetDocuments`` (:meth:`Client.get_all`) per up to 100 windows, strongly
+  consistent. The concurrency token of a window is its ``update_time`` (with ``version``).
+- ``_save``: a new window is written with ``create()`` (fails with ``AlreadyExists`` if another
+  writer created it first); an existing one with ``update()`` of every field under a
+  ``last_update_time`` precondition (fails with ``FailedPrecondition`` if anyone wrote it since it
+  was read). Both failures are a :class:`~iotpipe.domain.WindowConflict`: the shared ``apply``
+  re-reads and retries with backoff. This is optimistic concurrency with one write per window and
+  no transaction: a transaction would add a read and hold locks under contention.
+- ``_register``: a ``get`` of the registry document (cached per store), and ``create()`` only for
+  a device never seen: one write per device, ever.
+- ``hourly``: the device's ``hours`` collection, ``hour_ms`` in ``[start, end)`` ordered by
+  ``hour_ms`` (the automatic single-field index), ``limit + 1`` documents to know if more follow;
+  the cursor is the last hour returned.
+- ``fleet_hour``: a collection-group query on ``hours``, ``hour_ms == H`` ordered by
+  ``device_id``, after the cursor (the last device returned). The windows come without ``seen``
+  (a projection: their statistics and latest reading are complete), as on DynamoDB.
+- ``latest``: the device's newest window (``hour_ms`` descending, limit 1, only ``latest`` read).
+- ``devices``: the registry ordered by ``device_id``, after the cursor, each with its newest
+  window's latest reading.
+
+Indexes and field settings to declare (Terraform: ``google_firestore_index`` and
+``google_firestore_field``; the emulator enforces none of them, production does):
+
+- a composite index, collection group ``hours``, query scope ``COLLECTION_GROUP``:
+  ``hour_ms`` ascending, ``device_id`` ascending (:data:`FLEET_INDEX`; without it
+  :meth:`FirestoreStore.fleet_hour` fails with ``FailedPrecondition: The query requires an
+  index``);
+- single-field index exemptions on ``hours`` for ``seen``, ``metrics``, ``located``, ``latest``
+  and ``expire_at`` (:data:`UNINDEXED_FIELDS`): they are never queried, and indexing them only
+  costs write latency and storage (a TTL field should not be indexed: Google's advice);
+- a TTL policy on ``hours.expire_at`` (:data:`TTL_FIELD`), if ``ttl_days`` is used;
+- the automatic single-field indexes stay on for ``hour_ms`` (hourly, latest) and ``device_id``
+  (the registry).
+
+Write rates: a window document is written once per message that carries readings of its device
+and hour (ingest publishes one message per device per request), so a device posting every 10 s
+writes its window 6 times a minute, far below the ~1 write per second a document sustains; a
+device that posts more often than once a second should batch (a request takes up to 500
+readings). All windows of the same hour share one ``hour_ms`` value in the fleet index; past
+~500 window writes a second that index range becomes a hotspot (shard it as on DynamoDB then).
+
+Errors: conflicts as above; transient errors (``UNAVAILABLE``, ``DEADLINE_EXCEEDED``,
+``ABORTED``, ``RESOURCE_EXHAUSTED``, 5xx, see :mod:`iotpipe.adapters.gcp.errors`) raise
+:class:`~iotpipe.domain.StoreUnavailable` ``from`` the Google error; others (permission denied,
+a missing database or index) propagate unchanged. Each call has a bounded client-side retry and
+timeout (``timeout_s``). A write whose reply was lost and that the client retried is then seen as
+a conflict; the re-read finds the readings already counted, so the stored result stays exact
+(only that batch's report counts them as duplicates).
+
+Costs: :meth:`FirestoreStore.ops` counts document reads and writes as Firestore bills them: one
+read per document a lookup or query returns (a missing document looked up, and a query that
+returns nothing, are counted as one read each), one write per document written; ``extra`` holds
+requests by kind and the conflicts.
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from google.api_core import exceptions as api
+from google.api_core import retry as retries
+from google.cloud.firestore_v1 import SERVER_TIMESTAMP
+from google.cloud.firestore_v1.base_query import FieldFilter
+
+from iotpipe.adapters.gcp.errors import GOOGLE_ERRORS, describe, is_transient
+from iotpipe.adapters.window_codec import window_from_record, window_to_record
+from iotpipe.domain import HourlyWindow, Reading, StoreUnavailable, WindowConflict, parse_reading
+from iotpipe.domain.time import MS_PER_HOUR
+from iotpipe.ports import (
+    DeviceSummary,
+    Page,
+    RetryPolicy,
+    StoreOps,
+    Version,
+    WindowKey,
+    WindowStoreBase,
+)
+
+DEVICES = "devices"
+HOURS = "hours"
+TTL_FIELD = "expire_at"
+#: The composite index :meth:`FirestoreStore.fleet_hour` needs (collection group scope).
+FLEET_INDEX: dict[str, Any] = {
+    "collection_group": HOURS,
+    "query_scope": "COLLECTION_GROUP",
+    "fields": [("hour_ms", "ASCENDING"), ("device_id", "ASCENDING")],
+}
+#: Window fields exempted from single-field indexing (never queried).
+UNINDEXED_FIELDS = ("seen", "metrics", "located", "latest", TTL_FIELD)
+#: The fields a fleet query reads: the window without its identity set.
+FLEET_FIELDS = (
+    "format",
+    "device_id",
+    "hour_ms",
+    "count",
+    "first_ms",
+    "last_ms",
+    "metrics",
+    "located",
+    "latest",
+)
+WINDOWS_PER_LOOKUP = 100
+_PREFIX_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
+
+
+class _Meter:
+    """Document reads and writes, requests by kind and conflicts (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._counts: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def add(self, **amounts: int) -> None:
+        with self._lock:
+            self._counts.update(amounts)
+
+    def ops(self) -> StoreOps:
+        with self._lock:
+            counts = dict(self._counts)
+        extra = {k: v for k, v in counts.items() if k not in ("reads", "writes")}
+        return StoreOps(counts.get("reads", 0), counts.get("writes", 0), extra)
+
+
+class FirestoreStore(WindowStoreBase):
+    """Hourly windows and the device registry in Firestore (see the module docstring).
+
+    ``client`` is a ``google.cloud.firestore.Client`` (typed ``Any``: the adapter relies only on
+    its documented methods), shared safely between threads. ``ttl_days`` writes ``expire_at`` so
+    a TTL policy deletes a window that many days after its hour ended; keep it well beyond the
+    lateness horizon (7 days by default), or a late reading would start an expired window afresh.
+    ``timeout_s`` bounds each call, the client's own retries included.
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        *,
+        prefix: str = "",
+        ttl_days: int | None = None,
+        timeout_s: float = 20.0,
+        retry: RetryPolicy | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if not set(prefix) <= _PREFIX_CHARS:
+            raise ValueError("prefix may hold only letters, digits, '_' and '-'")
+        if ttl_days is not None and ttl_days < 1:
+            raise ValueError("ttl_days must be at least 1 (or None: keep windows forever)")
+        super().__init__(retry, sleep)
+        self.devices_collection = prefix + DEVICES
+        self.windows_collection = prefix + HOURS
+        self.ttl_days = ttl_days
+        self._client = client
+        # The client retries transient errors itself, within our deadline, then we translate.
+        self._rpc = {
+            "retry": retries.Retry(
+                predicate=is_transient, initial=0.05, maximum=1.0, timeout=timeout_s
+            ),
+            "timeout": timeout_s,
+        }
+        self._meter = _Meter()
+        self._registered: set[str] = set()
+        self._registered_lock = threading.Lock()
+
+    # --- references --------------------------------------------------------------------------
+
+    def _device_ref(self, device_id: str) -> Any:
+        return self._client.collection(self.devices_collection).document(device_id)
+
+    def _hours(self, device_id: str) -> Any:
+        return self._device_ref(device_id).collection(self.windows_collection)
+
+    def _window_ref(self, device_id: str, hour_ms: int) -> Any:
+        return self._hours(device_id).document(f"{hour_ms:015d}")
+
+    # --- hooks -------------------------------------------------------------------------------
+
+    def _load(self, keys: Sequence[WindowKey]) -> dict[WindowKey, tuple[HourlyWindow, Version]]:
+        unique = list(dict.fromkeys(keys))
+        found: dict[WindowKey, tuple[HourlyWindow, Version]] = {}
+        for start in range(0, len(unique), WINDOWS_PER_LOOKUP):
+            chunk = unique[start : start + WINDOWS_PER_LOOKUP]
+            snapshots = self._get_all([self._window_ref(*key) for key in chunk])
+            self._meter.add(reads=len(chunk), lookups=1)
+            for snapshot in snapshots:
+                if snapshot.exists:
+                    fields = snapshot.to_dict()
+                    window = window_from_record(fields)
+                    found[window.key] = (window, _token(fields, snapshot.update_time))
+        return found
+
+    def _get_all(self, refs: list[Any]) -> list[Any]:
+        """The snapshots of ``refs`` (one lookup; missing documents have ``exists`` false)."""
+        snapshots: list[Any] = self._guard(
+            "get_all", lambda: list(self._client.get_all(refs, **self._rpc))
+        )
+        return snapshots
+
+    def _save(self, window: HourlyWindow, expected: Version) -> None:
+        try:
+            if expected is None:
+                self._create(window)
+            else:
+                self._update(window, str(expected))
+        except WindowConflict:
+            self._meter.add(conflicts=1)
+            raise
+        self._meter.add(writes=1)
+
+    def _create(self, window: HourlyWindow) -> None:
+        """Write a new window; ``AlreadyExists`` (another writer was first) is a conflict."""
+        ref, fields = self._window_ref(*window.key), self._fields(window, version=1)
+        self._guard("create", lambda: ref.create(fields, **self._rpc))
+
+    def _update(self, window: HourlyWindow, token: str) -> None:
+        """Replace every field if the window is unchanged since it was read, else conflict."""
+        version, updated = _parse_token(token)
+        ref, fields = self._window_ref(*window.key), self._fields(window, version=version + 1)
+        option = self._client.write_option(last_update_time=updated)
+        self._guard(
+            "update",
+            lambda: ref.update(fields, option=option, **self._rpc),
+            # NotFound: deleted since it was read (TTL): the retry re-reads and creates it.
+            conflicts=(api.FailedPrecondition, api.Aborted, api.NotFound),
+        )
+
+    def _fields(self, window: HourlyWindow, version: int) -> dict[str, Any]:
+        fields = window_to_record(window)
+        fields["version"] = version
+        if self.ttl_days is not None:
+            end = window.hour_ms + MS_PER_HOUR
+            fields[TTL_FIELD] = datetime.fromtimestamp(end / 1000, UTC) + timedelta(
+                days=self.ttl_days
+            )
+        return fields
+
+    def _register(self, device_id: str) -> None:
+        with self._registered_lock:
+            if device_id in self._registered:
+                return
+        ref = self._device_ref(device_id)
+        # Reading first: a read costs a third of a write, and a device registers once, ever.
+        snapshot = self._guard("get", lambda: ref.get(**self._rpc))
+        self._meter.add(reads=1, gets=1)
+        if not snapshot.exists:
+            fields = {"device_id": device_id, "registered_at": SERVER_TIMESTAMP}
+            try:
+                self._guard("create", lambda: ref.create(fields, **self._rpc))
+                self._meter.add(writes=1)
+            except WindowConflict:
+                pass  # another writer registered it first: just as good
+        with self._registered_lock:
+            self._registered.add(device_id)
+
+    def _guard(
+        self,
+        what: str,
+        call: Callable[[], Any],
+        conflicts: tuple[type[BaseException], ...] = (api.AlreadyExists,),
+    ) -> Any:
+        """Run one client call: ``conflicts`` become :class:`WindowConflict`, transient errors
+        :class:`StoreUnavailable`; anything else propagates unchanged."""
+        try:
+            return call()
+        except conflicts as exc:
+            raise WindowConflict(f"firestore {what}: {describe(exc)}") from exc
+        except GOOGLE_ERRORS as exc:
+            if is_transient(exc):
+                raise StoreUnavailable(f"firestore {what}: {describe(exc)}") from exc
+            raise
+
+    # --- queries -----------------------------------------------------------------------------
+
+    def hourly(
+        self, device_id: str, start_ms: int, end_ms: int, *, limit: int, cursor: str | None = None
+    ) -> Page[HourlyWindow]:
+        """A device's windows in ``[start_ms, end_ms)``; the cursor is the last hour returned."""
+        _check_limit(limit)
+        low = start_ms if cursor is None else max(start_ms, int(cursor) + 1)
+        if low >= end_ms:
+            return Page([])
+        query = (
+            self._hours(device_id)
+            .where(filter=FieldFilter("hour_ms", ">=", low))
+            .where(filter=FieldFilter("hour_ms", "<", end_ms))
+            .order_by("hour_ms")
+            .limit(limit + 1)
+        )
+        found = [window_from_record(fields) for fields in self._run(query)]
+        more = len(found) > limit
+        items = found[:limit]
+        return Page(items, str(items[-1].hour_ms) if more else None)
+
+    def fleet_hour(
+        self, hour_ms: int, *, limit: int, cursor: str | None = None
+    ) -> Page[HourlyWindow]:
+        """Every device's window for the hour, in device order (a collection-group query)."""
+        _check_limit(limit)
+        query = (
+            self._client.collection_group(self.windows_collection)
+            .where(filter=FieldFilter("hour_ms", "==", hour_ms))
+            .order_by("device_id")
+            .select(list(FLEET_FIELDS))
+        )
+        if cursor is not None:
+            query = query.start_after({"device_id": _check_device_cursor(cursor)})
+        found = [
+            window_from_record({**fields, "seen": b""})
+            for fields in self._run(query.limit(limit + 1))
+        ]
+        items = found[:limit]
+        return Page(items, items[-1].device_id if len(found) > limit else None)
+
+    def latest(self, device_id: str) -> Reading | None:
+        """The device's latest reading: the newest reading of its newest window."""
+        return self._latest(device_id)
+
+    def devices(self, *, limit: int, cursor: str | None = None) -> Page[DeviceSummary]:
+        """Devices in id order with the event time of their latest reading."""
+        _check_limit(limit)
+        query = self._client.collection(self.devices_collection).order_by("device_id")
+        if cursor is not None:
+            query = query.start_after({"device_id": _check_device_cursor(cursor)})
+        found = [str(fields["device_id"]) for fields in self._run(query.limit(limit + 1))]
+        summaries = []
+        for device_id in found[:limit]:
+            latest = self._latest(device_id)
+            summaries.append(
+                DeviceSummary(device_id, None if latest is None else latest.timestamp_ms)
+            )
+        return Page(summaries, found[limit - 1] if len(found) > limit else None)
+
+    def ops(self) -> StoreOps:
+        """Document reads and writes; ``extra``: requests by kind and conflicts."""
+        return self._meter.ops()
+
+    def _latest(self, device_id: str) -> Reading | None:
+        query = (
+            self._hours(device_id)
+            .order_by("hour_ms", direction="DESCENDING")
+            .select(["latest"])
+            .limit(1)
+        )
+        found = self._run(query)
+        latest = found[0].get("latest") if found else None
+        return None if latest is None else parse_reading(latest)
+
+    def _run(self, query: Any) -> list[dict[str, Any]]:
+        """The documents' fields of a query, metered (an empty result still bills one read)."""
+        snapshots = self._guard("query", lambda: list(query.stream(**self._rpc)))
+        self._meter.add(reads=max(1, len(snapshots)), queries=1)
+        return [s.to_dict() for s in snapshots]
+
+
+def _token(fields: dict[str, Any], update_time: Any) -> str:
+    """The concurrency token: ``<version>@<update time: seconds>.<nanoseconds>``, exact to the
+    nanosecond (a precondition must name the stored update time exactly)."""
+    stamp = update_time.timestamp_pb()
+    return f"{int(fields.get('version', 0))}@{stamp.seconds}.{stamp.nanos:09d}"
+
+
+def _parse_token(token: str) -> tuple[int, Any]:
+    """The version and the update time (a protobuf ``Timestamp``) of a token."""
+    version, _, updated = token.partition("@")
+    seconds, _, nanos = updated.partition(".")
+    # protobuf ships no type information: imported by name, so its types are Any here.
+    timestamp_pb2 = importlib.import_module("google.protobuf.timestamp_pb2")
+    return int(version), timestamp_pb2.Timestamp(seconds=int(seconds), nanos=int(nanos))
+
+
+def _check_device_cursor(cursor: str) -> str:
+    if not cursor:
+        raise ValueError("not a cursor of this store: ''")
+    return cursor
+
+
+def _check_limit(limit: int) -> None:
+    if limit < 1:
+        raise ValueError("limit must be at least 1")

@@ -1,0 +1,140 @@
+"""The process function (CloudEvent ``google.cloud.pubsub.topic.v1.messagePublished``): one
+Pub/Sub message -> the process use case -> Firestore, the Cloud Storage archive and quarantine.
+
+Acknowledgement is the function's outcome: returning acknowledges the message, raising makes
+Pub/Sub deliver it again (with the subscription's backoff, then to its dead-letter topic).
+
+- Bad data (malformed JSON, invalid readings, too late, conflicting duplicates) is quarantined
+  and the message acknowledged: a poison message never loops.
+- A transient failure (the store or the archive unavailable, conflicts beyond the retries)
+  leaves some readings unapplied: the function raises :class:`Redeliver`. On the next delivery
+  the windows already written absorb their readings again as duplicates, which changes nothing.
+- An event that is not a Pub/Sub delivery, or an error retrying cannot fix (permission denied,
+  a missing index), raises too: after the subscription's maximum delivery attempts the message
+  rests on the dead-letter topic, for inspection and redrive.
+
+One summary line per message (``"batch processed"``) carries the same counts as on AWS; the
+log-based metrics are derived from it.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from iotpipe.adapters.gcp.events import NotAPubSubEvent, batch_from_push
+from iotpipe.application import ProcessReport, ProcessService
+from iotpipe.entrypoints.gcp import clients
+from iotpipe.entrypoints.gcp import observability as obs
+from iotpipe.entrypoints.gcp.settings import GcpSettings
+
+FUNCTION = "process"
+
+
+class Redeliver(RuntimeError):
+    """Raised so that Pub/Sub delivers the message again: some readings are not applied yet."""
+
+
+@functools.cache
+def settings() -> GcpSettings:
+    """The settings, read once per instance."""
+    return GcpSettings.from_env(os.environ)
+
+
+@functools.cache
+def service() -> ProcessService:
+    """The process use case over Firestore and Cloud Storage (built on the first event)."""
+    from iotpipe.adapters.clock import SystemClock
+    from iotpipe.adapters.gcp.firestore import FirestoreStore
+    from iotpipe.adapters.gcp.gcs import GcsArchive, GcsQuarantine
+
+    obs.configure_logging()
+    config = settings()
+    store = FirestoreStore(
+        clients.firestore_for(config), prefix=config.firestore_prefix, ttl_days=config.ttl_days
+    )
+    storage, bucket = clients.storage(config.project), config.need_bucket()
+    return ProcessService(
+        store,
+        SystemClock(),
+        GcsArchive(bucket, storage),
+        GcsQuarantine(bucket, storage),
+        config.lateness,
+    )
+
+
+def handle(event: Any) -> None:
+    """Process one pushed message; raise to have it delivered again (see the module docstring).
+
+    ``event`` is the CloudEvent functions-framework passes (its ``data`` is the delivery).
+    """
+    started = time.perf_counter()
+    data = event.data if isinstance(event.data, Mapping) else {}
+    with obs.serving(FUNCTION, settings().project, _trace(event)):
+        try:
+            batch = batch_from_push(data)
+        except NotAPubSubEvent as exc:
+            obs.log("ERROR", "not a Pub/Sub message delivery", event_id=_id(event), error=str(exc))
+            raise
+        try:
+            report = service().process(batch)
+        except Exception as exc:
+            obs.log("ERROR", "batch failed", batch_id=batch.batch_id, error=repr(exc))
+            raise
+        _observe(report, time.perf_counter() - started, data)
+    if report.failed_records:
+        raise Redeliver(f"message {batch.batch_id}: {'; '.join(report.errors)}")
+
+
+def _observe(report: ProcessReport, seconds: float, data: Mapping[str, Any]) -> None:
+    lag_ms = None if report.newest_ms is None else time.time_ns() // 1_000_000 - report.newest_ms
+    obs.log(
+        "WARNING" if report.failed_records else "INFO",
+        "batch processed",
+        batch_id=report.batch_id,
+        subscription=data.get("subscription"),
+        delivery_attempt=data.get("deliveryAttempt"),
+        records=report.records,
+        received=report.received,
+        accepted=report.accepted,
+        duplicates=report.duplicates,
+        rejected=dict(report.rejected),
+        rejected_total=sum(report.rejected.values()),
+        windows_updated=report.windows_updated,
+        unapplied=report.unapplied,
+        failed_records=len(report.failed_records),
+        store_retries=report.store_retries,
+        errors=list(report.errors),
+        duration_ms=round(seconds * 1000, 1),
+        lag_ms=lag_ms,
+    )
+
+
+def _trace(event: Any) -> obs.Trace | None:
+    """The delivery's trace: the event's ``traceparent`` extension, else the push request's
+    headers (Pub/Sub push and Eventarc send ``traceparent``)."""
+    parent = _attribute(event, "traceparent")
+    if parent:
+        return obs.trace_from_headers({"traceparent": parent})
+    try:
+        import flask
+    except ImportError:  # pragma: no cover - functions-framework always brings flask
+        return None
+    if not flask.has_request_context():
+        return None
+    return obs.trace_from_headers({k.lower(): v for k, v in flask.request.headers.items()})
+
+
+def _id(event: Any) -> str | None:
+    return _attribute(event, "id")
+
+
+def _attribute(event: Any, name: str) -> str | None:
+    try:
+        value = event[name]
+    except (KeyError, TypeError):
+        return None
+    return None if value is None else str(value)

@@ -1,0 +1,50 @@
+"""A test-only entry module: ``main.py``'s functions, with store faults injected.
+
+functions-framework serves it from a directory holding ``main.py`` beside it (see
+``deployment.source_dir``). The faults are set by environment variables:
+
+- ``IOTPIPE_TEST_FLAKY_DEVICE`` / ``IOTPIPE_TEST_FLAKY_FAILURES``: the first N writes of each
+  of that device's windows fail as Firestore being unavailable (transient: the message is
+  redelivered and succeeds later);
+- ``IOTPIPE_TEST_POISON_DEVICE``: every write of that device's windows fails with a
+  permission error (permanent: the message ends on the dead-letter topic).
+
+Everything else is the real code on the real emulators.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import Counter
+from typing import Any
+
+from google.api_core import exceptions
+from main import api, ingest, process
+
+from iotpipe.adapters.gcp.firestore import FirestoreStore
+from iotpipe.domain import StoreUnavailable
+
+__all__ = ["api", "ingest", "process"]
+
+_FLAKY = os.environ.get("IOTPIPE_TEST_FLAKY_DEVICE")
+_FAILURES = int(os.environ.get("IOTPIPE_TEST_FLAKY_FAILURES", "0"))
+_POISON = os.environ.get("IOTPIPE_TEST_POISON_DEVICE")
+_failed: Counter[tuple[str, int]] = Counter()
+_lock = threading.Lock()
+_real_save = FirestoreStore._save
+
+
+def _faulty_save(self: FirestoreStore, window: Any, expected: Any) -> None:
+    if window.device_id == _POISON:
+        raise exceptions.PermissionDenied("injected: this device's windows can never be written")
+    if window.device_id == _FLAKY:
+        with _lock:
+            fail = _failed[window.key] < _FAILURES
+            _failed[window.key] += fail
+        if fail:
+            raise StoreUnavailable("firestore: injected outage")
+    _real_save(self, window, expected)
+
+
+FirestoreStore._save = _faulty_save  # type: ignore[method-assign]

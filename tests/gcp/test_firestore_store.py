@@ -1,0 +1,183 @@
+"""FirestoreStore on the Firestore emulator: the document layout, optimistic concurrency,
+metering and error translation (the shared contract, stateful and exactness tests run it too,
+through ``STORE_FACTORIES``)."""
+
+from __future__ import annotations
+
+import math
+import threading
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from iotpipe.adapters.gcp import FirestoreStore
+from iotpipe.domain import (
+    IdentitySet,
+    Location,
+    Reading,
+    Stats,
+    StoreUnavailable,
+    WindowConflict,
+)
+from iotpipe.domain.time import MS_PER_HOUR
+from iotpipe.ports import Contribution, RetryPolicy
+from tests.gcp_support import PROJECT, Server, free_port
+
+pytestmark = pytest.mark.integration
+
+H0 = 1_756_634_400_000  # 2025-08-31T10:00:00Z
+H1 = H0 + MS_PER_HOUR
+
+
+def reading(device: str, ts: int, temperature: float = 20.0, location: Location | None = None):
+    return Reading(device, ts, (round(temperature * 1000), 50_000), location)
+
+
+def contribute(store: FirestoreStore, *readings: Reading):
+    groups: dict[tuple[str, int], list[Reading]] = {}
+    for r in readings:
+        groups.setdefault((r.device_id, r.hour_ms), []).append(r)
+    return store.apply([Contribution(d, h, tuple(rs)) for (d, h), rs in groups.items()])
+
+
+def test_documents_follow_the_documented_layout(firestore_db: Any) -> None:
+    store = FirestoreStore(firestore_db, ttl_days=30)
+    contribute(store, reading("iot-sensor-001", H0 + 5), reading("iot-sensor-001", H1 + 7))
+    doc = firestore_db.document(f"devices/iot-sensor-001/hours/{H0:015d}").get()
+    assert doc.exists
+    fields = doc.to_dict()
+    assert fields["device_id"] == "iot-sensor-001" and fields["hour_ms"] == H0
+    assert fields["count"] == 1 and fields["version"] == 1 and fields["format"] == 1
+    assert isinstance(fields["seen"], bytes) and len(IdentitySet.from_bytes(fields["seen"])) == 1
+    assert fields["metrics"]["temperature"] == [1, 20_000, 400_000_000, 20_000, 20_000]
+    assert fields["latest"]["timestamp"] == "2025-08-31T10:00:00.005Z"
+    assert fields["expire_at"] == datetime.fromtimestamp(H1 / 1000, UTC) + timedelta(days=30)
+    registry = firestore_db.document("devices/iot-sensor-001").get()
+    assert registry.exists and registry.to_dict()["device_id"] == "iot-sensor-001"
+    contribute(store, reading("iot-sensor-001", H0 + 6))
+    again = firestore_db.document(f"devices/iot-sensor-001/hours/{H0:015d}").get().to_dict()
+    assert again["version"] == 2 and again["count"] == 2
+    ids = [d.id for d in firestore_db.collection("devices/iot-sensor-001/hours").stream()]
+    assert ids == [f"{H0:015d}", f"{H1:015d}"]
+
+
+def test_without_ttl_no_expiry_field_is_written(firestore_db: Any) -> None:
+    contribute(FirestoreStore(firestore_db), reading("d1", H0))
+    assert "expire_at" not in firestore_db.document(f"devices/d1/hours/{H0:015d}").get().to_dict()
+
+
+def test_extreme_values_round_trip_exactly(firestore_db: Any) -> None:
+    store = FirestoreStore(firestore_db)
+    tiny = reading("d1", H0 + 1, temperature=1000.0, location=Location(5e-324, -0.0))
+    many = [reading("d1", H0 + 2 + i, temperature=1000.0) for i in range(500)]
+    contribute(store, tiny, *many)
+    [window] = store.hourly("d1", H0, H1, limit=5).items
+    assert window.stats == Stats.of([tiny, *many])
+    assert window.stats.metric("temperature").squares == 501 * 10**12
+    located = store.latest("d1")
+    assert located is not None
+    stored = store.hourly("d1", H0, H1, limit=1).items[0].stats.located
+    assert stored is not None and stored.lat == 5e-324
+    assert math.copysign(1.0, stored.lon) == -1.0  # -0.0 stays negative
+
+
+def test_a_stale_version_or_a_second_create_is_a_conflict(firestore_db: Any) -> None:
+    store = FirestoreStore(firestore_db)
+    contribute(store, reading("d1", H0))
+    [(window, token)] = store._load([("d1", H0)]).values()
+    grown, _ = window.absorb([reading("d1", H0 + 1)])
+    store._save(grown, token)  # the token is current: written
+    with pytest.raises(WindowConflict):
+        store._save(grown, token)  # the same token again: someone (we) wrote since
+    with pytest.raises(WindowConflict):
+        store._save(grown, None)  # creating a window that exists
+    assert store.ops().extra["conflicts"] == 2
+
+
+def test_eight_threads_applying_overlapping_batches_end_exact(firestore_db: Any) -> None:
+    store = FirestoreStore(firestore_db, retry=RetryPolicy(attempts=30, max_delay_s=0.2))
+    readings = [reading(f"d{i % 3}", H0 + i * 11, temperature=i % 40) for i in range(480)]
+    start = threading.Barrier(8)
+    errors: list[BaseException] = []
+
+    def writer(offset: int) -> None:
+        try:
+            start.wait()
+            # Overlapping slices: every reading is offered by several threads.
+            for first in range(offset * 7, len(readings), 60):
+                result = contribute(store, *readings[first : first + 90])
+                assert not result.failed, result.failed
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(k,)) for k in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    for device in ("d0", "d1", "d2"):
+        [window] = store.hourly(device, H0, H1, limit=5).items
+        assert window.stats == Stats.of([r for r in readings if r.device_id == device])
+    assert store.ops().extra.get("conflicts", 0) > 0, "the writers never collided"
+
+
+def test_reads_and_writes_are_metered_as_firestore_bills_them(firestore_db: Any) -> None:
+    store = FirestoreStore(firestore_db)
+    contribute(store, reading("a", H0), reading("b", H0))
+    # 2 window lookups (missing), 2 registry gets, 2 registry creates, 2 window creates.
+    assert (store.ops().reads, store.ops().writes) == (4, 4)
+    contribute(store, reading("a", H0), reading("b", H0))  # a replay: lookups only
+    assert (store.ops().reads, store.ops().writes) == (6, 4)
+    contribute(store, reading("a", H0 + 1))  # a known device: lookup and update
+    assert (store.ops().reads, store.ops().writes) == (7, 5)
+    store.fleet_hour(H0, limit=10)  # one query returning 2 windows
+    store.fleet_hour(H1, limit=10)  # an empty query still bills one read
+    assert store.ops().reads == 10
+    assert store.ops().extra["queries"] == 2
+
+
+def test_fleet_hour_reads_windows_without_identities_and_only_its_own(firestore_db: Any) -> None:
+    mine, other = FirestoreStore(firestore_db, prefix="a_"), FirestoreStore(firestore_db)
+    contribute(mine, reading("d1", H0), reading("d2", H0 + 1))
+    contribute(other, reading("d0", H0))  # same hour, another collection group
+    windows = mine.fleet_hour(H0, limit=10).items
+    assert [w.device_id for w in windows] == ["d1", "d2"]
+    assert all(len(w.seen) == 0 and w.stats.count == 1 for w in windows)
+    assert [w.device_id for w in other.fleet_hour(H0, limit=10).items] == ["d0"]
+
+
+def test_an_unreachable_firestore_is_unavailable_not_a_crash(
+    firestore_server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from google.cloud import firestore
+
+    monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", f"127.0.0.1:{free_port()}")  # nobody there
+    client = firestore.Client(project=PROJECT)
+    store = FirestoreStore(client, timeout_s=1.0, retry=RetryPolicy(attempts=1))
+    result = contribute(store, reading("d1", H0))
+    assert result.failed[("d1", H0)].startswith("unavailable: firestore")
+    with pytest.raises(StoreUnavailable):
+        store.hourly("d1", H0, H1, limit=1)
+
+
+def test_a_bad_cursor_or_limit_is_refused(firestore_db: Any) -> None:
+    store = FirestoreStore(firestore_db)
+    with pytest.raises(ValueError):
+        store.hourly("d1", H0, H1, limit=1, cursor="not-an-hour")
+    with pytest.raises(ValueError):
+        store.devices(limit=0)
+    with pytest.raises(ValueError):
+        FirestoreStore(firestore_db, prefix="a/b")
+
+
+def test_a_full_window_fits_in_one_document(firestore_db: Any) -> None:
+    """72,000 readings (the window maximum) stay under the 1 MiB document limit, which the
+    emulator enforces as production does."""
+    store = FirestoreStore(firestore_db)
+    readings = [reading("busy", H0 + i * 50, temperature=i % 97) for i in range(72_000)]
+    result = contribute(store, *readings)
+    assert not result.failed and result.written == {("busy", H0)}
+    [(window, _)] = store._load([("busy", H0)]).values()
+    assert window.stats.count == 72_000 and len(window.seen) == 72_000
