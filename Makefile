@@ -64,5 +64,27 @@ package-aws: $(VENV)/.installed-run  ## reproducible Lambda zips (code, dependen
 package-gcp: $(VENV)/.installed-run  ## the reproducible Cloud Functions source archive in dist/gcp
 	$(BIN)/iotpipe package gcp $(PACKAGE_ARGS)
 
+# Deploy to the AWS account of your current credentials (deploy/aws/README.md). Settings go in
+# deploy/aws/terraform.tfvars; TF_ARGS passes more terraform arguments. Terraform asks before
+# changing anything. The API key is made once and kept in deploy/aws/.api-key (git-ignored).
+.PHONY: deploy-aws destroy-aws
+deploy-aws: $(VENV)/.installed-run  ## build the Lambda zips, terraform apply deploy/aws, print the API URL and a first curl
+	@command -v terraform >/dev/null || { echo "deploy-aws needs terraform >= 1.6 on PATH" >&2; exit 1; }
+	$(BIN)/iotpipe package aws --out dist/aws
+	@test -s deploy/aws/.api-key || (umask 077; $(PY) -c 'import secrets; print(secrets.token_urlsafe(32))' > deploy/aws/.api-key)
+	terraform -chdir=deploy/aws init -input=false
+	TF_VAR_api_keys="[\"$$(cat deploy/aws/.api-key)\"]" terraform -chdir=deploy/aws apply $(TF_ARGS)
+	@url=$$(terraform -chdir=deploy/aws output -raw api_url); key=$$(cat deploy/aws/.api-key); \
+	echo; echo "API and dashboard: $$url   (API key: deploy/aws/.api-key)"; echo; \
+	echo "curl -H 'Authorization: Bearer $$key' -H 'content-type: application/json' \\"; \
+	echo "  -d '{\"device_id\":\"iot-sensor-001\",\"timestamp\":\"$$(date -u +%Y-%m-%dT%H:%M:%SZ)\",\"temperature\":25.5}' \\"; \
+	echo "  $${url}v1/readings"
+
+destroy-aws: $(VENV)/.installed-run  ## delete the deployed stack, its table and archive included (asks twice)
+	@command -v terraform >/dev/null || { echo "destroy-aws needs terraform >= 1.6 on PATH" >&2; exit 1; }
+	test -s dist/aws/iotpipe-code.zip || $(BIN)/iotpipe package aws --out dist/aws  # the configuration hashes the zips
+	terraform -chdir=deploy/aws apply -var protect_data=false -target=aws_dynamodb_table.windows -target=aws_s3_bucket.archive $(TF_ARGS)
+	terraform -chdir=deploy/aws destroy -var protect_data=false $(TF_ARGS)
+
 clean:  ## remove the virtualenv and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,34 @@
+# Authentication: the application's own API keys, held in a Secrets Manager secret.
+#
+# The HTTP handlers check `Authorization: Bearer KEY` or `x-api-key` themselves (the same code
+# as every other runtime: one definition of which routes are public), reading the valid keys
+# from the secret named by IOTPIPE_API_KEYS_SECRET once per execution environment
+# (iotpipe.entrypoints.aws.clients.api_keys). So API Gateway routes carry no authorizer (see
+# api.tf). Devices rarely can do OAuth flows (JWT authorizer) or SigV4 (IAM authorizer); a
+# static per-fleet key is what they can do, and keeping the check in the app keeps the
+# public routes (/, /v1/health, /v1/openapi.json) and the error format identical everywhere.
+#
+# The secret's value is a JSON list of keys (or a comma-separated list). Terraform writes
+# var.api_keys once, when the secret is created, and then ignores the value: rotate keys with
+# `aws secretsmanager put-secret-value --secret-id <api_keys_secret_arn output> --secret-string
+# '["new-key","old-key"]'`; new execution environments pick them up (existing ones within
+# minutes to hours, as Lambda recycles them; publish a new version or update the function's
+# configuration to force it). The initial value is in the Terraform state: keep the state
+# private, or leave api_keys empty and put the keys out of band as above.
+
+resource "aws_secretsmanager_secret" "api_keys" {
+  #checkov:skip=CKV2_AWS_57: the keys are shared with devices and rotated by their operator (put-secret-value); automatic rotation would need a rotation Lambda that cannot reach the devices
+  name                    = "${var.name_prefix}/api-keys"
+  description             = "iotpipe API keys: a JSON list of the keys accepted by the HTTP API"
+  kms_key_id              = aws_kms_key.data.arn
+  recovery_window_in_days = var.secret_recovery_days
+}
+
+resource "aws_secretsmanager_secret_version" "api_keys" {
+  secret_id     = aws_secretsmanager_secret.api_keys.id
+  secret_string = jsonencode(var.api_keys)
+
+  lifecycle {
+    ignore_changes = [secret_string] # rotated out of band, never reverted by Terraform
+  }
+}

@@ -1,0 +1,160 @@
+# The three Lambda functions, from the zips of `iotpipe package aws` (one code zip shared by
+# all, each with its own handler; the dependencies in a layer; boto3 from the runtime), and the
+# Kinesis event source mapping of the process function.
+#
+# Choices common to all three:
+# - arm64 (Graviton): ~20% cheaper per GB-second than x86_64 and at least as fast for this
+#   pure-Python + Rust-extension (pydantic-core, orjson) code; the layer is built for it.
+# - X-Ray active tracing: a trace per request/batch through Lambda, Kinesis, DynamoDB and S3
+#   calls, sampled by X-Ray's default rule (1 request/s + 5%), so its cost stays small.
+# - Log groups /aws/lambda/<name> (Lambda's default) are created here, before the functions, so
+#   that they have a retention and are encrypted; Lambda would otherwise create them on first
+#   use, kept forever. The handlers write JSON lines and EMF metric lines (observability.py).
+# - The environment is encrypted with the stack's KMS key and holds exactly the settings each
+#   function reads (iotpipe.entrypoints.aws.settings; a test checks them), no secret: the API
+#   keys are read from Secrets Manager at cold start (auth.tf).
+
+locals {
+  handlers = {
+    ingest  = "iotpipe.entrypoints.aws.ingest.handler"
+    process = "iotpipe.entrypoints.aws.process.handler"
+    api     = "iotpipe.entrypoints.aws.api.handler"
+  }
+
+  lateness = {
+    IOTPIPE_LATENESS_HORIZON_HOURS = tostring(var.lateness_horizon_hours)
+    IOTPIPE_MAX_SKEW_SECONDS       = tostring(var.max_skew_seconds)
+  }
+
+  environment = {
+    # Validates and publishes: needs the stream, the keys, and the lateness policy (it refuses
+    # too_late/from_future readings at the door, with the same rules as process).
+    ingest = merge(local.lateness, {
+      IOTPIPE_STREAM_NAME     = aws_kinesis_stream.readings.name
+      IOTPIPE_API_KEYS_SECRET = aws_secretsmanager_secret.api_keys.arn
+    })
+    # Applies batches to the table and writes the archive and quarantine. The lateness policy is
+    # judged against the record's arrival on the stream; TTL only when var.ttl_days is set.
+    process = merge(local.lateness, {
+      IOTPIPE_TABLE_NAME   = aws_dynamodb_table.windows.name
+      IOTPIPE_BUCKET       = aws_s3_bucket.archive.bucket
+      IOTPIPE_FLEET_SHARDS = tostring(var.fleet_shards)
+      }, var.ttl_days == null ? {} : {
+      IOTPIPE_TTL_DAYS = tostring(var.ttl_days)
+    })
+    # Read-only queries: the table (with the same fleet_shards as process) and the keys.
+    api = {
+      IOTPIPE_TABLE_NAME      = aws_dynamodb_table.windows.name
+      IOTPIPE_FLEET_SHARDS    = tostring(var.fleet_shards)
+      IOTPIPE_API_KEYS_SECRET = aws_secretsmanager_secret.api_keys.arn
+    }
+  }
+}
+
+resource "aws_cloudwatch_log_group" "function" {
+  for_each = local.function_names
+
+  name              = "/aws/lambda/${each.value}"
+  retention_in_days = var.log_retention_days
+  kms_key_id        = aws_kms_key.data.arn
+  #checkov:skip=CKV_AWS_338: retention is var.log_retention_days (30 by default): operational logs, not an audit trail; raise it if you need a year
+}
+
+resource "aws_lambda_layer_version" "deps" {
+  layer_name               = "${var.name_prefix}-deps"
+  description              = "iotpipe's runtime dependencies (pydantic, orjson) for ${var.lambda_runtime} ${var.lambda_architecture}"
+  filename                 = var.layer_zip
+  source_code_hash         = filebase64sha256(var.layer_zip)
+  compatible_runtimes      = [var.lambda_runtime]
+  compatible_architectures = [var.lambda_architecture]
+}
+
+# Memory and timeout (var.functions); on Lambda, CPU is proportional to memory:
+# - ingest, 512 MB / 10 s: validates up to 500 readings (1 MiB) per request with pydantic and
+#   makes one or two PutRecords calls; 512 MB keeps that, and the cold start (imports), in tens of
+#   milliseconds. API Gateway gives up after 30 s anyway; 10 s bounds a stuck call far sooner.
+# - process, 1024 MB / 60 s: decodes and validates a batch of up to batch_size records, then
+#   reads and conditionally writes one DynamoDB item per window touched (with retries on
+#   conflicts) and puts the archive objects. More CPU shortens every batch, so the stream drains
+#   sooner for about the same GB-seconds. 60 s leaves ample room over a normal batch (~1 s) for
+#   store retries with backoff; a batch that times out is retried like any failure.
+# - api, 512 MB / 10 s: a query is a few DynamoDB Query/BatchGetItem pages (a fleet hour merges
+#   fleet_shards of them); 10 s is far above that and below API Gateway's 30 s.
+resource "aws_lambda_function" "fn" {
+  for_each = local.function_names
+  #checkov:skip=CKV_AWS_116: invoked synchronously (API Gateway) or by the Kinesis mapping, which has its own on-failure SQS destination; a function DLQ applies to async invocations only
+  #checkov:skip=CKV_AWS_117: the functions call only AWS APIs under IAM-scoped roles; a VPC would need NAT gateways or VPC endpoints (cost) without protecting anything more
+  #checkov:skip=CKV_AWS_272: code signing needs an AWS Signer profile; the zips are reproducible and their hashes pinned by source_code_hash
+  #checkov:skip=CKV_AWS_115: reserved concurrency is opt-in (var.functions): on new accounts with a low concurrency quota reserving any fails the deployment
+
+  function_name = each.value
+  description   = "iotpipe ${each.key}"
+  role          = aws_iam_role.function[each.key].arn
+  handler       = local.handlers[each.key]
+  runtime       = var.lambda_runtime
+  architectures = [var.lambda_architecture]
+
+  filename         = var.code_zip
+  source_code_hash = filebase64sha256(var.code_zip)
+  layers           = [aws_lambda_layer_version.deps.arn]
+
+  memory_size                    = var.functions[each.key].memory_mb
+  timeout                        = var.functions[each.key].timeout_s
+  reserved_concurrent_executions = coalesce(var.functions[each.key].reserved_concurrency, -1)
+
+  kms_key_arn = aws_kms_key.data.arn
+  environment {
+    variables = local.environment[each.key]
+  }
+
+  tracing_config {
+    mode = "Active"
+  }
+
+  depends_on = [aws_iam_role_policy.function, aws_cloudwatch_log_group.function]
+}
+
+# Kinesis -> process. Each setting, and why:
+resource "aws_lambda_event_source_mapping" "process" {
+  function_name    = aws_lambda_function.fn["process"].arn
+  event_source_arn = aws_kinesis_stream.readings.arn
+
+  # From the oldest record kept: nothing put on the stream before the mapping exists is skipped.
+  starting_position = "TRIM_HORIZON"
+
+  # Up to 500 records per invocation, waiting at most 1 s to fill a batch. Store writes scale
+  # with windows, not records, so bigger batches fold more readings into each DynamoDB write
+  # (cheaper); 1 s of batching bounds the latency a quiet stream adds to the aggregates.
+  batch_size                         = var.batch_size
+  maximum_batching_window_in_seconds = var.batching_window_s
+
+  # The handler answers with the sequence numbers a transient failure left unapplied; Lambda
+  # retries from the lowest of them only, and records already applied are absorbed again as
+  # duplicates (no change). Bad data never fails: it is quarantined in S3 and reported a success.
+  function_response_types = ["ReportBatchItemFailures"]
+
+  # If the function itself fails (a crash, a timeout), halve the batch on each retry: a batch
+  # that kills the function shrinks to the record that does, while the others get through.
+  bisect_batch_on_function_error = true
+
+  # Transient failures (throttling, a DynamoDB or S3 outage) deserve retries, but a batch
+  # retried forever blocks its shard: 10 retries with bisection, and never past 6 hours of
+  # age, then the batch's description goes to the DLQ and the shard moves on. 6 h stays well
+  # inside the stream's 24 h retention, so the records can still be read back and replayed.
+  maximum_retry_attempts        = var.max_retry_attempts
+  maximum_record_age_in_seconds = var.max_record_age_s
+
+  # Two concurrent batches per shard. Lambda keeps one partition key (one device) on one of
+  # them, in order, so concurrent batches never contend for a device's windows; 2 doubles the
+  # drain rate of a backlog per shard for no extra conflicts. On-demand streams add shards as
+  # traffic grows, which multiplies concurrency further.
+  parallelization_factor = var.parallelization_factor
+
+  destination_config {
+    on_failure {
+      destination_arn = aws_sqs_queue.dlq.arn
+    }
+  }
+
+  depends_on = [aws_iam_role_policy.function]
+}

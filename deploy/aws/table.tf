@@ -1,0 +1,57 @@
+# The aggregate store: one DynamoDB table, mirroring iotpipe.adapters.aws.dynamodb.TABLE_DEFINITION
+# exactly (keys, the sparse "fleet" index and its projection, on-demand billing) and TIME_TO_LIVE.
+# tests/terraform checks that they agree.
+
+resource "aws_dynamodb_table" "windows" {
+  name = "${var.name_prefix}-windows"
+
+  # On-demand: no capacity to plan, and writes scale with windows (not readings), so the bill
+  # follows the number of devices and hours rather than the reading rate.
+  billing_mode = "PAY_PER_REQUEST"
+
+  hash_key  = "PK"
+  range_key = "SK"
+
+  attribute {
+    name = "PK"
+    type = "S"
+  }
+  attribute {
+    name = "SK"
+    type = "S"
+  }
+  attribute {
+    name = "FPK"
+    type = "S"
+  }
+  attribute {
+    name = "device_id"
+    type = "S"
+  }
+
+  # The sparse fleet index: one entry per window (registry items have no FPK). Keys only: an
+  # entry is written once, when its window is created; the store then reads the windows by key.
+  global_secondary_index {
+    name            = "fleet"
+    hash_key        = "FPK"
+    range_key       = "device_id"
+    projection_type = "KEYS_ONLY"
+  }
+
+  # Items carry "ttl" only when IOTPIPE_TTL_DAYS is set (var.ttl_days); the others never expire.
+  ttl {
+    attribute_name = "ttl"
+    enabled        = true
+  }
+
+  point_in_time_recovery {
+    enabled = true
+  }
+
+  server_side_encryption {
+    enabled     = true
+    kms_key_arn = aws_kms_key.data.arn
+  }
+
+  deletion_protection_enabled = var.protect_data
+}

@@ -1,0 +1,245 @@
+# Inputs. Every one has a default suited to a first deployment; see README.md for the choices.
+
+# --- where and what ---------------------------------------------------------------------------
+
+variable "region" {
+  description = "AWS region to deploy into."
+  type        = string
+  default     = "us-east-1"
+}
+
+variable "name_prefix" {
+  description = "Prefix of every resource name (functions, stream, table, queue, ...). Change it to deploy a second stack in the same account."
+  type        = string
+  default     = "iotpipe"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{1,30}[a-z0-9]$", var.name_prefix))
+    error_message = "name_prefix: 3-32 characters, lowercase letters, digits and '-', starting with a letter."
+  }
+}
+
+variable "tags" {
+  description = "Extra tags for every resource (added to Project and Stack)."
+  type        = map(string)
+  default     = {}
+}
+
+variable "aws_endpoint_url" {
+  description = "null (the default) deploys to real AWS. A URL (e.g. http://127.0.0.1:5000, a moto server) sends every AWS call there, with dummy credentials and the provider's account checks off: for tests only."
+  type        = string
+  default     = null
+}
+
+variable "protect_data" {
+  description = "Protect the stored data from `terraform destroy`: DynamoDB deletion protection on, and the archive bucket is not emptied by Terraform. `make destroy-aws` turns it off first."
+  type        = bool
+  default     = true
+}
+
+# --- code ---------------------------------------------------------------------------------------
+
+variable "code_zip" {
+  description = "Path of iotpipe-code.zip built by `iotpipe package aws` (relative to the directory Terraform runs in)."
+  type        = string
+  default     = "../../dist/aws/iotpipe-code.zip"
+}
+
+variable "layer_zip" {
+  description = "Path of iotpipe-deps-layer.zip built by `iotpipe package aws` (relative to the directory Terraform runs in)."
+  type        = string
+  default     = "../../dist/aws/iotpipe-deps-layer.zip"
+}
+
+variable "lambda_architecture" {
+  description = "Lambda architecture; must match `iotpipe package aws --arch` (arm64 by default: ~20% cheaper per GB-second, and the layer's wheels are built for it)."
+  type        = string
+  default     = "arm64"
+
+  validation {
+    condition     = contains(["arm64", "x86_64"], var.lambda_architecture)
+    error_message = "lambda_architecture must be arm64 or x86_64."
+  }
+}
+
+variable "lambda_runtime" {
+  description = "Lambda Python runtime; must match `iotpipe package aws --python` (3.12 by default)."
+  type        = string
+  default     = "python3.12"
+}
+
+variable "functions" {
+  description = "Memory (MB) and timeout (s) per function, and optional reserved concurrency (null: share the account's pool). The defaults are explained in functions.tf."
+  type = map(object({
+    memory_mb            = number
+    timeout_s            = number
+    reserved_concurrency = optional(number)
+  }))
+  default = {
+    ingest  = { memory_mb = 512, timeout_s = 10 }
+    process = { memory_mb = 1024, timeout_s = 60 }
+    api     = { memory_mb = 512, timeout_s = 10 }
+  }
+
+  validation {
+    condition     = alltrue([for k in ["ingest", "process", "api"] : contains(keys(var.functions), k)])
+    error_message = "functions must have the entries ingest, process and api."
+  }
+}
+
+# --- the pipeline's tunables (the handlers' environment) ----------------------------------------
+
+variable "lateness_horizon_hours" {
+  description = "Readings older than this (judged against their arrival on the stream) are refused as too_late. 0 accepts any age."
+  type        = number
+  default     = 168
+}
+
+variable "max_skew_seconds" {
+  description = "Readings more than this ahead of their arrival time are refused as from_future."
+  type        = number
+  default     = 300
+}
+
+variable "fleet_shards" {
+  description = "Partitions of the fleet index per hour (spreads a busy hour). Part of the table's layout: never change it on a table holding data."
+  type        = number
+  default     = 16
+}
+
+variable "ttl_days" {
+  description = "Hourly aggregates expire this many days after their last update (DynamoDB TTL). null keeps them forever."
+  type        = number
+  default     = null
+}
+
+variable "api_keys" {
+  description = "Initial API keys written to the Secrets Manager secret. They end up in the Terraform state; Terraform writes them once and never reverts keys rotated later with `aws secretsmanager put-secret-value`. Empty: no key is valid until you put one."
+  type        = list(string)
+  default     = []
+  sensitive   = true
+}
+
+variable "secret_recovery_days" {
+  description = "Days a deleted API-keys secret can be restored (0 deletes it at once; 7-30 otherwise)."
+  type        = number
+  default     = 7
+}
+
+# --- stream and event source mapping ----------------------------------------------------------
+
+variable "stream_retention_hours" {
+  description = "Kinesis retention (24-8760 h). Must exceed max_record_age_s so a failed batch can still be read when you act on its DLQ message."
+  type        = number
+  default     = 24
+}
+
+variable "batch_size" {
+  description = "Records per process invocation (1-10000). See functions.tf."
+  type        = number
+  default     = 500
+}
+
+variable "batching_window_s" {
+  description = "Seconds Lambda may wait to fill a batch (0-300). See functions.tf."
+  type        = number
+  default     = 1
+}
+
+variable "parallelization_factor" {
+  description = "Concurrent batches per shard (1-10). See functions.tf."
+  type        = number
+  default     = 2
+}
+
+variable "max_retry_attempts" {
+  description = "Retries of a failing batch before it goes to the DLQ (-1 = until it expires). See functions.tf."
+  type        = number
+  default     = 10
+}
+
+variable "max_record_age_s" {
+  description = "Records older than this are not retried but sent to the DLQ (60-604800, or -1). See functions.tf."
+  type        = number
+  default     = 21600
+}
+
+# --- archive ------------------------------------------------------------------------------------
+
+variable "archive_bucket_name" {
+  description = "Name of the raw archive bucket. null: <name_prefix>-archive-<account>-<region>."
+  type        = string
+  default     = null
+}
+
+variable "archive_lifecycle" {
+  description = "Days after which archived objects (raw/ and rejected/) move to STANDARD_IA and to GLACIER_IR, and expire (null: never). Non-current versions expire after noncurrent_days."
+  type = object({
+    infrequent_access_days = number
+    glacier_days           = number
+    expire_days            = optional(number)
+    rejected_expire_days   = optional(number)
+    noncurrent_days        = number
+  })
+  default = {
+    infrequent_access_days = 30
+    glacier_days           = 90
+    expire_days            = null
+    rejected_expire_days   = 90
+    noncurrent_days        = 30
+  }
+}
+
+# --- API ------------------------------------------------------------------------------------------
+
+variable "api_throttle" {
+  description = "API Gateway throttling for the whole stage: steady requests per second and burst."
+  type        = object({ rate = number, burst = number })
+  default     = { rate = 200, burst = 400 }
+}
+
+variable "ingest_throttle" {
+  description = "Throttling of POST /v1/readings (each request carries up to 500 readings)."
+  type        = object({ rate = number, burst = number })
+  default     = { rate = 100, burst = 200 }
+}
+
+# --- monitoring ---------------------------------------------------------------------------------
+
+variable "log_retention_days" {
+  description = "Retention of the functions' and the API's log groups (a value CloudWatch Logs accepts)."
+  type        = number
+  default     = 30
+}
+
+variable "alarm_email" {
+  description = "An address subscribed to the alarm topic (it must confirm). null: subscribe yourself."
+  type        = string
+  default     = null
+}
+
+variable "iterator_age_alarm_ms" {
+  description = "Alarm when the process function falls this far behind the stream (ms)."
+  type        = number
+  default     = 300000
+}
+
+variable "kms_deletion_window_days" {
+  description = "Waiting period before the stack's KMS key is deleted after destroy (7-30 days)."
+  type        = number
+  default     = 30
+}
+
+# --- IoT Core (optional) ------------------------------------------------------------------------
+
+variable "enable_iot" {
+  description = "Create an AWS IoT Core topic rule that puts MQTT messages on the stream (devices speaking MQTT instead of HTTP)."
+  type        = bool
+  default     = false
+}
+
+variable "iot_topic_filter" {
+  description = "MQTT topic filter of the IoT rule. Each message is one reading (or an array of readings) as JSON."
+  type        = string
+  default     = "iotpipe/+/readings"
+}

@@ -1,0 +1,1 @@
+"""Checks of the Terraform in deploy/aws: fmt, validate, checkov, and apply/plan/destroy on moto."""

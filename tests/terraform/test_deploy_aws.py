@@ -1,0 +1,532 @@
+"""deploy/aws on moto: fmt, validate, the plan's wiring, apply, no drift, the pipeline, destroy.
+
+The tests run in file order and share one deployment (module-scoped fixtures): a fresh moto
+server of this module's own, a copy of deploy/aws initialised offline, ``terraform apply``.
+Between apply and destroy the handlers are driven against the deployed resources by the names
+Terraform reports (``terraform output``) and with the environment Terraform gave each function
+(read back from the deployed functions): readings through the ingest handler onto the
+deployed stream, a poller playing the deployed event source mapping (its batch size) into the
+process handler, and the aggregates read back through the api handler.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import orjson
+import pytest
+
+from iotpipe.adapters.aws.dynamodb import TABLE_DEFINITION, TIME_TO_LIVE
+from iotpipe.application.views import stats_json
+from iotpipe.domain import InvalidReading, Stats, parse_reading
+from iotpipe.domain.time import MS_PER_HOUR, format_instant, parse_instant
+from iotpipe.entrypoints import packaging
+from iotpipe.entrypoints.aws import api, clients, ingest, process, settings
+from iotpipe.simulator import Faults, Fleet
+from tests.terraform.conftest import DEPLOY, Terraform
+
+pytestmark = pytest.mark.integration
+
+REGION = "us-east-1"
+PREFIX = "iotpipe-tf"
+API_KEY = "terraform-test-key-0123456789"
+
+#: What each function reads (iotpipe.entrypoints.aws.*): exactly what Terraform must set.
+LATENESS = {settings.LATENESS_HORIZON_HOURS, settings.MAX_SKEW_SECONDS}
+NEEDS = {
+    "ingest": {settings.STREAM_NAME, settings.API_KEYS_SECRET, *LATENESS},
+    "process": {
+        settings.TABLE_NAME,
+        settings.BUCKET,
+        settings.FLEET_SHARDS,
+        settings.TTL_DAYS,  # set because the test deployment sets ttl_days
+        *LATENESS,
+    },
+    "api": {settings.TABLE_NAME, settings.FLEET_SHARDS, settings.API_KEYS_SECRET},
+}
+
+#: Plan differences right after apply that are moto's, not the configuration's: moto ignores
+#: the Tags of Kinesis CreateStream (real AWS applies them), so the provider's default tags
+#: show up once as an in-place update of the stream's tags, and converge with a second apply.
+MOTO_DIVERGENCES = {("aws_kinesis_stream.readings", ("update",), frozenset({"tags_all"}))}
+
+
+# --- fixtures -----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def workdir(
+    terraform: Terraform,
+    private_moto: str,
+    lambda_zips: dict[str, Path],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Path:
+    """deploy/aws copied to a temporary directory, initialised offline, variables for moto."""
+    directory = tmp_path_factory.mktemp("deploy-aws")
+    for source in DEPLOY.glob("*.tf"):
+        shutil.copy2(source, directory / source.name)
+    variables = {
+        "aws_endpoint_url": private_moto,
+        "region": REGION,
+        "name_prefix": PREFIX,
+        "code_zip": str(lambda_zips["code"]),
+        "layer_zip": str(lambda_zips["layer"]),
+        "protect_data": False,  # so that destroy can delete the table and the full bucket
+        "api_keys": [API_KEY],
+        "ttl_days": 400,
+        "secret_recovery_days": 0,
+        "kms_deletion_window_days": 7,
+    }
+    (directory / "terraform.tfvars.json").write_text(json.dumps(variables), encoding="utf-8")
+    terraform.run("init", "-input=false", "-no-color", cwd=directory)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def plan(terraform: Terraform, workdir: Path) -> dict[str, Any]:
+    """The plan of a first deployment with the optional IoT rule on, as ``terraform show -json``
+    gives it. (The deployment applied below leaves IoT off: moto cannot tag IoT rules, and the
+    provider retries its error 500 forever.)"""
+    terraform.run(
+        *("plan", "-input=false", "-no-color", "-var", "enable_iot=true", "-out=first.tfplan"),
+        cwd=workdir,
+    )
+    shown = terraform.run("show", "-json", "first.tfplan", cwd=workdir)
+    return dict(json.loads(shown.stdout))
+
+
+@pytest.fixture(scope="module")
+def deployed(terraform: Terraform, workdir: Path, plan: dict[str, Any]) -> dict[str, Any]:
+    """``terraform apply`` done (after the first plan, which must see an empty account); the
+    outputs (name -> value)."""
+    terraform.run("apply", "-input=false", "-no-color", "-auto-approve", cwd=workdir)
+    shown = terraform.run("output", "-json", cwd=workdir)
+    return {name: out["value"] for name, out in json.loads(shown.stdout).items()}
+
+
+@pytest.fixture(scope="module")
+def aws(private_moto: str) -> Any:
+    """A boto3 client factory on the module's moto server."""
+
+    def client(service: str) -> Any:
+        return boto3.client(
+            service,
+            endpoint_url=private_moto,
+            region_name=REGION,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+
+    return client
+
+
+# --- static checks ------------------------------------------------------------------------------
+
+
+def test_terraform_fmt_is_clean(terraform_binary: str) -> None:
+    """``terraform fmt -check`` (reads only: nothing is rewritten)."""
+    done = subprocess.run(
+        [terraform_binary, "fmt", "-check", "-recursive", "-diff", "-no-color", str(DEPLOY)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, f"terraform fmt would change:\n{done.stdout}{done.stderr}"
+
+
+def test_terraform_validate(terraform: Terraform, workdir: Path) -> None:
+    done = terraform.run("validate", "-json", cwd=workdir)
+    report = json.loads(done.stdout)
+    assert report["valid"], report
+    assert report["warning_count"] == 0, report["diagnostics"]
+
+
+def _changes(plan: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
+    """Each resource of ``kind`` in the plan -> its planned values (known and unknown)."""
+    found = {}
+    for change in plan["resource_changes"]:
+        if change["type"] == kind and change["mode"] == "managed":
+            found[str(change.get("index", change["name"]))] = change["change"]
+    return found
+
+
+def test_the_table_mirrors_the_store_table_definition(plan: dict[str, Any]) -> None:
+    [table] = _changes(plan, "aws_dynamodb_table").values()
+    after = table["after"]
+    definition = TABLE_DEFINITION
+    assert {(a["name"], a["type"]) for a in after["attribute"]} == {
+        (a["AttributeName"], a["AttributeType"]) for a in definition["AttributeDefinitions"]
+    }
+    assert _keys(after) == _schema(definition["KeySchema"])
+    assert after["billing_mode"] == definition["BillingMode"]
+    planned = {i["name"]: _index(i) for i in after["global_secondary_index"]}
+    assert planned == {
+        i["IndexName"]: (
+            _schema(i["KeySchema"]),
+            i["Projection"]["ProjectionType"],
+            sorted(i["Projection"].get("NonKeyAttributes", [])),
+        )
+        for i in definition.get("GlobalSecondaryIndexes", [])
+    }
+    assert not after.get("local_secondary_index") and not definition.get("LocalSecondaryIndexes")
+    assert after["ttl"] == [
+        {"attribute_name": TIME_TO_LIVE["AttributeName"], "enabled": TIME_TO_LIVE["Enabled"]}
+    ]
+    assert after["point_in_time_recovery"][0]["enabled"] is True
+    assert after["server_side_encryption"][0]["enabled"] is True
+
+
+def test_the_optional_iot_rule_puts_mqtt_readings_on_the_stream(plan: dict[str, Any]) -> None:
+    [rule] = _changes(plan, "aws_iot_topic_rule").values()
+    after = rule["after"]
+    assert after["sql"] == "SELECT * FROM 'iotpipe/+/readings'"
+    [kinesis] = after["kinesis"]
+    assert kinesis["stream_name"] == f"{PREFIX}-readings"
+    assert kinesis["partition_key"] == "${device_id}"  # like ingest: one device, one shard
+    assert after["error_action"][0]["cloudwatch_logs"]
+
+
+def _keys(block: dict[str, Any]) -> tuple[str, str | None]:
+    return block["hash_key"], block.get("range_key") or None
+
+
+def _index(block: dict[str, Any]) -> tuple[tuple[str, str | None], str, list[str]]:
+    return _keys(block), block["projection_type"], sorted(block.get("non_key_attributes") or [])
+
+
+def _schema(schema: list[dict[str, str]]) -> tuple[str, str | None]:
+    kinds = {k["KeyType"]: k["AttributeName"] for k in schema}
+    return kinds["HASH"], kinds.get("RANGE")
+
+
+# --- apply, no drift ----------------------------------------------------------------------------
+
+
+def test_apply_then_plan_shows_no_changes(
+    terraform: Terraform, workdir: Path, deployed: dict[str, Any]
+) -> None:
+    terraform.run("plan", "-input=false", "-no-color", "-out=after.tfplan", cwd=workdir)
+    shown = json.loads(terraform.run("show", "-json", "after.tfplan", cwd=workdir).stdout)
+    changes = {
+        (c["address"], tuple(c["change"]["actions"]), _changed(c["change"]))
+        for c in shown.get("resource_changes", [])
+        if c["change"]["actions"] != ["no-op"]
+    }
+    assert changes <= MOTO_DIVERGENCES, f"drift right after apply: {sorted(changes)}"
+    if changes:  # converge moto's divergence, then nothing at all may remain
+        terraform.run("apply", "-input=false", "-no-color", "-auto-approve", cwd=workdir)
+    done = terraform.run("plan", "-input=false", "-no-color", "-detailed-exitcode", cwd=workdir)
+    assert done.returncode == 0, done.stdout
+
+
+def _changed(change: dict[str, Any]) -> frozenset[str]:
+    before, after = change.get("before") or {}, change.get("after") or {}
+    unknown = change.get("after_unknown") or {}
+    keys = set(before) | set(after)
+    return frozenset(k for k in keys if before.get(k) != after.get(k) or unknown.get(k) is True)
+
+
+def _state_resources(terraform: Terraform, workdir: Path, kind: str) -> dict[str, Any]:
+    """Each resource of ``kind`` in the state (``terraform show -json``) -> its values."""
+    state = json.loads(terraform.run("show", "-json", cwd=workdir).stdout)
+    resources = state["values"]["root_module"]["resources"]
+    return {str(r.get("index", r["name"])): r["values"] for r in resources if r["type"] == kind}
+
+
+def test_each_function_gets_exactly_the_settings_it_reads(
+    terraform: Terraform, workdir: Path, deployed: dict[str, Any]
+) -> None:
+    """Read from Terraform's state (the plan leaves maps holding unknown ARNs wholly unknown)."""
+    functions = _state_resources(terraform, workdir, "aws_lambda_function")
+    assert set(functions) == set(NEEDS) == set(packaging.HANDLERS)
+    for name, values in functions.items():
+        variables = set(values["environment"][0]["variables"])
+        assert variables <= set(settings.ALL), (name, variables - set(settings.ALL))
+        assert variables == NEEDS[name], name
+        assert values["handler"] == packaging.HANDLERS[name]
+        assert values["runtime"] == f"python{packaging.DEFAULT_PYTHON}"
+        assert values["architectures"] == [packaging.DEFAULT_ARCH]
+        assert values["tracing_config"] == [{"mode": "Active"}]
+    # Keys live in Secrets Manager only: no function carries IOTPIPE_API_KEYS.
+    assert all(settings.API_KEYS not in NEEDS[name] for name in NEEDS)
+
+
+def test_deployed_resources_are_configured_as_declared(deployed: dict[str, Any], aws: Any) -> None:
+    table = aws("dynamodb").describe_table(TableName=deployed["table_name"])["Table"]
+    assert table["KeySchema"] == TABLE_DEFINITION["KeySchema"]
+    assert sorted(table["AttributeDefinitions"], key=str) == sorted(
+        TABLE_DEFINITION["AttributeDefinitions"], key=str
+    )
+    declared = {i["IndexName"]: i for i in TABLE_DEFINITION["GlobalSecondaryIndexes"]}
+    for index in table["GlobalSecondaryIndexes"]:
+        assert index["KeySchema"] == declared[index["IndexName"]]["KeySchema"]
+        assert index["Projection"] == declared[index["IndexName"]]["Projection"]
+    ttl = aws("dynamodb").describe_time_to_live(TableName=deployed["table_name"])
+    assert ttl["TimeToLiveDescription"]["AttributeName"] == TIME_TO_LIVE["AttributeName"]
+
+    mapping = _mapping(deployed, aws)
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert mapping["BisectBatchOnFunctionError"] is True
+    assert mapping["DestinationConfig"]["OnFailure"]["Destination"] == deployed["dlq_arn"]
+    assert mapping["BatchSize"] == 500 and mapping["ParallelizationFactor"] == 2
+    assert mapping["MaximumRetryAttempts"] == 10
+    assert mapping["MaximumRecordAgeInSeconds"] == 21600
+
+    lam = aws("lambda")
+    for name, function in deployed["function_names"].items():
+        config = lam.get_function_configuration(FunctionName=function)
+        assert config["Handler"] == packaging.HANDLERS[name]
+        assert config["Architectures"] == [packaging.DEFAULT_ARCH]
+        assert config["TracingConfig"]["Mode"] == "Active"
+        assert len(config["Layers"]) == 1
+        variables = config["Environment"]["Variables"]
+        assert set(variables) == NEEDS[name]
+        if settings.API_KEYS_SECRET in variables:
+            assert variables[settings.API_KEYS_SECRET] == deployed["api_keys_secret_arn"]
+
+
+def _mapping(deployed: dict[str, Any], aws: Any) -> dict[str, Any]:
+    """The deployed event source mapping of the stream (there must be exactly one)."""
+    found = aws("lambda").list_event_source_mappings(EventSourceArn=deployed["stream_arn"])
+    [mapping] = found["EventSourceMappings"]
+    assert mapping["FunctionArn"].endswith(":function:" + deployed["function_names"]["process"])
+    return dict(mapping)
+
+
+# --- the pipeline on the deployed resources -----------------------------------------------------
+
+
+class StreamPoller:
+    """The deployed event source mapping in miniature: every shard, its batch size, redelivery
+    from the lowest sequence number the handler reports failed (``ReportBatchItemFailures``)."""
+
+    def __init__(self, kinesis: Any, stream: str, batch_size: int) -> None:
+        self.kinesis, self.stream, self.batch_size = kinesis, stream, batch_size
+        self.invocations = 0
+
+    def run(self) -> None:
+        for shard in self.kinesis.list_shards(StreamName=self.stream)["Shards"]:
+            records = self._read(shard["ShardId"])
+            while records:
+                batch, records = records[: self.batch_size], records[self.batch_size :]
+                self.invocations += 1
+                assert self.invocations < 500, "the stream did not drain"
+                failed = process.handler({"Records": batch}, None)["batchItemFailures"]
+                if failed:
+                    first = min(int(f["itemIdentifier"]) for f in failed)  # numerically
+                    again = [r for r in batch if int(r["kinesis"]["sequenceNumber"]) >= first]
+                    records = again + records
+
+    def _read(self, shard: str) -> list[dict[str, Any]]:
+        iterator = self.kinesis.get_shard_iterator(
+            StreamName=self.stream, ShardId=shard, ShardIteratorType="TRIM_HORIZON"
+        )["ShardIterator"]
+        records: list[dict[str, Any]] = []
+        while True:
+            out = self.kinesis.get_records(ShardIterator=iterator, Limit=1000)
+            records += [self._event_record(shard, r) for r in out["Records"]]
+            iterator = out.get("NextShardIterator")
+            if not out["Records"] or not iterator:
+                return records
+
+    @staticmethod
+    def _event_record(shard: str, record: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "eventID": f"{shard}:{record['SequenceNumber']}",
+            "eventSource": "aws:kinesis",
+            "awsRegion": REGION,
+            "kinesis": {
+                "kinesisSchemaVersion": "1.0",
+                "partitionKey": record["PartitionKey"],
+                "sequenceNumber": record["SequenceNumber"],
+                "data": base64.b64encode(record["Data"]).decode(),
+                "approximateArrivalTimestamp": record["ApproximateArrivalTimestamp"].timestamp(),
+            },
+        }
+
+
+def _http_event(
+    method: str, path: str, body: bytes = b"", query: dict[str, str] | None = None, key: str = ""
+) -> dict[str, Any]:
+    """An API Gateway HTTP API payload format 2.0 event, as the deployed routes send it."""
+    headers = {"content-type": "application/json", "user-agent": "terraform-test"}
+    if key:
+        headers["authorization"] = f"Bearer {key}"
+    route = (
+        "POST /v1/readings"
+        if method == "POST"
+        else ("GET /" if path == "/" else "GET /v1/{proxy+}")
+    )
+    return {
+        "version": "2.0",
+        "routeKey": route,
+        "rawPath": path,
+        "rawQueryString": "&".join(f"{k}={v}" for k, v in (query or {}).items()),
+        "headers": headers,
+        "queryStringParameters": query,
+        "requestContext": {"http": {"method": method, "path": path}, "requestId": "tf-1"},
+        "body": base64.b64encode(body).decode() if body else None,
+        "isBase64Encoded": bool(body),
+    }
+
+
+def _answer(result: dict[str, Any]) -> tuple[int, Any]:
+    body = base64.b64decode(result["body"]) if result.get("isBase64Encoded") else result["body"]
+    return result["statusCode"], orjson.loads(body) if body else None
+
+
+@pytest.fixture
+def as_function(
+    deployed: dict[str, Any], aws: Any, private_moto: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Any]:
+    """``as_function(name)`` gives the process exactly the environment Terraform gave that
+    function (read from the deployed function), pointed at moto, with fresh composition roots."""
+    for name, value in {
+        "AWS_ENDPOINT_URL": private_moto,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+    }.items():
+        monkeypatch.setenv(name, value)
+    lam = aws("lambda")
+
+    def use(name: str) -> None:
+        function = deployed["function_names"][name]
+        variables = lam.get_function_configuration(FunctionName=function)["Environment"]
+        for variable in settings.ALL:
+            monkeypatch.delenv(variable, raising=False)
+        for variable, value in variables["Variables"].items():
+            monkeypatch.setenv(variable, value)
+        _forget_composition_roots()
+
+    yield use
+    _forget_composition_roots()
+
+
+def _forget_composition_roots() -> None:
+    for cached in (clients.client, ingest._api, api._api, process._service):
+        cached.cache_clear()
+
+
+def test_readings_flow_through_the_deployed_stream_table_and_bucket(
+    deployed: dict[str, Any], aws: Any, as_function: Any
+) -> None:
+    # Recent readings (the deployment refuses those older than 168 h), 4 devices, 3 full hours,
+    # with resends and disorder.
+    start = (int(time.time() * 1000) // MS_PER_HOUR - 3) * MS_PER_HOUR
+    lines = list(
+        Fleet(4, 120, seed=5).payloads(
+            start, start + 3 * MS_PER_HOUR - 1, Faults(duplicates=0.2, disorder=0.2)
+        )
+    )
+
+    as_function("ingest")
+    status, _ = _answer(ingest.handler(_http_event("POST", "/v1/readings", b"[]", key="x"), None))
+    assert status == 401  # the keys come from the deployed secret
+    accepted = 0
+    for i in range(0, len(lines), 200):
+        body = b"[" + b",".join(line.encode() for line in lines[i : i + 200]) + b"]"
+        event = _http_event("POST", "/v1/readings", body, key=API_KEY)
+        status, reply = _answer(ingest.handler(event, None))
+        assert status == 202, reply
+        accepted += reply["accepted"]
+        assert not reply["unpublished"], reply
+    assert accepted == len(lines)
+    garbage = [b"{not json", b'{"device_id": "x"}']
+    aws("kinesis").put_records(
+        StreamName=deployed["stream_name"],
+        Records=[{"Data": g, "PartitionKey": "garbage"} for g in garbage],
+    )
+
+    as_function("process")
+    batch_size = _mapping(deployed, aws)["BatchSize"]
+    with _bucket_policy_lifted(aws("s3"), deployed["bucket"]):
+        StreamPoller(aws("kinesis"), deployed["stream_name"], batch_size).run()
+
+    s3 = aws("s3")
+    raw = s3.list_objects_v2(Bucket=deployed["bucket"], Prefix="raw/").get("Contents", [])
+    rejected = s3.list_objects_v2(Bucket=deployed["bucket"], Prefix="rejected/").get("Contents", [])
+    assert raw and all(o["Key"].startswith("raw/dt=") for o in raw)
+    assert rejected and all(o["Key"].startswith("rejected/dt=") for o in rejected)
+    items = aws("dynamodb").scan(TableName=deployed["table_name"], Select="COUNT")["Count"]
+    assert items > 0
+
+    as_function("api")
+    status, health = _answer(api.handler(_http_event("GET", "/v1/health"), None))
+    assert (status, health["status"]) == (200, "ok")
+    expected = _expected_windows(lines)
+    devices = sorted({device for device, _ in expected})
+    served = {}
+    for device in devices:
+        query = {"from": format_instant(start), "to": format_instant(start + 3 * MS_PER_HOUR)}
+        event = _http_event("GET", f"/v1/devices/{device}/hourly", query=query, key=API_KEY)
+        status, page = _answer(api.handler(event, None))
+        assert status == 200, page
+        for item in page["items"]:
+            served[(device, parse_instant(item["hour"]))] = item
+    assert served.keys() == expected.keys()
+    for key, stats in expected.items():
+        body = {k: v for k, v in served[key].items() if k not in ("device_id", "hour")}
+        assert body == stats_json(stats)
+    event = _http_event(
+        "GET", "/v1/fleet/hourly", query={"hour": format_instant(start)}, key=API_KEY
+    )
+    status, fleet = _answer(api.handler(event, None))
+    assert status == 200, fleet
+    assert sorted(w["device_id"] for w in fleet["items"]) == devices
+
+
+@contextlib.contextmanager
+def _bucket_policy_lifted(s3: Any, bucket: str) -> Iterator[None]:
+    """The deployed bucket policy, taken off while the handlers write, then put back as it was.
+
+    The policy denies requests without TLS (``aws:SecureTransport`` false). moto cannot
+    evaluate that condition on object requests and treats the Deny as unconditional, refusing
+    every PutObject (real S3 allows them over TLS, which boto3 always uses).
+    """
+    policy = s3.get_bucket_policy(Bucket=bucket)["Policy"]
+    assert "aws:SecureTransport" in policy
+    s3.delete_bucket_policy(Bucket=bucket)
+    try:
+        yield
+    finally:
+        s3.put_bucket_policy(Bucket=bucket, Policy=policy)
+
+
+def _expected_windows(lines: list[str]) -> dict[tuple[str, int], Stats]:
+    distinct: dict[tuple[str, int], Any] = {}
+    for line in lines:
+        try:
+            reading = parse_reading(orjson.loads(line))
+        except (orjson.JSONDecodeError, InvalidReading):
+            continue
+        distinct.setdefault(reading.identity, reading)
+    windows: dict[tuple[str, int], list[Any]] = {}
+    for r in distinct.values():
+        windows.setdefault((r.device_id, r.hour_ms), []).append(r)
+    return {k: Stats.of(v) for k, v in windows.items()}
+
+
+# --- destroy ------------------------------------------------------------------------------------
+
+
+def test_destroy_removes_everything(
+    terraform: Terraform, workdir: Path, deployed: dict[str, Any], aws: Any
+) -> None:
+    terraform.run("destroy", "-input=false", "-no-color", "-auto-approve", cwd=workdir)
+    state = terraform.run("state", "list", cwd=workdir, check=False)
+    assert state.stdout.strip() == ""
+    assert deployed["table_name"] not in aws("dynamodb").list_tables()["TableNames"]
+    assert deployed["stream_name"] not in aws("kinesis").list_streams()["StreamNames"]
+    functions = {f["FunctionName"] for f in aws("lambda").list_functions()["Functions"]}
+    assert not functions & set(deployed["function_names"].values())
