@@ -34,26 +34,28 @@ def read_stream(kinesis: Any, name: str) -> list[tuple[str, dict[str, Any]]]:
     return found
 
 
+def event_record(
+    shard_id: str, record: dict[str, Any], stream_arn: str = "", region: str = "us-east-1"
+) -> dict[str, Any]:
+    """One record of a Lambda Kinesis event, from what GetRecords returned."""
+    return {
+        "kinesis": {
+            "kinesisSchemaVersion": "1.0",
+            "partitionKey": record["PartitionKey"],
+            "sequenceNumber": record["SequenceNumber"],
+            "data": base64.b64encode(record["Data"]).decode(),
+            "approximateArrivalTimestamp": record["ApproximateArrivalTimestamp"].timestamp(),
+        },
+        "eventSource": "aws:kinesis",
+        "eventVersion": "1.0",
+        "eventID": f"{shard_id}:{record['SequenceNumber']}",
+        "eventName": "aws:kinesis:record",
+        "invokeIdentityArn": "arn:aws:iam::123456789012:role/iotpipe-process",
+        "awsRegion": region,
+        "eventSourceARN": stream_arn,
+    }
+
+
 def lambda_event(shard_id: str, records: list[dict[str, Any]], stream_arn: str) -> dict[str, Any]:
     """The event Lambda's Kinesis event source mapping would deliver for these records."""
-    return {
-        "Records": [
-            {
-                "kinesis": {
-                    "kinesisSchemaVersion": "1.0",
-                    "partitionKey": r["PartitionKey"],
-                    "sequenceNumber": r["SequenceNumber"],
-                    "data": base64.b64encode(r["Data"]).decode(),
-                    "approximateArrivalTimestamp": r["ApproximateArrivalTimestamp"].timestamp(),
-                },
-                "eventSource": "aws:kinesis",
-                "eventVersion": "1.0",
-                "eventID": f"{shard_id}:{r['SequenceNumber']}",
-                "eventName": "aws:kinesis:record",
-                "invokeIdentityArn": "arn:aws:iam::123456789012:role/iotpipe-process",
-                "awsRegion": "us-east-1",
-                "eventSourceARN": stream_arn,
-            }
-            for r in records
-        ]
-    }
+    return {"Records": [event_record(shard_id, r, stream_arn) for r in records]}

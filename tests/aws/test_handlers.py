@@ -23,6 +23,9 @@ from iotpipe.domain import InvalidReading, LatenessPolicy, Stats, parse_reading
 from iotpipe.domain.time import MS_PER_HOUR, format_instant, parse_instant
 from iotpipe.entrypoints.aws import api, clients, ingest, process, settings
 from iotpipe.simulator import Faults, Fleet
+from tests.aws import apigw
+from tests.aws.apigw import answer
+from tests.aws.streams import event_record
 from tests.aws_support import REGION, MotoServer
 
 pytestmark = pytest.mark.integration
@@ -64,26 +67,8 @@ def _forget_composition_roots() -> None:
 def http_event(
     method: str, path: str, body: bytes = b"", query: dict | None = None, key: str | None = KEY
 ) -> dict[str, Any]:
-    """An API Gateway HTTP API payload format 2.0 event."""
-    headers = {"content-type": "application/json", "user-agent": "test"}
-    if key:
-        headers["authorization"] = f"Bearer {key}"
-    return {
-        "version": "2.0",
-        "routeKey": f"{method} {path}",
-        "rawPath": path,
-        "rawQueryString": "&".join(f"{k}={v}" for k, v in (query or {}).items()),
-        "headers": headers,
-        "queryStringParameters": query,
-        "requestContext": {"http": {"method": method, "path": path}, "requestId": "r-1"},
-        "body": base64.b64encode(body).decode() if body else None,
-        "isBase64Encoded": bool(body),
-    }
-
-
-def answer(result: dict[str, Any]) -> tuple[int, Any]:
-    body = base64.b64decode(result["body"]) if result.get("isBase64Encoded") else result["body"]
-    return result["statusCode"], orjson.loads(body) if body else None
+    """An API Gateway v2 event, with this module's key unless told otherwise."""
+    return apigw.http_event(method, path, body, query, key)
 
 
 class Poller:
@@ -125,18 +110,7 @@ class Poller:
             self.pending += [self._event_record(r) for r in out["Records"]]
 
     def _event_record(self, record: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "eventID": f"{self.shard}:{record['SequenceNumber']}",
-            "eventSource": "aws:kinesis",
-            "awsRegion": REGION,
-            "kinesis": {
-                "kinesisSchemaVersion": "1.0",
-                "partitionKey": record["PartitionKey"],
-                "sequenceNumber": record["SequenceNumber"],
-                "data": base64.b64encode(record["Data"]).decode(),
-                "approximateArrivalTimestamp": record["ApproximateArrivalTimestamp"].timestamp(),
-            },
-        }
+        return event_record(self.shard, record, region=REGION)
 
 
 T0 = parse_instant("2025-08-31T10:00:00Z")

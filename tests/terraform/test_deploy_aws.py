@@ -11,7 +11,6 @@ process handler, and the aggregates read back through the api handler.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import json
 import shutil
@@ -32,6 +31,8 @@ from iotpipe.domain.time import MS_PER_HOUR, format_instant, parse_instant
 from iotpipe.entrypoints import packaging
 from iotpipe.entrypoints.aws import api, clients, ingest, process, settings
 from iotpipe.simulator import Faults, Fleet
+from tests.aws.apigw import answer, http_event
+from tests.aws.streams import event_record
 from tests.terraform.conftest import DEPLOY, Terraform
 
 pytestmark = pytest.mark.integration
@@ -334,55 +335,10 @@ class StreamPoller:
         records: list[dict[str, Any]] = []
         while True:
             out = self.kinesis.get_records(ShardIterator=iterator, Limit=1000)
-            records += [self._event_record(shard, r) for r in out["Records"]]
+            records += [event_record(shard, r, region=REGION) for r in out["Records"]]
             iterator = out.get("NextShardIterator")
             if not out["Records"] or not iterator:
                 return records
-
-    @staticmethod
-    def _event_record(shard: str, record: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "eventID": f"{shard}:{record['SequenceNumber']}",
-            "eventSource": "aws:kinesis",
-            "awsRegion": REGION,
-            "kinesis": {
-                "kinesisSchemaVersion": "1.0",
-                "partitionKey": record["PartitionKey"],
-                "sequenceNumber": record["SequenceNumber"],
-                "data": base64.b64encode(record["Data"]).decode(),
-                "approximateArrivalTimestamp": record["ApproximateArrivalTimestamp"].timestamp(),
-            },
-        }
-
-
-def _http_event(
-    method: str, path: str, body: bytes = b"", query: dict[str, str] | None = None, key: str = ""
-) -> dict[str, Any]:
-    """An API Gateway HTTP API payload format 2.0 event, as the deployed routes send it."""
-    headers = {"content-type": "application/json", "user-agent": "terraform-test"}
-    if key:
-        headers["authorization"] = f"Bearer {key}"
-    route = (
-        "POST /v1/readings"
-        if method == "POST"
-        else ("GET /" if path == "/" else "GET /v1/{proxy+}")
-    )
-    return {
-        "version": "2.0",
-        "routeKey": route,
-        "rawPath": path,
-        "rawQueryString": "&".join(f"{k}={v}" for k, v in (query or {}).items()),
-        "headers": headers,
-        "queryStringParameters": query,
-        "requestContext": {"http": {"method": method, "path": path}, "requestId": "tf-1"},
-        "body": base64.b64encode(body).decode() if body else None,
-        "isBase64Encoded": bool(body),
-    }
-
-
-def _answer(result: dict[str, Any]) -> tuple[int, Any]:
-    body = base64.b64decode(result["body"]) if result.get("isBase64Encoded") else result["body"]
-    return result["statusCode"], orjson.loads(body) if body else None
 
 
 @pytest.fixture
@@ -431,13 +387,13 @@ def test_readings_flow_through_the_deployed_stream_table_and_bucket(
     )
 
     as_function("ingest")
-    status, _ = _answer(ingest.handler(_http_event("POST", "/v1/readings", b"[]", key="x"), None))
+    status, _ = answer(ingest.handler(http_event("POST", "/v1/readings", b"[]", key="x"), None))
     assert status == 401  # the keys come from the deployed secret
     accepted = 0
     for i in range(0, len(lines), 200):
         body = b"[" + b",".join(line.encode() for line in lines[i : i + 200]) + b"]"
-        event = _http_event("POST", "/v1/readings", body, key=API_KEY)
-        status, reply = _answer(ingest.handler(event, None))
+        event = http_event("POST", "/v1/readings", body, key=API_KEY)
+        status, reply = answer(ingest.handler(event, None))
         assert status == 202, reply
         accepted += reply["accepted"]
         assert not reply["unpublished"], reply
@@ -462,15 +418,15 @@ def test_readings_flow_through_the_deployed_stream_table_and_bucket(
     assert items > 0
 
     as_function("api")
-    status, health = _answer(api.handler(_http_event("GET", "/v1/health"), None))
+    status, health = answer(api.handler(http_event("GET", "/v1/health"), None))
     assert (status, health["status"]) == (200, "ok")
     expected = _expected_windows(lines)
     devices = sorted({device for device, _ in expected})
     served = {}
     for device in devices:
         query = {"from": format_instant(start), "to": format_instant(start + 3 * MS_PER_HOUR)}
-        event = _http_event("GET", f"/v1/devices/{device}/hourly", query=query, key=API_KEY)
-        status, page = _answer(api.handler(event, None))
+        event = http_event("GET", f"/v1/devices/{device}/hourly", query=query, key=API_KEY)
+        status, page = answer(api.handler(event, None))
         assert status == 200, page
         for item in page["items"]:
             served[(device, parse_instant(item["hour"]))] = item
@@ -478,10 +434,10 @@ def test_readings_flow_through_the_deployed_stream_table_and_bucket(
     for key, stats in expected.items():
         body = {k: v for k, v in served[key].items() if k not in ("device_id", "hour")}
         assert body == stats_json(stats)
-    event = _http_event(
+    event = http_event(
         "GET", "/v1/fleet/hourly", query={"hour": format_instant(start)}, key=API_KEY
     )
-    status, fleet = _answer(api.handler(event, None))
+    status, fleet = answer(api.handler(event, None))
     assert status == 200, fleet
     assert sorted(w["device_id"] for w in fleet["items"]) == devices
 

@@ -55,6 +55,23 @@ class ProcessReport:
     failed_records: tuple[str, ...] = ()
     errors: tuple[str, ...] = field(default=())
 
+    def counts(self) -> dict[str, object]:
+        """The report as flat counts: the one summary line every runtime logs per batch."""
+        return {
+            "batch_id": self.batch_id,
+            "records": self.records,
+            "received": self.received,
+            "accepted": self.accepted,
+            "duplicates": self.duplicates,
+            "rejected": dict(self.rejected),
+            "rejected_total": sum(self.rejected.values()),
+            "windows_updated": self.windows_updated,
+            "unapplied": self.unapplied,
+            "failed_records": len(self.failed_records),
+            "store_retries": self.store_retries,
+            "errors": list(self.errors),
+        }
+
     @property
     def conflicts(self) -> int:
         """Readings that repeated a counted identity with other values (not counted)."""

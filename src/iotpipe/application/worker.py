@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -93,23 +92,6 @@ class StreamWorker:
 
     def _emit(self, report: ProcessReport) -> None:
         level = logging.WARNING if report.failed_records else logging.INFO
-        log.log(level, "batch processed", extra={"report": summary(report)})
+        log.log(level, "batch processed", extra={"report": report.counts()})
         if self._on_report is not None:
             self._on_report(report)
-
-
-def summary(report: ProcessReport) -> dict[str, object]:
-    """The counts of a report as a flat dict, for one structured log line per batch."""
-    return {
-        "batch_id": report.batch_id,
-        "records": report.records,
-        "received": report.received,
-        "accepted": report.accepted,
-        "duplicates": report.duplicates,
-        "rejected": dict(report.rejected),
-        "windows_updated": report.windows_updated,
-        "unapplied": report.unapplied,
-        "failed_records": len(report.failed_records),
-        "errors": list(report.errors),
-        "at": time.time(),
-    }

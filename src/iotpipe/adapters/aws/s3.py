@@ -16,13 +16,12 @@ the processing use case then leaves the batch unapplied and it is delivered agai
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from typing import Any
 
 from iotpipe.adapters.aws.errors import AWS_ERRORS, describe
-from iotpipe.application import archive_format as fmt
+from iotpipe.adapters.buckets import BucketArchive, BucketQuarantine
 from iotpipe.domain import ArchiveUnavailable
-from iotpipe.ports import RawBatch, Rejection
 
 CONTENT_TYPE = "application/gzip"
 
@@ -69,7 +68,7 @@ class _Bucket:
             params["ContinuationToken"] = page["NextContinuationToken"]
 
 
-class S3Archive:
+class S3Archive(BucketArchive):
     """A :class:`~iotpipe.ports.RawArchive` in an S3 bucket (gzip JSON lines per batch).
 
     ``client`` is a boto3 S3 client (typed ``Any``: the adapters do not depend on boto3's
@@ -77,33 +76,11 @@ class S3Archive:
     """
 
     def __init__(self, bucket: str, client: Any, prefix: str = "", page_size: int = 1000) -> None:
-        self._bucket = _Bucket(bucket, client, prefix, page_size)
-
-    def write(self, batch: RawBatch, partition_ms: int) -> None:
-        """Archive the batch; the same batch id overwrites its own object."""
-        name = fmt.object_name(fmt.RAW, partition_ms, batch.batch_id)
-        self._bucket.put(name, fmt.encode_batch(batch))
-
-    def read(self, start_ms: int, end_ms: int) -> Iterator[RawBatch]:
-        """Archived batches of the partitions in ``[start_ms, end_ms)``, hour by hour."""
-        for hour in fmt.partition_hours(start_ms, end_ms):
-            for name in self._bucket.names(fmt.partition_prefix(fmt.RAW, hour)):
-                if name.endswith(fmt.SUFFIX):
-                    yield fmt.decode_batch(fmt.batch_id_of(name), self._bucket.get(name))
+        super().__init__(_Bucket(bucket, client, prefix, page_size))
 
 
-class S3Quarantine:
+class S3Quarantine(BucketQuarantine):
     """A :class:`~iotpipe.ports.Quarantine` in an S3 bucket, under ``rejected/``."""
 
     def __init__(self, bucket: str, client: Any, prefix: str = "", page_size: int = 1000) -> None:
-        self._bucket = _Bucket(bucket, client, prefix, page_size)
-
-    def put(self, batch_id: str, partition_ms: int, rejections: Sequence[Rejection]) -> None:
-        """Keep the batch's rejections; the same batch id overwrites."""
-        name = fmt.object_name(fmt.REJECTED, partition_ms, batch_id)
-        self._bucket.put(name, fmt.encode_rejections(rejections))
-
-    def rejections(self) -> list[Rejection]:
-        """Every rejection held, in object-name order (for inspection and redrive)."""
-        names = [n for n in self._bucket.names(fmt.REJECTED + "/") if n.endswith(fmt.SUFFIX)]
-        return [r for name in names for r in fmt.decode_rejections(self._bucket.get(name))]
+        super().__init__(_Bucket(bucket, client, prefix, page_size))

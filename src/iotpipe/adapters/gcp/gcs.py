@@ -23,13 +23,12 @@ message is delivered again.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from typing import Any
 
+from iotpipe.adapters.buckets import BucketArchive, BucketQuarantine
 from iotpipe.adapters.gcp.errors import GOOGLE_ERRORS, describe
-from iotpipe.application import archive_format as fmt
 from iotpipe.domain import ArchiveUnavailable
-from iotpipe.ports import RawBatch, Rejection
 
 CONTENT_TYPE = "application/gzip"
 
@@ -81,41 +80,20 @@ class _Bucket:
         return f"gs://{self.name}/{self.prefix}{name}"
 
 
-class GcsArchive:
+class GcsArchive(BucketArchive):
     """A :class:`~iotpipe.ports.RawArchive` in a Cloud Storage bucket (gzip JSON lines).
 
     ``client`` is a ``google.cloud.storage.Client`` (typed ``Any``); it honours
     ``STORAGE_EMULATOR_HOST``. ``timeout_s`` bounds each call, the client's retries included.
+    Object names come from the batch (message) id, so a redelivered message overwrites its own.
     """
 
     def __init__(self, bucket: str, client: Any, prefix: str = "", timeout_s: float = 30.0):
-        self._bucket = _Bucket(bucket, client, prefix, timeout_s)
-
-    def write(self, batch: RawBatch, partition_ms: int) -> None:
-        """Archive the batch; the same batch (message) id overwrites its own object."""
-        name = fmt.object_name(fmt.RAW, partition_ms, batch.batch_id)
-        self._bucket.put(name, fmt.encode_batch(batch))
-
-    def read(self, start_ms: int, end_ms: int) -> Iterator[RawBatch]:
-        """Archived batches of the partitions in ``[start_ms, end_ms)``, hour by hour."""
-        for hour in fmt.partition_hours(start_ms, end_ms):
-            for name in self._bucket.names(fmt.partition_prefix(fmt.RAW, hour)):
-                if name.endswith(fmt.SUFFIX):
-                    yield fmt.decode_batch(fmt.batch_id_of(name), self._bucket.get(name))
+        super().__init__(_Bucket(bucket, client, prefix, timeout_s))
 
 
-class GcsQuarantine:
+class GcsQuarantine(BucketQuarantine):
     """A :class:`~iotpipe.ports.Quarantine` in a Cloud Storage bucket, under ``rejected/``."""
 
     def __init__(self, bucket: str, client: Any, prefix: str = "", timeout_s: float = 30.0):
-        self._bucket = _Bucket(bucket, client, prefix, timeout_s)
-
-    def put(self, batch_id: str, partition_ms: int, rejections: Sequence[Rejection]) -> None:
-        """Keep the batch's rejections; the same batch (message) id overwrites."""
-        name = fmt.object_name(fmt.REJECTED, partition_ms, batch_id)
-        self._bucket.put(name, fmt.encode_rejections(rejections))
-
-    def rejections(self) -> list[Rejection]:
-        """Every rejection held, in object-name order (for inspection and redrive)."""
-        names = [n for n in self._bucket.names(fmt.REJECTED + "/") if n.endswith(fmt.SUFFIX)]
-        return [r for name in names for r in fmt.decode_rejections(self._bucket.get(name))]
+        super().__init__(_Bucket(bucket, client, prefix, timeout_s))

@@ -1,0 +1,67 @@
+"""The raw archive and the quarantine over any object store: the logic every bucket shares.
+
+Each backend (memory, S3, Cloud Storage) supplies only a :class:`Bucket` (put, get and list
+names under a prefix, its own errors translated to :class:`~iotpipe.domain.ArchiveUnavailable`);
+layout and format come from :mod:`iotpipe.application.archive_format`, so every archive holds
+the same objects and a retried batch overwrites its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Protocol
+
+from iotpipe.application import archive_format as fmt
+from iotpipe.ports import RawBatch, Rejection
+
+
+class Bucket(Protocol):
+    """The three object operations an archive needs."""
+
+    def put(self, name: str, body: bytes) -> None:
+        """Store ``body`` under ``name``, replacing any object of that name."""
+        ...
+
+    def get(self, name: str) -> bytes:
+        """The body of the object ``name``."""
+        ...
+
+    def names(self, under: str) -> Iterable[str]:
+        """Names of the objects whose names start with ``under``, in name order."""
+        ...
+
+
+class BucketArchive:
+    """A :class:`~iotpipe.ports.RawArchive` in a bucket (gzip JSON lines per batch)."""
+
+    def __init__(self, bucket: Bucket) -> None:
+        self._bucket = bucket
+
+    def write(self, batch: RawBatch, partition_ms: int) -> None:
+        """Archive the batch; the same batch id overwrites its own object."""
+        name = fmt.object_name(fmt.RAW, partition_ms, batch.batch_id)
+        self._bucket.put(name, fmt.encode_batch(batch))
+
+    def read(self, start_ms: int, end_ms: int) -> Iterator[RawBatch]:
+        """Archived batches of the partitions in ``[start_ms, end_ms)``, hour by hour."""
+        for hour in fmt.partition_hours(start_ms, end_ms):
+            for name in self._bucket.names(fmt.partition_prefix(fmt.RAW, hour)):
+                if name.endswith(fmt.SUFFIX):
+                    yield fmt.decode_batch(fmt.batch_id_of(name), self._bucket.get(name))
+
+
+class BucketQuarantine:
+    """A :class:`~iotpipe.ports.Quarantine` in a bucket, under ``rejected/``."""
+
+    def __init__(self, bucket: Bucket) -> None:
+        self._bucket = bucket
+
+    def put(self, batch_id: str, partition_ms: int, rejections: Sequence[Rejection]) -> None:
+        """Keep the batch's rejections; the same batch id overwrites."""
+        name = fmt.object_name(fmt.REJECTED, partition_ms, batch_id)
+        self._bucket.put(name, fmt.encode_rejections(rejections))
+
+    def rejections(self) -> list[Rejection]:
+        """Every rejection held, in object-name order (for inspection and redrive)."""
+        names = [n for n in self._bucket.names(fmt.REJECTED + "/") if n.endswith(fmt.SUFFIX)]
+        return [r for name in names for r in fmt.decode_rejections(self._bucket.get(name))]
