@@ -474,11 +474,13 @@ def _parser() -> argparse.ArgumentParser:
 
     package = commands.add_parser(
         "package",
-        help="build reproducible deployment zips (AWS Lambda: the code and a dependency layer)",
-        description="Build iotpipe-code.zip (the iotpipe package, shared by the ingest, process "
-        "and api functions), iotpipe-deps-layer.zip (a Lambda layer with the runtime "
+        help="build reproducible deployment archives (AWS Lambda zips, GCP functions source)",
+        description="aws: build iotpipe-code.zip (the iotpipe package, shared by the ingest, "
+        "process and api functions), iotpipe-deps-layer.zip (a Lambda layer with the runtime "
         "dependencies for the target platform; boto3 comes from the Lambda runtime) and "
-        "manifest.json into --out. The same source and environment give byte-identical zips.",
+        "manifest.json into --out (default dist/aws). gcp: build the Cloud Functions source "
+        "archive (main.py, a pinned requirements.txt, the package) into dist/gcp. The same "
+        "source and environment give byte-identical archives.",
     )
     _package_options(package)
     package.set_defaults(run=_package)
