@@ -13,6 +13,7 @@ import re
 import statistics
 import subprocess
 import sys
+from pathlib import Path
 
 HANDLERS = (
     "iotpipe.entrypoints.aws.ingest",
@@ -22,8 +23,9 @@ HANDLERS = (
 TARGET = 1.5
 
 
-def import_ms(statement: str, repeat: int) -> float:
-    """Median microseconds->ms of importing ``statement``'s modules in fresh interpreters."""
+def import_ms(modules: list[str], repeat: int, cwd: Path | None = None) -> float:
+    """Median ms of importing ``modules`` (cumulative, top level) in fresh interpreters."""
+    statement = "import " + ", ".join(modules)
     samples = []
     for _ in range(repeat):
         out = subprocess.run(
@@ -31,18 +33,18 @@ def import_ms(statement: str, repeat: int) -> float:
             check=True,
             capture_output=True,
             text=True,
+            cwd=cwd,
         ).stderr
-        samples.append(_total_us(out, statement) / 1000)
+        samples.append(_total_us(out, modules) / 1000)
     return statistics.median(samples)
 
 
-def _total_us(importtime: str, statement: str) -> float:
-    """Sum of the cumulative times of the top-level imports the statement names."""
-    wanted = [name.strip() for name in statement.removeprefix("import ").split(",")]
+def _total_us(importtime: str, modules: list[str]) -> float:
+    """Sum of the cumulative times of the top-level imports of ``modules``."""
     total = 0.0
     for line in importtime.splitlines():
         match = re.match(r"import time:\s+\d+ \|\s+(\d+) \|(\s*)(\S+)", line)
-        if match and match.group(3) in wanted and len(match.group(2)) == 1:
+        if match and match.group(3) in modules and len(match.group(2)) == 1:
             total += float(match.group(1))
     return total
 
@@ -51,13 +53,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--repeat", type=int, default=7)
     args = parser.parse_args()
-    boto3 = import_ms("import boto3", args.repeat)
+    boto3 = import_ms(["boto3"], args.repeat)
     print(f"{'module':40} {'alone':>9} {'+ boto3':>9} {'ratio':>6}")
     print(f"{'boto3 (baseline)':40} {boto3:>7.0f}ms {'':>9} {1:>6.2f}")
     worst = 0.0
     for module in HANDLERS:
-        alone = import_ms(f"import {module}", args.repeat)
-        both = import_ms(f"import {module}, boto3", args.repeat)
+        alone = import_ms([module], args.repeat)
+        both = import_ms([module, "boto3"], args.repeat)
         worst = max(worst, both / boto3)
         print(f"{module:40} {alone:>7.0f}ms {both:>7.0f}ms {both / boto3:>6.2f}")
     verdict = "met" if worst <= TARGET else "NOT met"

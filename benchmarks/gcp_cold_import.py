@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from cold_import import import_ms  # the same measurement as for the Lambda handlers
 
 MAIN = Path(__file__).resolve().parents[1] / "src" / "iotpipe" / "entrypoints" / "gcp" / "main.py"
 LIBRARIES = ("google.cloud.firestore", "google.cloud.pubsub_v1", "google.cloud.storage")
@@ -42,31 +43,6 @@ ENV = {
     "PUBSUB_EMULATOR_HOST": "127.0.0.1:9",
     "STORAGE_EMULATOR_HOST": "http://127.0.0.1:9",
 }
-
-
-def import_ms(modules: list[str], repeat: int, cwd: Path) -> float:
-    """Median ms of importing ``modules`` (cumulative, top level) in fresh interpreters."""
-    statement = "import " + ", ".join(modules)
-    samples = []
-    for _ in range(repeat):
-        out = subprocess.run(
-            [sys.executable, "-X", "importtime", "-c", statement],
-            check=True,
-            capture_output=True,
-            text=True,
-            cwd=cwd,
-        ).stderr
-        samples.append(_total_us(out, modules) / 1000)
-    return statistics.median(samples)
-
-
-def _total_us(importtime: str, modules: list[str]) -> float:
-    total = 0.0
-    for line in importtime.splitlines():
-        match = re.match(r"import time:\s+\d+ \|\s+(\d+) \|(\s*)(\S+)", line)
-        if match and match.group(3) in modules and len(match.group(2)) == 1:
-            total += float(match.group(1))
-    return total
 
 
 def setup_ms(root: str, repeat: int, cwd: Path) -> float:

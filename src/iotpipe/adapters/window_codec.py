@@ -23,6 +23,20 @@ from iotpipe.domain import (
 
 FORMAT = 1
 
+#: The fields of a window record, in the order :func:`window_to_record` writes them.
+RECORD_FIELDS = (
+    "format",
+    "device_id",
+    "hour_ms",
+    "count",
+    "first_ms",
+    "last_ms",
+    "metrics",
+    "located",
+    "latest",
+    "seen",
+)
+
 
 def window_to_record(window: HourlyWindow) -> dict[str, Any]:
     """The window as a dict of str, int, list, None and one ``bytes`` value (``seen``)."""

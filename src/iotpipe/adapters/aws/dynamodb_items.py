@@ -24,26 +24,13 @@ from typing import Any
 
 import orjson
 
-from iotpipe.adapters.window_codec import window_from_record, window_to_record
+from iotpipe.adapters.window_codec import RECORD_FIELDS, window_from_record, window_to_record
 from iotpipe.domain import HourlyWindow, Reading, parse_reading
 from iotpipe.domain.time import MS_PER_HOUR
 
 Item = dict[str, Any]
 """An item in the low-level client's typed form, e.g. ``{"PK": {"S": "DEV#d1"}}``."""
 
-#: The record fields of a window (see :mod:`iotpipe.adapters.window_codec`) kept as attributes.
-RECORD_FIELDS = (
-    "format",
-    "device_id",
-    "hour_ms",
-    "count",
-    "first_ms",
-    "last_ms",
-    "metrics",
-    "located",
-    "latest",
-    "seen",
-)
 
 WINDOW_PREFIX = "H#"
 _HOUR_DIGITS = 15  # every supported hour (< year 10000) in epoch ms has at most 15 digits

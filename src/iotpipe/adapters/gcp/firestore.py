@@ -94,7 +94,7 @@ from google.cloud.firestore_v1 import SERVER_TIMESTAMP
 from google.cloud.firestore_v1.base_query import FieldFilter
 
 from iotpipe.adapters.gcp.errors import GOOGLE_ERRORS, describe, is_transient
-from iotpipe.adapters.window_codec import window_from_record, window_to_record
+from iotpipe.adapters.window_codec import RECORD_FIELDS, window_from_record, window_to_record
 from iotpipe.domain import HourlyWindow, Reading, StoreUnavailable, WindowConflict, parse_reading
 from iotpipe.domain.time import MS_PER_HOUR
 from iotpipe.ports import (
@@ -119,17 +119,7 @@ FLEET_INDEX: dict[str, Any] = {
 #: Window fields exempted from single-field indexing (never queried).
 UNINDEXED_FIELDS = ("seen", "metrics", "located", "latest", TTL_FIELD)
 #: The fields a fleet query reads: the window without its identity set.
-FLEET_FIELDS = (
-    "format",
-    "device_id",
-    "hour_ms",
-    "count",
-    "first_ms",
-    "last_ms",
-    "metrics",
-    "located",
-    "latest",
-)
+FLEET_FIELDS = tuple(name for name in RECORD_FIELDS if name != "seen")
 WINDOWS_PER_LOOKUP = 100
 _PREFIX_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
 
