@@ -86,5 +86,30 @@ destroy-aws: $(VENV)/.installed-run  ## delete the deployed stack, its table and
 	terraform -chdir=deploy/aws apply -var protect_data=false -target=aws_dynamodb_table.windows -target=aws_s3_bucket.archive $(TF_ARGS)
 	terraform -chdir=deploy/aws destroy -var protect_data=false $(TF_ARGS)
 
+# Deploy to the Google Cloud project named in deploy/gcp/terraform.tfvars (project = "...") with
+# your Application Default Credentials (deploy/gcp/README.md). Not run by the tests: nothing in
+# deploy/gcp has been applied to real GCP from this repository. The API key is made once and
+# kept in deploy/gcp/.api-key (git-ignored).
+.PHONY: deploy-gcp destroy-gcp
+deploy-gcp: $(VENV)/.installed-run  ## build the source archive, terraform apply deploy/gcp, print the URLs and a first curl
+	@command -v terraform >/dev/null || { echo "deploy-gcp needs terraform >= 1.6 on PATH" >&2; exit 1; }
+	$(BIN)/iotpipe package gcp --out dist/gcp
+	@test -s deploy/gcp/.api-key || (umask 077; $(PY) -c 'import secrets; print(secrets.token_urlsafe(32))' > deploy/gcp/.api-key)
+	terraform -chdir=deploy/gcp init -input=false
+	TF_VAR_api_keys="[\"$$(cat deploy/gcp/.api-key)\"]" terraform -chdir=deploy/gcp apply $(TF_ARGS)
+	@ingest=$$(terraform -chdir=deploy/gcp output -raw ingest_url); api=$$(terraform -chdir=deploy/gcp output -raw api_url); \
+	key=$$(cat deploy/gcp/.api-key); \
+	echo; echo "ingest: $$ingest/v1/readings   API and dashboard: $$api/   (API key: deploy/gcp/.api-key)"; echo; \
+	echo "curl -H 'Authorization: Bearer $$key' -H 'content-type: application/json' \\"; \
+	echo "  -d '{\"device_id\":\"iot-sensor-001\",\"timestamp\":\"$$(date -u +%Y-%m-%dT%H:%M:%SZ)\",\"temperature\":25.5}' \\"; \
+	echo "  $$ingest/v1/readings"; \
+	echo "curl -H 'Authorization: Bearer $$key' $$api/v1/devices"
+
+destroy-gcp: $(VENV)/.installed-run  ## delete the deployed stack, its database and archive included (asks twice)
+	@command -v terraform >/dev/null || { echo "destroy-gcp needs terraform >= 1.6 on PATH" >&2; exit 1; }
+	test -s dist/gcp/iotpipe-gcf-source.zip || $(BIN)/iotpipe package gcp --out dist/gcp  # the configuration hashes the archive
+	terraform -chdir=deploy/gcp apply -var protect_data=false -target=google_firestore_database.store -target=google_storage_bucket.archive $(TF_ARGS)
+	terraform -chdir=deploy/gcp destroy -var protect_data=false $(TF_ARGS)
+
 clean:  ## remove the virtualenv and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

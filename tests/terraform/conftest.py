@@ -29,6 +29,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy" / "aws"
+#: The GCP configuration: checked statically only (no google provider can be installed here).
+DEPLOY_GCP = REPO / "deploy" / "gcp"
 
 #: Where a hashicorp/aws filesystem mirror may be (each holds registry.terraform.io/...).
 #: ``IOTPIPE_TF_PROVIDER_MIRROR`` names another.

@@ -1,4 +1,5 @@
-"""checkov on deploy/aws: no failed check; every skip is in the Terraform with its reason.
+"""checkov on deploy/aws and deploy/gcp: no failed check; every skip is in the Terraform with its
+reason.
 
 checkov lives in a virtualenv of its own, ``.venv-checkov`` at the repository root (git-ignored):
 it pins old boto3/botocore and ships an ``hcl2`` module of its own, so it must not share the
@@ -18,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.terraform.conftest import DEPLOY, REPO, require
+from tests.terraform.conftest import DEPLOY, DEPLOY_GCP, REPO, require
 
 pytestmark = pytest.mark.integration
 
@@ -26,6 +27,11 @@ CHECKOV = "checkov==3.3.30"
 VENV = REPO / ".venv-checkov"
 #: A skip in the Terraform: ``#checkov:skip=CKV_AWS_123: why`` (one line, a reason required).
 SKIP = re.compile(r"#\s*checkov:skip=(?P<id>CKV2?_[A-Z0-9]+_\d+)(?P<rest>.*)$")
+#: Each configuration, with fewer passed checks than it has meaning checkov did not scan it.
+CONFIGURATIONS = pytest.mark.parametrize(
+    ("directory", "least"), [(DEPLOY, 100), (DEPLOY_GCP, 25)], ids=["aws", "gcp"]
+)
+DIRECTORIES = pytest.mark.parametrize("directory", [DEPLOY, DEPLOY_GCP], ids=["aws", "gcp"])
 
 
 @pytest.fixture(scope="session")
@@ -61,8 +67,8 @@ def _has_version(binary: Path, version: str) -> bool:
     return done.returncode == 0 and done.stdout.strip() == version
 
 
-def _scan(checkov: Path) -> dict[str, Any]:
-    command = [str(checkov), "-d", str(DEPLOY), "--framework", "terraform", "--skip-download"]
+def _scan(checkov: Path, directory: Path) -> dict[str, Any]:
+    command = [str(checkov), "-d", str(directory), "--framework", "terraform", "--skip-download"]
     done = subprocess.run(
         [*command, "--output", "json"],
         check=False,
@@ -76,8 +82,9 @@ def _scan(checkov: Path) -> dict[str, Any]:
     return dict(report[0] if isinstance(report, list) else report)
 
 
-def test_checkov_finds_no_failed_check(checkov: Path) -> None:
-    report = _scan(checkov)
+@CONFIGURATIONS
+def test_checkov_finds_no_failed_check(checkov: Path, directory: Path, least: int) -> None:
+    report = _scan(checkov, directory)
     results = report["results"]
     assert report["summary"]["parsing_errors"] == 0, results.get("parsing_errors")
     failed = [
@@ -86,16 +93,17 @@ def test_checkov_finds_no_failed_check(checkov: Path) -> None:
         for c in results["failed_checks"]
     ]
     assert not failed, "checkov failed checks:\n" + "\n".join(failed)
-    assert len(results["passed_checks"]) > 100  # it did scan the configuration
+    assert len(results["passed_checks"]) > least  # it did scan the configuration
     # Every skip comes from a comment in the Terraform, with its justification.
     for check in results["skipped_checks"]:
         reason = check["check_result"].get("suppress_comment", "").strip()
         assert len(reason) > 15, (check["check_id"], check["resource"])
 
 
-def test_every_skip_in_the_terraform_has_a_one_line_reason() -> None:
+@DIRECTORIES
+def test_every_skip_in_the_terraform_has_a_one_line_reason(directory: Path) -> None:
     skips = []
-    for path in sorted(DEPLOY.glob("*.tf")):
+    for path in sorted(directory.glob("*.tf")):
         for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
             if "checkov:skip" not in line:
                 continue

@@ -1,0 +1,292 @@
+# Cloud Monitoring: log-based metrics from the process function's summary lines, alert
+# policies, and a dashboard.
+#
+# The process function writes one structured line per message (iotpipe.entrypoints.gcp.process,
+# `"message": "batch processed"`) with the counts of ProcessReport.counts(): records, received,
+# accepted, duplicates, rejected (by reason), rejected_total, windows_updated, unapplied,
+# failed_records, store_retries, errors; plus duration_ms and lag_ms. Its severity is INFO, or
+# WARNING when readings were left unapplied (the message is then delivered again). Cloud Logging
+# keeps every key under jsonPayload; the metrics below read them there.
+# tests/terraform/test_gcp_static.py checks each extracted field against ProcessReport.counts().
+
+locals {
+  # Every entry of one of the stack's functions (2nd gen functions log as Cloud Run revisions).
+  function_logs = "resource.type=\"cloud_run_revision\" AND resource.labels.service_name=(\"${join("\" OR \"", values(local.function_names))}\")"
+
+  # The process function's per-message summary lines.
+  summary_logs = "resource.type=\"cloud_run_revision\" AND resource.labels.service_name=\"${local.function_names.process}\" AND jsonPayload.message=\"batch processed\""
+
+  # Distribution metrics: field of the summary line => what it counts, and its unit.
+  summary_fields = {
+    received        = { unit = "1", description = "Readings received per message (valid or not)" }
+    accepted        = { unit = "1", description = "Readings counted into a window for the first time, per message" }
+    duplicates      = { unit = "1", description = "Readings already counted (resends, redeliveries), per message" }
+    rejected_total  = { unit = "1", description = "Readings quarantined (invalid, too late, from the future, conflicting, window full), per message" }
+    windows_updated = { unit = "1", description = "Firestore window documents written, per message" }
+    unapplied       = { unit = "1", description = "Readings left unapplied by a transient failure (redelivered), per message" }
+    store_retries   = { unit = "1", description = "Optimistic-concurrency retries of window writes, per message" }
+    duration_ms     = { unit = "ms", description = "Processing time of one message" }
+    lag_ms          = { unit = "ms", description = "Age of the newest reading of a message when it was processed" }
+  }
+}
+
+resource "google_logging_metric" "summary" {
+  for_each = local.summary_fields
+
+  name        = "${local.metric_prefix}_process_${each.key}"
+  description = each.value.description
+  filter      = local.summary_logs
+
+  metric_descriptor {
+    metric_kind  = "DELTA"
+    value_type   = "DISTRIBUTION"
+    unit         = each.value.unit
+    display_name = "iotpipe process ${each.key}"
+  }
+
+  value_extractor = "EXTRACT(jsonPayload.${each.key})"
+
+  # 1, 2, 4, ... 2^31: counts up to a 500-reading message and times up to days, in 32 buckets.
+  bucket_options {
+    exponential_buckets {
+      num_finite_buckets = 32
+      growth_factor      = 2
+      scale              = 1
+    }
+  }
+}
+
+# Messages processed, by severity: INFO = all applied, WARNING = some readings left unapplied
+# (the function raised and Pub/Sub delivers the message again).
+resource "google_logging_metric" "batches" {
+  name        = "${local.metric_prefix}_process_batches"
+  description = "Messages processed by the process function, by severity (WARNING: redelivered)"
+  filter      = local.summary_logs
+
+  metric_descriptor {
+    metric_kind  = "DELTA"
+    value_type   = "INT64"
+    unit         = "1"
+    display_name = "iotpipe process messages"
+    labels {
+      key         = "severity"
+      value_type  = "STRING"
+      description = "INFO, or WARNING when readings were left unapplied"
+    }
+  }
+
+  label_extractors = {
+    severity = "EXTRACT(severity)"
+  }
+}
+
+# Errors of any function: exceptions and tracebacks (functions-framework writes them to stderr,
+# which Cloud Run records as ERROR), the process function's "batch failed" lines, the API's
+# unexpected errors (the iotpipe logger at ERROR).
+resource "google_logging_metric" "errors" {
+  name        = "${local.metric_prefix}_function_errors"
+  description = "Log entries of severity ERROR or above from the iotpipe functions"
+  filter      = "${local.function_logs} AND severity>=ERROR"
+
+  metric_descriptor {
+    metric_kind  = "DELTA"
+    value_type   = "INT64"
+    unit         = "1"
+    display_name = "iotpipe function errors"
+    labels {
+      key         = "service"
+      value_type  = "STRING"
+      description = "The function (Cloud Run service) that logged the error"
+    }
+  }
+
+  label_extractors = {
+    service = "EXTRACT(resource.labels.service_name)"
+  }
+}
+
+# --- alert policies -------------------------------------------------------------------------------
+
+resource "google_monitoring_notification_channel" "email" {
+  count = var.alert_email == null ? 0 : 1
+
+  display_name = "${var.name_prefix} alerts"
+  type         = "email"
+  labels = {
+    email_address = var.alert_email
+  }
+}
+
+locals {
+  notification_channels = google_monitoring_notification_channel.email[*].id
+
+  alerts = {
+    function-errors = {
+      title       = "a function logged errors"
+      description = "A function raised or logged an error. For the process function a raised error means its message is delivered again (transient store or archive failures heal by themselves; see the error in the logs); for ingest and api it is a 5xx answer."
+      filter      = "metric.type=\"logging.googleapis.com/user/${google_logging_metric.errors.name}\" AND resource.type=\"cloud_run_revision\""
+      aligner     = "ALIGN_SUM"
+      threshold   = 0
+      duration    = "0s"
+    }
+    dead-letter-backlog = {
+      title       = "messages on the dead-letter subscription"
+      description = "A message failed every delivery to the process function and rests on the dead-letter subscription. Pull it (gcloud pubsub subscriptions pull), fix the cause, publish it again to the readings topic: processing is idempotent."
+      filter      = "metric.type=\"pubsub.googleapis.com/subscription/num_undelivered_messages\" AND resource.type=\"pubsub_subscription\" AND resource.labels.subscription_id=\"${google_pubsub_subscription.dead_letter.name}\""
+      aligner     = "ALIGN_MAX"
+      threshold   = 0
+      duration    = "0s"
+    }
+    oldest-unacked = {
+      title       = "processing is falling behind"
+      description = "The oldest message not yet processed is older than ${var.oldest_unacked_alert_s} s: the process function fails, or runs at its maximum instances while messages arrive faster."
+      filter      = "metric.type=\"pubsub.googleapis.com/subscription/oldest_unacked_message_age\" AND resource.type=\"pubsub_subscription\" AND resource.labels.subscription_id=\"${google_pubsub_subscription.process.name}\""
+      aligner     = "ALIGN_MAX"
+      threshold   = var.oldest_unacked_alert_s
+      duration    = "300s"
+    }
+    api-5xx = {
+      title       = "the HTTP API answers server errors"
+      description = "The ingest or api function answered more than ${var.api_5xx_alert} 5xx responses in 5 minutes (a 503 from ingest means Pub/Sub did not take the readings)."
+      filter      = "metric.type=\"run.googleapis.com/request_count\" AND resource.type=\"cloud_run_revision\" AND resource.labels.service_name=one_of(\"${local.function_names.ingest}\", \"${local.function_names.api}\") AND metric.labels.response_code_class=\"5xx\""
+      aligner     = "ALIGN_SUM"
+      threshold   = var.api_5xx_alert
+      duration    = "0s"
+    }
+  }
+}
+
+resource "google_monitoring_alert_policy" "alert" {
+  for_each = local.alerts
+
+  display_name = "${var.name_prefix}: ${each.value.title}"
+  combiner     = "OR"
+
+  conditions {
+    display_name = each.value.title
+    condition_threshold {
+      filter          = each.value.filter
+      comparison      = "COMPARISON_GT"
+      threshold_value = each.value.threshold
+      duration        = each.value.duration
+
+      aggregations {
+        alignment_period     = "300s"
+        per_series_aligner   = each.value.aligner
+        cross_series_reducer = "REDUCE_SUM"
+      }
+
+      trigger {
+        count = 1
+      }
+    }
+  }
+
+  documentation {
+    content   = each.value.description
+    mime_type = "text/markdown"
+  }
+
+  alert_strategy {
+    auto_close = "86400s"
+  }
+
+  notification_channels = local.notification_channels
+}
+
+# --- dashboard --------------------------------------------------------------------------------------
+
+locals {
+  # Charts of the summary fields' totals use PromQL, where a distribution's _sum series is the
+  # total of the field (the filter API has no aligner turning a distribution into its sum).
+  promql_sum = { for field in keys(local.summary_fields) :
+    field => "sum(increase(logging_googleapis_com:user_${google_logging_metric.summary[field].name}_sum{monitored_resource=\"cloud_run_revision\"}[1m]))"
+  }
+
+  run_filter = { for k, name in local.function_names :
+    k => "resource.type=\"cloud_run_revision\" AND resource.labels.service_name=\"${name}\""
+  }
+
+  # Each tile: PromQL series (query, legend) and/or filter series (filter, aligner, reducer,
+  # group-by fields).
+  tiles = [
+    { title = "Readings per minute: received, accepted, duplicates, rejected", filters = [], promql = [
+      for f in ["received", "accepted", "duplicates", "rejected_total"] : { query = local.promql_sum[f], label = f }
+    ] },
+    { title = "Window writes, store retries and unapplied readings per minute", filters = [], promql = [
+      for f in ["windows_updated", "store_retries", "unapplied"] : { query = local.promql_sum[f], label = f }
+    ] },
+    { title = "Messages processed, by severity (WARNING: redelivered)", promql = [], filters = [
+      { filter = "metric.type=\"logging.googleapis.com/user/${google_logging_metric.batches.name}\"", aligner = "ALIGN_SUM", reducer = "REDUCE_SUM", group = ["metric.label.severity"] },
+    ] },
+    { title = "Processing time and lag p99 (ms)", promql = [], filters = [
+      for f in ["duration_ms", "lag_ms"] : { filter = "metric.type=\"logging.googleapis.com/user/${google_logging_metric.summary[f].name}\"", aligner = "ALIGN_DELTA", reducer = "REDUCE_PERCENTILE_99", group = [] }
+    ] },
+    { title = "Undelivered messages: process and dead-letter subscriptions", promql = [], filters = [
+      for sub in [google_pubsub_subscription.process.name, google_pubsub_subscription.dead_letter.name] : {
+        filter = "metric.type=\"pubsub.googleapis.com/subscription/num_undelivered_messages\" AND resource.labels.subscription_id=\"${sub}\"", aligner = "ALIGN_MAX", reducer = "REDUCE_MAX", group = ["resource.label.subscription_id"]
+      }
+    ] },
+    { title = "Oldest unacknowledged message (s)", promql = [], filters = [
+      { filter = "metric.type=\"pubsub.googleapis.com/subscription/oldest_unacked_message_age\" AND resource.labels.subscription_id=\"${google_pubsub_subscription.process.name}\"", aligner = "ALIGN_MAX", reducer = "REDUCE_MAX", group = [] },
+    ] },
+    { title = "Requests per second per function, by response class", promql = [], filters = [
+      for k, f in local.run_filter : { filter = "metric.type=\"run.googleapis.com/request_count\" AND ${f}", aligner = "ALIGN_RATE", reducer = "REDUCE_SUM", group = ["resource.label.service_name", "metric.label.response_code_class"] }
+    ] },
+    { title = "Request latency p99 per function (ms)", promql = [], filters = [
+      for k, f in local.run_filter : { filter = "metric.type=\"run.googleapis.com/request_latencies\" AND ${f}", aligner = "ALIGN_DELTA", reducer = "REDUCE_PERCENTILE_99", group = ["resource.label.service_name"] }
+    ] },
+    { title = "Instances per function", promql = [], filters = [
+      for k, f in local.run_filter : { filter = "metric.type=\"run.googleapis.com/container/instance_count\" AND ${f}", aligner = "ALIGN_MAX", reducer = "REDUCE_SUM", group = ["resource.label.service_name"] }
+    ] },
+    { title = "Function errors (log entries)", promql = [], filters = [
+      { filter = "metric.type=\"logging.googleapis.com/user/${google_logging_metric.errors.name}\"", aligner = "ALIGN_SUM", reducer = "REDUCE_SUM", group = ["metric.label.service"] },
+    ] },
+    { title = "Firestore document reads, writes, deletes per second", promql = [], filters = [
+      for m in ["read_count", "write_count", "delete_count"] : { filter = "metric.type=\"firestore.googleapis.com/document/${m}\"", aligner = "ALIGN_RATE", reducer = "REDUCE_SUM", group = [] }
+    ] },
+  ]
+}
+
+resource "google_monitoring_dashboard" "pipeline" {
+  dashboard_json = jsonencode({
+    displayName = "${var.name_prefix} pipeline"
+    mosaicLayout = {
+      columns = 48
+      tiles = [for i, tile in local.tiles : {
+        xPos   = (i % 2) * 24
+        yPos   = floor(i / 2) * 16
+        width  = 24
+        height = 16
+        widget = {
+          title = tile.title
+          xyChart = {
+            dataSets = concat(
+              [for q in tile.promql : {
+                plotType        = "LINE"
+                targetAxis      = "Y1"
+                legendTemplate  = q.label
+                timeSeriesQuery = { prometheusQuery = q.query }
+              }],
+              [for f in tile.filters : {
+                plotType   = "LINE"
+                targetAxis = "Y1"
+                timeSeriesQuery = {
+                  timeSeriesFilter = {
+                    filter = f.filter
+                    aggregation = {
+                      alignmentPeriod    = "60s"
+                      perSeriesAligner   = f.aligner
+                      crossSeriesReducer = f.reducer
+                      groupByFields      = f.group
+                    }
+                  }
+                }
+              }],
+            )
+          }
+        }
+      }]
+    }
+  })
+}

@@ -1,0 +1,128 @@
+# The readings topic, the push subscription that feeds the process function, and the
+# dead-letter topic with a subscription that keeps what lands there.
+#
+# Why a push subscription of our own rather than the function's Eventarc trigger
+# (`event_trigger` of google_cloudfunctions2_function): Eventarc creates and owns the trigger's
+# subscription, and neither the Cloud Functions nor the Eventarc resources of the google provider
+# can give it a dead-letter policy (hashicorp/terraform-provider-google#17697 and #25069, open).
+# `retry_policy = "RETRY_POLICY_RETRY"` retries on a backoff Eventarc chooses until the message
+# expires from that subscription (users report 24 hours of retention; the API says up to 7 days):
+# a poison message would be retried all that time, then lost without a trace. Editing Eventarc's
+# subscription by hand lasts until Eventarc recreates it. A subscription declared here has what
+# the pipeline needs: exponential backoff, bounded deliveries, a dead-letter topic, 7 days of
+# retention, an ack deadline matching the function's timeout, no expiry.
+#
+# The function still receives a `google.cloud.pubsub.topic.v1.messagePublished` CloudEvent:
+# functions-framework converts a plain Pub/Sub push into one (the `@cloud_event` decorator in
+# main.py fixes the signature type whatever the deployment declares), taking the topic from the
+# request path, hence the `/projects/<p>/topics/<t>` suffix of the push endpoint. The conversion
+# keeps the message (data, attributes, id, publish time) but drops the push body's
+# `subscription` and `deliveryAttempt`, so those two fields of the summary log line are null.
+# tests/gcp/test_end_to_end.py runs this path against the Pub/Sub emulator: push, redelivery on
+# a raised error, dead-lettering after the maximum attempts.
+
+resource "google_pubsub_topic" "readings" {
+  #checkov:skip=CKV_GCP_83: Google-managed encryption at rest; a CMEK would need a Cloud KMS key ring (never deletable) and grants to several service agents: add one if your compliance requires it
+  name = "${var.name_prefix}-readings"
+
+  # Messages are stored in the deployment's region only.
+  message_storage_policy {
+    allowed_persistence_regions = [var.region]
+  }
+
+  depends_on = [google_project_service.api]
+}
+
+resource "google_pubsub_topic" "dead_letter" {
+  #checkov:skip=CKV_GCP_83: Google-managed encryption at rest; a CMEK would need a Cloud KMS key ring (never deletable) and grants to several service agents: add one if your compliance requires it
+  name = "${var.name_prefix}-dead-letter"
+
+  message_storage_policy {
+    allowed_persistence_regions = [var.region]
+  }
+
+  depends_on = [google_project_service.api]
+}
+
+locals {
+  retention = "${var.message_retention_days * 86400}s"
+}
+
+resource "google_pubsub_subscription" "process" {
+  name  = "${var.name_prefix}-process"
+  topic = google_pubsub_topic.readings.id
+
+  push_config {
+    # The Cloud Run URL of the function (its own audience); the path names the topic (above).
+    push_endpoint = "${google_cloudfunctions2_function.process.service_config[0].uri}/${google_pubsub_topic.readings.id}"
+
+    # Pub/Sub signs each push with an OIDC token of the trigger service account, the only
+    # identity allowed to invoke the process function (iam.tf); the function is not public.
+    oidc_token {
+      service_account_email = google_service_account.fn["trigger"].email
+      audience              = google_cloudfunctions2_function.process.service_config[0].uri
+    }
+  }
+
+  # A push is acknowledged by the function's 2xx answer. The deadline matches the function's
+  # timeout, so a delivery still being processed is never handed out a second time.
+  ack_deadline_seconds = var.functions["process"].timeout_s
+
+  # A failed delivery (the function raised: a transient store or archive failure, see
+  # iotpipe.entrypoints.gcp.process) is retried with exponential backoff from 10 s to 10 min.
+  # With 10 attempts that spans about 40 minutes: a short Firestore or Cloud Storage outage
+  # heals by itself, a message that keeps failing is moved aside instead of retried for days.
+  retry_policy {
+    minimum_backoff = "${var.retry_backoff.min_s}s"
+    maximum_backoff = "${var.retry_backoff.max_s}s"
+  }
+
+  dead_letter_policy {
+    dead_letter_topic     = google_pubsub_topic.dead_letter.id
+    max_delivery_attempts = var.max_delivery_attempts
+  }
+
+  # A backlog (the function failing, or scaled to its maximum) survives up to 7 days.
+  message_retention_duration = local.retention
+  retain_acked_messages      = false
+
+  # Never expire for inactivity (Pub/Sub's default deletes a subscription idle for 31 days).
+  expiration_policy {
+    ttl = ""
+  }
+
+  # Ordering is off: aggregates do not depend on order (see iotpipe.adapters.gcp.pubsub), and
+  # dead-lettering an ordered key would hold back its later messages.
+  enable_message_ordering = false
+
+  depends_on = [google_cloud_run_service_iam_member.trigger_invokes_process]
+}
+
+# Keeps what was dead-lettered, for inspection and redrive (a topic without a subscription
+# drops messages). Pull it, fix the cause, and publish the messages again to the readings topic:
+# processing is idempotent, so a message that was partly applied is safe to send again.
+resource "google_pubsub_subscription" "dead_letter" {
+  name  = "${var.name_prefix}-dead-letter"
+  topic = google_pubsub_topic.dead_letter.id
+
+  ack_deadline_seconds       = 60
+  message_retention_duration = local.retention
+
+  expiration_policy {
+    ttl = ""
+  }
+}
+
+# What the Pub/Sub service agent needs to dead-letter: publish to the dead-letter topic, and
+# acknowledge (subscribe to) the subscription the message leaves.
+resource "google_pubsub_topic_iam_member" "agent_publishes_dead_letters" {
+  topic  = google_pubsub_topic.dead_letter.id
+  role   = "roles/pubsub.publisher"
+  member = local.pubsub_agent
+}
+
+resource "google_pubsub_subscription_iam_member" "agent_forwards_dead_letters" {
+  subscription = google_pubsub_subscription.process.id
+  role         = "roles/pubsub.subscriber"
+  member       = local.pubsub_agent
+}

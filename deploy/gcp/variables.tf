@@ -1,0 +1,216 @@
+# Inputs. Only `project` has no default; see README.md for the choices behind the others.
+
+# --- where and what ---------------------------------------------------------------------------
+
+variable "project" {
+  description = "Id of the Google Cloud project to deploy into (it must exist, with billing)."
+  type        = string
+}
+
+variable "region" {
+  description = "Region of the functions, the topic's message storage and (by default) the buckets and the Firestore database."
+  type        = string
+  default     = "us-central1"
+}
+
+variable "name_prefix" {
+  description = "Prefix of every resource name (functions, topics, buckets, service accounts, metrics). Change it to deploy a second stack in the same project."
+  type        = string
+  default     = "iotpipe"
+
+  validation {
+    # Service account ids are 6-30 characters and get a 12-character suffix at most here.
+    condition     = can(regex("^[a-z][a-z0-9-]{1,15}[a-z0-9]$", var.name_prefix))
+    error_message = "name_prefix: 3-17 characters, lowercase letters, digits and '-', starting with a letter."
+  }
+}
+
+variable "labels" {
+  description = "Extra labels for every resource that takes labels (added to project and stack)."
+  type        = map(string)
+  default     = {}
+}
+
+variable "protect_data" {
+  description = "Protect the stored data from `terraform destroy`: Firestore delete protection on, and the archive bucket is not emptied by Terraform. `make destroy-gcp` turns it off first."
+  type        = bool
+  default     = true
+}
+
+# --- code ---------------------------------------------------------------------------------------
+
+variable "source_zip" {
+  description = "Path of iotpipe-gcf-source.zip built by `iotpipe package gcp` (relative to the directory Terraform runs in)."
+  type        = string
+  default     = "../../dist/gcp/iotpipe-gcf-source.zip"
+}
+
+variable "python_runtime" {
+  description = "Cloud Functions Python runtime; the source archive pins its requirements for the Python it was built with, so keep them close."
+  type        = string
+  default     = "python312"
+}
+
+variable "functions" {
+  description = "Per function: memory, vCPUs, timeout (s), min and max instances, and concurrent requests per instance. The defaults are explained in functions.tf."
+  type = map(object({
+    memory        = string
+    cpu           = string
+    timeout_s     = number
+    min_instances = number
+    max_instances = number
+    concurrency   = number
+  }))
+  default = {
+    ingest  = { memory = "512Mi", cpu = "1", timeout_s = 30, min_instances = 0, max_instances = 20, concurrency = 16 }
+    process = { memory = "512Mi", cpu = "1", timeout_s = 120, min_instances = 0, max_instances = 10, concurrency = 8 }
+    api     = { memory = "512Mi", cpu = "1", timeout_s = 30, min_instances = 0, max_instances = 10, concurrency = 16 }
+  }
+
+  validation {
+    condition     = alltrue([for k in ["ingest", "process", "api"] : contains(keys(var.functions), k)])
+    error_message = "functions must have the entries ingest, process and api."
+  }
+
+  validation {
+    # Cloud Run serves more than one request at a time only with at least one whole vCPU.
+    condition     = alltrue([for f in values(var.functions) : f.concurrency == 1 || tonumber(f.cpu) >= 1])
+    error_message = "a function with concurrency > 1 needs cpu >= 1."
+  }
+}
+
+# --- the pipeline's tunables (the functions' environment) ---------------------------------------
+
+variable "lateness_horizon_hours" {
+  description = "Readings older than this (judged against their publish time on the topic) are refused as too_late. 0 accepts any age."
+  type        = number
+  default     = 168
+}
+
+variable "max_skew_seconds" {
+  description = "Readings more than this ahead of their arrival time are refused as from_future."
+  type        = number
+  default     = 300
+}
+
+variable "ttl_days" {
+  description = "Hourly aggregates expire this many days after their hour ends (a Firestore TTL policy on expire_at). null keeps them forever. Keep it well above the lateness horizon."
+  type        = number
+  default     = null
+
+  validation {
+    condition     = var.ttl_days == null ? true : var.ttl_days >= 1
+    error_message = "ttl_days must be at least 1, or null."
+  }
+}
+
+variable "api_keys" {
+  description = "Initial API keys written to the Secret Manager secret (comma-separated in one version). They end up in the Terraform state; Terraform writes them once and never reverts keys added later with `gcloud secrets versions add`. Empty: a placeholder that matches no request."
+  type        = list(string)
+  default     = []
+  sensitive   = true
+}
+
+variable "public_invokers" {
+  description = "Who may call the ingest and api functions' URLs at the Cloud Run level (roles/run.invoker). [\"allUsers\"] (the default) leaves authentication to the application's API keys; [] or a list of members (\"serviceAccount:...\", \"group:...\") makes callers present a Google ID token as well."
+  type        = list(string)
+  default     = ["allUsers"]
+}
+
+# --- Pub/Sub --------------------------------------------------------------------------------------
+
+variable "max_delivery_attempts" {
+  description = "Deliveries of a message to the process function before it goes to the dead-letter topic (5-100). See pubsub.tf."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.max_delivery_attempts >= 5 && var.max_delivery_attempts <= 100
+    error_message = "max_delivery_attempts must be between 5 and 100 (Pub/Sub's limits)."
+  }
+}
+
+variable "retry_backoff" {
+  description = "Pub/Sub's exponential backoff between deliveries of a failed message: minimum and maximum, in seconds (0-600)."
+  type        = object({ min_s = number, max_s = number })
+  default     = { min_s = 10, max_s = 600 }
+}
+
+variable "message_retention_days" {
+  description = "Days the process and dead-letter subscriptions keep unacknowledged messages (1-7): how long an outage can last before messages are lost."
+  type        = number
+  default     = 7
+
+  validation {
+    condition     = var.message_retention_days >= 1 && var.message_retention_days <= 7
+    error_message = "message_retention_days must be between 1 and 7."
+  }
+}
+
+# --- Firestore ----------------------------------------------------------------------------------
+
+variable "firestore_database" {
+  description = "Id of the Firestore (Native mode) database created for the aggregates. \"(default)\" is the project's default database (the free tier applies to it); name another (e.g. \"iotpipe\") if the project already has a default database."
+  type        = string
+  default     = "(default)"
+}
+
+variable "firestore_location" {
+  description = "Firestore location: a region (e.g. us-central1) or a multi-region (nam5, eur3). null: var.region. It cannot change after creation."
+  type        = string
+  default     = null
+}
+
+# --- archive ------------------------------------------------------------------------------------
+
+variable "archive_bucket_name" {
+  description = "Name of the archive bucket (raw/ and rejected/). null: <project>-<name_prefix>-archive."
+  type        = string
+  default     = null
+}
+
+variable "archive_location" {
+  description = "Location of the archive bucket (a region, dual- or multi-region). null: var.region."
+  type        = string
+  default     = null
+}
+
+variable "archive_lifecycle" {
+  description = "Days after which archived objects move to NEARLINE, COLDLINE and ARCHIVE, and expire (null: never); rejected/ expires after rejected_expire_days; non-current versions are deleted after noncurrent_days."
+  type = object({
+    nearline_days        = number
+    coldline_days        = number
+    archive_days         = optional(number)
+    expire_days          = optional(number)
+    rejected_expire_days = optional(number)
+    noncurrent_days      = number
+  })
+  default = {
+    nearline_days        = 30
+    coldline_days        = 90
+    archive_days         = 365
+    expire_days          = null
+    rejected_expire_days = 90
+    noncurrent_days      = 30
+  }
+}
+
+# --- monitoring ---------------------------------------------------------------------------------
+
+variable "alert_email" {
+  description = "An address notified by every alert policy. null: no notification channel (the incidents still open in Cloud Monitoring)."
+  type        = string
+  default     = null
+}
+
+variable "oldest_unacked_alert_s" {
+  description = "Alert when the oldest message not yet processed is older than this (seconds): processing is falling behind or failing."
+  type        = number
+  default     = 600
+}
+
+variable "api_5xx_alert" {
+  description = "Alert when the ingest and api functions together answer more than this many 5xx responses in 5 minutes."
+  type        = number
+  default     = 5
+}
