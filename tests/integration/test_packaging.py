@@ -146,9 +146,9 @@ def test_the_code_zip_holds_the_package_and_its_data(builds: Builds) -> None:
 def test_the_layer_holds_the_dependencies_for_arm64(builds: Builds) -> None:
     layer = entries(builds.first / LAYER_ZIP)
     assert all(name.startswith("python/") for name in layer)
-    for package_ in ("pydantic", "pydantic_core", "orjson"):
+    for package_ in ("pydantic", "pydantic_core", "orjson", "msgspec"):
         assert f"python/{package_}/__init__.py" in layer
-    for package_ in ("pydantic_core", "orjson"):
+    for package_ in ("pydantic_core", "orjson", "msgspec"):
         objects = shared_objects(layer, package_)
         assert len(objects) == 1, objects.keys()
         [(name, data)] = objects.items()
@@ -188,7 +188,7 @@ def test_the_manifest_matches_the_files(builds: Builds) -> None:
         }
     assert manifest["unzipped_total"] == sum(z["unzipped"] for z in manifest["zips"].values())
     dependencies = manifest["dependencies"]
-    assert {"pydantic", "pydantic-core", "orjson"} <= set(dependencies)
+    assert {"pydantic", "pydantic-core", "orjson", "msgspec"} <= set(dependencies)
     assert "boto3" not in dependencies and "botocore" not in dependencies
     # Pinned: the layer holds the versions the tests run against.
     assert all(dependencies[name] == metadata.version(name) for name in dependencies)
@@ -223,9 +223,11 @@ def test_the_zips_run_on_a_matching_interpreter(tmp_path: Path) -> None:
         sys.path[:0] = sys.argv[1:]
         import orjson, pydantic
         from iotpipe import parse_reading
+        from iotpipe.domain import decode_readings
         from iotpipe.entrypoints.http.dashboard import PLACEHOLDER, dashboard_page
         line = b'{"device_id": "d1", "timestamp": "2025-08-31T10:00:00Z", "temperature": 25.5}'
         reading = parse_reading(orjson.loads(line))
+        assert decode_readings(line) == [reading]  # msgspec, from the layer
         print(reading.device_id, pydantic.__file__, dashboard_page() != PLACEHOLDER)
         """
     )
@@ -264,11 +266,11 @@ def test_bad_options_are_refused_before_any_download(
 def test_boto3_joins_the_layer_only_when_asked() -> None:
     project = Project.locate()
     names = [r.split(">")[0].split("<")[0] for r in layer_requirements(project)]
-    assert "pydantic" in names and "orjson" in names and "boto3" not in names
+    assert {"pydantic", "orjson", "msgspec"} <= set(names) and "boto3" not in names
     assert any(r.startswith("boto3") for r in layer_requirements(project, with_boto3=True))
 
 
 def test_pins_cover_the_whole_dependency_tree_at_installed_versions() -> None:
     pins = installed_pins(layer_requirements(Project.locate()))
-    for name in ("pydantic", "pydantic-core", "orjson", "typing-extensions", "annotated-types"):
+    for name in ("pydantic", "pydantic-core", "orjson", "msgspec", "annotated-types"):
         assert pins[name] == metadata.version(name)

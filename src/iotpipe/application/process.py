@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from iotpipe.application.payloads import decode_items, encode_item, gc_paused
@@ -13,6 +13,7 @@ from iotpipe.domain import (
     LatenessPolicy,
     Reading,
     Reason,
+    decode_readings,
     parse_reading,
 )
 from iotpipe.domain.time import MS_PER_HOUR
@@ -24,6 +25,7 @@ from iotpipe.ports import (
     Quarantine,
     RawArchive,
     RawBatch,
+    RawRecord,
     Rejection,
     WindowKey,
 )
@@ -150,31 +152,32 @@ class ProcessService:
         return self._report(batch, triage, result, rejections, failed, tuple(errors))
 
     def _triage(self, batch: RawBatch, now: int) -> _Triage:
-        # The hot loop of the pipeline: kept flat on purpose.
+        # The hot loop of the pipeline, run for every reading: kept flat on purpose, with the
+        # per-record work (decoding, lateness bounds) hoisted out of the per-reading work.
         triage = _Triage()
-        windows, places, check = triage.windows, triage.places, self._lateness.check
+        windows, places = triage.windows, triage.places
+        bounds = self._lateness.bounds
+        reference: int | None = None
+        low = high = 0
         for position, record in enumerate(batch.records):
-            reference = record.arrived_ms if record.arrived_ms is not None else now
-            try:
-                items = decode_items(record.data)
-            except InvalidReading as exc:
-                triage.received += 1
-                self._reject(triage, position, record.record_id, 0, exc, record.data)
-                continue
-            triage.received += len(items)
-            for index, item in enumerate(items):
-                try:
-                    reading = parse_reading(item)
-                except InvalidReading as exc:
-                    self._reject(triage, position, record.record_id, index, exc, encode_item(item))
-                    continue
+            arrived = record.arrived_ms if record.arrived_ms is not None else now
+            if arrived != reference:
+                reference = arrived
+                low, high = bounds(arrived)
+            readings = decode_readings(record.data)
+            indexed: Iterable[tuple[int, Reading]]
+            if readings is None:  # something unusual in the record: item by item, in general
+                indexed = self._parse_items(triage, position, record)
+            else:
+                triage.received += len(readings)
+                indexed = enumerate(readings)
+            for index, reading in indexed:
                 ts = reading.timestamp_ms
-                late = check(ts, reference)
-                if late is not None:
+                if ts < low or ts > high:
+                    late = Reason.FROM_FUTURE if ts > high else Reason.TOO_LATE
                     refusal = InvalidReading(late, _lateness_message(late))
-                    self._reject(
-                        triage, position, record.record_id, index, refusal, encode_item(item)
-                    )
+                    raw = _raw_item(record.data, index)
+                    self._reject(triage, position, record.record_id, index, refusal, raw)
                     continue
                 key = (reading.device_id, ts - ts % MS_PER_HOUR)
                 bucket = windows.get(key)
@@ -184,6 +187,25 @@ class ProcessService:
                     bucket.append(reading)
                 places.append((reading, position, index))
         return triage
+
+    def _parse_items(
+        self, triage: _Triage, position: int, record: RawRecord
+    ) -> list[tuple[int, Reading]]:
+        """The valid readings of a record with their item indexes; the rest are rejected."""
+        try:
+            items = decode_items(record.data)
+        except InvalidReading as exc:
+            triage.received += 1
+            self._reject(triage, position, record.record_id, 0, exc, record.data)
+            return []
+        triage.received += len(items)
+        valid: list[tuple[int, Reading]] = []
+        for index, item in enumerate(items):
+            try:
+                valid.append((index, parse_reading(item)))
+            except InvalidReading as exc:
+                self._reject(triage, position, record.record_id, index, exc, encode_item(item))
+        return valid
 
     @staticmethod
     def _reject(
@@ -272,6 +294,12 @@ def _newest(windows: Mapping[WindowKey, list[Reading]]) -> int | None:
         return None
     top = max(hour for _, hour in windows)
     return max(r.timestamp_ms for (_, hour), rs in windows.items() if hour == top for r in rs)
+
+
+def _raw_item(data: bytes, index: int) -> bytes:
+    """One item of a record as compact JSON (what the quarantine keeps of a refused reading)."""
+    items = decode_items(data)
+    return encode_item(items[index])
 
 
 def _lateness_message(reason: Reason) -> str:

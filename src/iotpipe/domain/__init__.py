@@ -16,7 +16,7 @@ from iotpipe.domain.errors import (
 )
 from iotpipe.domain.lateness import LatenessPolicy
 from iotpipe.domain.metrics import METRIC_NAMES, METRICS, SCALE, Metric
-from iotpipe.domain.reading import Location, Reading, parse_reading
+from iotpipe.domain.reading import Location, Reading, decode_readings, parse_reading
 from iotpipe.domain.rollup import DailyRollup, daily, fleet
 from iotpipe.domain.window import MAX_READINGS_PER_WINDOW, Absorption, HourlyWindow, IdentitySet
 
@@ -56,6 +56,7 @@ __all__ = [
     "StreamUnavailable",
     "WindowConflict",
     "daily",
+    "decode_readings",
     "fleet",
     "merge_all",
     "parse_reading",

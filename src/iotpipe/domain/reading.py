@@ -10,8 +10,10 @@ are held in exact fixed point (see :mod:`iotpipe.domain.metrics`).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
-from typing import Any, NamedTuple
+from operator import attrgetter, itemgetter
+from typing import Annotated, Any, NamedTuple
 
 from iotpipe.domain.errors import InvalidReading, Reason
 from iotpipe.domain.metrics import METRIC_NAMES, METRICS, SCALE, from_fixed
@@ -22,11 +24,6 @@ _DEVICE_ID = re.compile(DEVICE_ID_PATTERN)
 _RFC3339 = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})?"
     r"(?P<offset>[Zz]|[+-][0-9]{2}:[0-9]{2})?"
-)
-# The fast path's stricter subset: upper-case T and Z, at most microsecond fractions.
-_FAST_STAMP = re.compile(
-    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?"
-    r"(?:Z|[+-][0-9]{2}:[0-9]{2})"
 )
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_MS = timedelta(milliseconds=1)
@@ -74,13 +71,9 @@ class Reading(NamedTuple):
         hashes are), identical on every 64-bit platform and unchanged since Python 3.8. A golden
         test pins known values, so a change would fail loudly. A fingerprint only classifies a
         repeated identity as resend or conflict; it never decides whether a reading counts.
+        :func:`fingerprints` computes the same for many readings at once.
         """
-        values = self.values
-        if None in values:  # hash(None) varies per process before Python 3.12
-            values = tuple([_ABSENT if v is None else v for v in values])
-        location = self.location
-        digest = hash((values, _ABSENT if location is None else location))
-        return (digest ^ digest >> 16 ^ digest >> 32 ^ digest >> 48) & 0xFFFF
+        return fingerprints((self,))[0]
 
     def to_json(self) -> dict[str, Any]:
         """The reading as a JSON-ready payload in the canonical input format."""
@@ -94,6 +87,30 @@ class Reading(NamedTuple):
         if self.location is not None:
             body["location"] = {"lat": self.location.lat, "lon": self.location.lon}
         return body
+
+
+def fingerprints(readings: Iterable[Reading]) -> list[int]:
+    """:meth:`Reading.fingerprint` of each reading, in bulk (absorbing a window needs them all)."""
+    digests = [
+        hash(said) if said[1] is not None and None not in said[0] else _absent_digest(said)
+        for said in map(_WHAT_IT_SAYS, readings)
+    ]
+    return [(d ^ d >> 16 ^ d >> 32 ^ d >> 48) & 0xFFFF for d in digests]
+
+
+def _absent_digest(said: tuple[tuple[int | None, ...], Location | None]) -> int:
+    # hash(None) varies per process before Python 3.12: absent parts hash as a constant.
+    values, location = said
+    return hash(
+        (
+            tuple([_ABSENT if v is None else v for v in values]),
+            _ABSENT if location is None else location,
+        )
+    )
+
+
+#: ``reading[2:]``, i.e. ``(values, location)``: what a reading says, apart from who and when.
+_WHAT_IT_SAYS = itemgetter(slice(2, None))
 
 
 def parse_reading(payload: object) -> Reading:
@@ -126,13 +143,10 @@ def _fast_path(payload: object) -> Reading | None:  # noqa: PLR0911, PLR0912
     stamp = payload.get("timestamp")
     if type(device_id) is not str or type(stamp) is not str:
         return None
-    if _DEVICE_ID.fullmatch(device_id) is None or _FAST_STAMP.fullmatch(stamp) is None:
+    if device_id not in _KNOWN_DEVICES and not _learn_device(device_id):
         return None
-    try:
-        timestamp_ms = (datetime.fromisoformat(stamp) - _EPOCH) // _ONE_MS
-    except (ValueError, OverflowError):
-        return None
-    if not MIN_MS <= timestamp_ms < MAX_MS:
+    timestamp_ms = _instant(stamp)
+    if timestamp_ms is None or not MIN_MS <= timestamp_ms < MAX_MS:
         return None
     values: list[int | None] = []
     present = False
@@ -160,6 +174,154 @@ def _fast_path(payload: object) -> Reading | None:  # noqa: PLR0911, PLR0912
     return _new(Reading, (device_id, timestamp_ms, tuple(values), location))
 
 
+def decode_readings(data: bytes | str) -> list[Reading] | None:
+    """Every reading of a stream record, straight from its bytes, if all are plain and valid.
+
+    A record holds one JSON object or a JSON array of them. The common record, whose readings
+    carry only the declared fields, well-formed and in range, is decoded and checked by msgspec
+    in one pass in C, then finished here. For anything else this returns ``None``, and the caller
+    takes the record the general way (``orjson.loads``, then :func:`parse_reading` per item),
+    which decides and words every verdict: this path only ever agrees with it (a property test
+    holds the two together on the same bytes).
+    """
+    if _record_decoder is None:
+        _load_record_decoder()
+    try:
+        decoded = _record_decoder.decode(data)
+    except _DecodeError:
+        return None
+    readings: list[Reading] = []
+    for plain in decoded if type(decoded) is list else (decoded,):
+        device_id = plain.device_id
+        if device_id not in _KNOWN_DEVICES and not _learn_device(device_id):
+            return None
+        stamp = plain.timestamp  # _instant, inlined: this runs for every reading
+        hour = _HOURS.get(stamp[:13])
+        minute_second = _MINUTES_SECONDS.get(stamp[13:19])
+        ending = _ENDINGS.get(stamp[19:])
+        if hour is None or minute_second is None or ending is None:
+            timestamp_ms = _learn_instant(stamp)
+            if timestamp_ms is None:
+                return None
+        else:
+            timestamp_ms = hour + minute_second + ending
+        if not MIN_MS <= timestamp_ms < MAX_MS:
+            return None
+        values = tuple([None if v is None else round(v * SCALE) for v in _metric_values(plain)])
+        if values == _NO_VALUES:
+            return None
+        location = plain.location
+        if location is not None:
+            location = _new(Location, (location.lat, location.lon))
+        readings.append(_new(Reading, (device_id, timestamp_ms, values, location)))
+    return readings
+
+
+def _load_record_decoder() -> None:
+    """Build the record decoder on first use: msgspec stays out of imports that never decode
+    records (the ingest and API functions' cold starts)."""
+    global _record_decoder, _DecodeError  # noqa: PLW0603 - built once, then only read
+    import msgspec
+
+    coordinates = msgspec.defstruct(
+        "PlainLocation",
+        [
+            ("lat", Annotated[float, msgspec.Meta(ge=-90.0, le=90.0)]),
+            ("lon", Annotated[float, msgspec.Meta(ge=-180.0, le=180.0)]),
+        ],
+        forbid_unknown_fields=True,
+    )
+    # Unknown fields are refused here (the declared path ignores them) so that msgspec reads
+    # every byte it accepts: whatever it would skip unchecked goes the general way instead.
+    fields: list[tuple[str, Any, Any]] = [
+        (m.name, Annotated[float, msgspec.Meta(ge=m.minimum, le=m.maximum)] | None, None)
+        for m in METRICS
+    ]
+    plain = msgspec.defstruct(
+        "PlainReading",
+        [("device_id", str), ("timestamp", str), *fields, ("location", coordinates | None, None)],
+        forbid_unknown_fields=True,
+    )
+    _DecodeError = msgspec.DecodeError
+    _record_decoder = msgspec.json.Decoder(list[plain] | plain)  # type: ignore[valid-type]
+
+
+#: The record decoder: msgspec shapes built from :data:`METRICS`, on first use.
+_record_decoder: Any = None
+_DecodeError: type[Exception] = Exception
+_metric_values: Any = (
+    attrgetter(*METRIC_NAMES) if len(METRICS) > 1 else lambda r: (getattr(r, METRIC_NAMES[0]),)
+)
+_NO_VALUES = (None,) * len(METRICS)
+
+
+# The fast path's memory of what it has validated already. A stream repeats device ids, the
+# date and hour of its timestamps, their minutes and seconds and their fraction-and-offset
+# endings over and over; each piece is checked once, then found in a set or dict. The caches
+# hold only pieces that passed their check, so what they hold never changes a verdict, and
+# they are emptied when full: memory stays bounded whatever the input.
+_CACHE_LIMIT = 100_000
+_KNOWN_DEVICES: set[str] = set()
+#: ``"2025-08-31T10"`` -> epoch ms of that hour, read as UTC.
+_HOURS: dict[str, int] = {}
+#: ``":30:15"`` -> 1,815,000 (every minute and second of an hour, learnt on first sight).
+_MINUTES_SECONDS: dict[str, int] = {}
+#: ``".276Z"``, ``"Z"``, ``"+02:00"`` -> fraction in ms minus the UTC offset in ms.
+_ENDINGS: dict[str, int] = {}
+_HOUR_PIECE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T(?:[01][0-9]|2[0-3])")
+_MINUTE_SECOND_PIECE = re.compile(r":[0-5][0-9]:[0-5][0-9]")
+_ENDING_PIECE = re.compile(r"(?:\.[0-9]{1,6})?(?:Z|[+-][0-9]{2}:[0-9]{2})")
+_Y2K_MS = 946_684_800_000  # 2000-01-01T00:00:00Z, the anchor endings are measured against
+
+
+def _learn_device(device_id: str) -> bool:
+    if _DEVICE_ID.fullmatch(device_id) is None:
+        return False
+    if len(_KNOWN_DEVICES) >= _CACHE_LIMIT:
+        _KNOWN_DEVICES.clear()
+    _KNOWN_DEVICES.add(device_id)
+    return True
+
+
+def _instant(stamp: str) -> int | None:
+    """Epoch ms of an RFC 3339 timestamp in the fast path's subset, or ``None``.
+
+    The subset: ``YYYY-MM-DDTHH:MM:SS``, an optional fraction of 1-6 digits, then ``Z`` or
+    ``+hh:mm``/``-hh:mm``. Its three pieces (up to the hour, minutes and seconds, the ending)
+    are independent, so each is validated on its own and the instant is the sum of their values.
+    """
+    hour = _HOURS.get(stamp[:13])
+    minute_second = _MINUTES_SECONDS.get(stamp[13:19])
+    ending = _ENDINGS.get(stamp[19:])
+    if hour is None or minute_second is None or ending is None:
+        return _learn_instant(stamp)
+    return hour + minute_second + ending
+
+
+def _learn_instant(stamp: str) -> int | None:
+    """Check the pieces not cached yet, remember the good ones; ``None`` if one is bad."""
+    total = 0
+    for cache, piece, pattern, template, anchor in (
+        (_HOURS, stamp[:13], _HOUR_PIECE, "{}:00:00+00:00", 0),
+        (_MINUTES_SECONDS, stamp[13:19], _MINUTE_SECOND_PIECE, "2000-01-01T00{}Z", _Y2K_MS),
+        (_ENDINGS, stamp[19:], _ENDING_PIECE, "2000-01-01T00:00:00{}", _Y2K_MS),
+    ):
+        value = cache.get(piece)
+        if value is None:
+            if pattern.fullmatch(piece) is None:
+                return None
+            try:
+                instant = datetime.fromisoformat(template.format(piece))
+            except (ValueError, OverflowError):
+                return None
+            value = (instant - _EPOCH) // _ONE_MS - anchor
+            if len(cache) >= _CACHE_LIMIT:
+                cache.clear()
+            cache[piece] = value
+        total += value
+    return total
+
+
 _BOUNDS = tuple((m.name, m.minimum, m.maximum) for m in METRICS)
 _NO_METRICS_MESSAGE = f"a reading carries at least one of {', '.join(METRIC_NAMES)}"
 # Named tuples built without their generated __new__ (a Python-level lambda): the fast path
@@ -167,4 +329,4 @@ _NO_METRICS_MESSAGE = f"a reading carries at least one of {', '.join(METRIC_NAME
 _new = tuple.__new__
 
 
-__all__ = ["Location", "Reading", "parse_reading"]
+__all__ = ["Location", "Reading", "decode_readings", "fingerprints", "parse_reading"]

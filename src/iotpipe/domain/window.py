@@ -18,7 +18,7 @@ from typing import NamedTuple
 
 from iotpipe.domain.aggregate import Stats
 from iotpipe.domain.errors import IotPipeError
-from iotpipe.domain.reading import Reading
+from iotpipe.domain.reading import Reading, fingerprints
 from iotpipe.domain.time import MS_PER_HOUR
 
 #: Identities one window may hold: 20 readings per second for a whole hour. Beyond that a device
@@ -119,7 +119,8 @@ class Absorption(NamedTuple):
 
 
 _NO_IDENTITIES = IdentitySet()
-_EVENT_TIME = itemgetter(1)  # Reading.timestamp_ms, at C speed
+_DEVICE = itemgetter(0)  # Reading.device_id, at C speed
+_EVENT_TIME = itemgetter(1)  # Reading.timestamp_ms
 
 
 class HourlyWindow(NamedTuple):
@@ -152,15 +153,11 @@ class HourlyWindow(NamedTuple):
         hour = self.hour_ms
         if not items:
             return self, Absorption()
-        offsets = [r.timestamp_ms - hour for r in items]
+        offsets = [ts - hour for ts in map(_EVENT_TIME, items)]
         low = min(offsets)
-        if (
-            low < 0
-            or max(offsets) >= MS_PER_HOUR
-            or {r.device_id for r in items} != {self.device_id}
-        ):
+        if low < 0 or max(offsets) >= MS_PER_HOUR or set(map(_DEVICE, items)) != {self.device_id}:
             raise ValueError(f"readings outside window {self.key} were offered to it")
-        fingerprints = [r.fingerprint() for r in items]
+        digests = fingerprints(items)
         seen = self.seen
         if (
             low > seen.last_offset()
@@ -168,14 +165,14 @@ class HourlyWindow(NamedTuple):
             and len(seen) + len(items) <= MAX_READINGS_PER_WINDOW
         ):
             # The common case in a time-ordered stream: every reading is new.
-            return self._grow(items, offsets, fingerprints, Absorption(items))
+            return self._grow(items, offsets, digests, Absorption(items))
         lookup = seen.fingerprint_at if len(seen) else None
         fresh: dict[int, tuple[Reading, int]] = {}
         duplicates: list[Reading] = []
         conflicts: list[Reading] = []
         overflow: list[Reading] = []
         room = MAX_READINGS_PER_WINDOW - len(seen)
-        for reading, offset, fingerprint in zip(items, offsets, fingerprints, strict=True):
+        for reading, offset, fingerprint in zip(items, offsets, digests, strict=True):
             prior = fresh.get(offset)
             if prior is not None:
                 known: int | None = prior[1]

@@ -7,16 +7,17 @@ Three files are written to ``--out`` (default ``dist/aws``):
   handler (see ``HANDLERS``).
 - ``iotpipe-deps-layer.zip``: a Lambda layer (``python/`` prefix) holding the runtime
   dependencies (``[project] dependencies`` of pyproject.toml: pydantic and its dependencies,
-  orjson) built for the target platform from binary wheels only.
+  orjson, msgspec) built for the target platform from binary wheels only.
 - ``manifest.json``: each zip's sha256, size, unzipped size and entry count, the target Python
   and architecture, the handlers and the exact dependency versions in the layer.
 
 Decisions:
 
 - **arm64 (Graviton) by default.** Lambda bills arm64 about 20% less per GB-second than x86_64
-  and runs this kind of pure-Python plus Rust-extension work (pydantic-core, orjson) at least as
-  fast; both extensions publish manylinux aarch64 wheels, so nothing is compiled. ``--arch
-  x86_64`` builds for the other architecture (the zips then differ only in the layer).
+  and runs this kind of pure-Python plus native-extension work (pydantic-core, orjson,
+  msgspec) at least as fast; all three publish manylinux aarch64 wheels, so nothing is
+  compiled. ``--arch x86_64`` builds for the other architecture (the zips then differ only in
+  the layer).
 - **boto3/botocore are not in the layer.** Every Lambda Python runtime ships them. Bundling them
   adds about 23 MiB unzipped and 17 MiB zipped (three times the rest of the layer, 2,200 more
   files) that every cold start must fetch and unpack, for APIs (Kinesis, DynamoDB, S3) that are
