@@ -108,7 +108,7 @@ variable "fleet_shards" {
 }
 
 variable "ttl_days" {
-  description = "Hourly aggregates expire this many days after their last update (DynamoDB TTL). null keeps them forever."
+  description = "Hourly aggregates expire this many days after the end of their hour, in event time (DynamoDB TTL). null keeps them forever."
   type        = number
   default     = null
 }

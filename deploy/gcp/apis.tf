@@ -6,6 +6,7 @@ locals {
     "artifactregistry.googleapis.com", # the functions' container images
     "cloudbuild.googleapis.com",       # builds the functions from the source archive
     "cloudfunctions.googleapis.com",
+    "cloudresourcemanager.googleapis.com", # project IAM grants (read at plan time too: see README)
     "firestore.googleapis.com",
     "iam.googleapis.com",
     "logging.googleapis.com",

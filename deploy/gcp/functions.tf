@@ -168,6 +168,8 @@ resource "google_cloudfunctions2_function" "ingest" {
   }
 
   depends_on = [
+    # The revision mounts the secret's "latest" version: it must exist (and be readable) first.
+    google_secret_manager_secret_version.api_keys,
     google_secret_manager_secret_iam_member.reads_api_keys,
     google_project_iam_member.build,
     google_project_iam_member.build_reads_staged_source,
@@ -275,6 +277,7 @@ resource "google_cloudfunctions2_function" "api" {
 
   depends_on = [
     google_project_iam_member.api_reads_windows,
+    google_secret_manager_secret_version.api_keys, # mounted as "latest" (see ingest)
     google_secret_manager_secret_iam_member.reads_api_keys,
     google_project_iam_member.build,
     google_project_iam_member.build_reads_staged_source,

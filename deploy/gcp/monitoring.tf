@@ -192,6 +192,16 @@ resource "google_monitoring_alert_policy" "alert" {
   }
 
   notification_channels = local.notification_channels
+
+  # A log-based metric can take minutes to become known to Cloud Monitoring after it is created,
+  # and until then creating a policy on it fails with "Error 404: Cannot find metric(s)"
+  # (hashicorp/terraform-provider-google#11102). Waiting for the functions (minutes of builds)
+  # leaves it that time on a first apply; if the error still appears, apply again a little later.
+  depends_on = [
+    google_cloudfunctions2_function.ingest,
+    google_cloudfunctions2_function.process,
+    google_cloudfunctions2_function.api,
+  ]
 }
 
 # --- dashboard --------------------------------------------------------------------------------------
