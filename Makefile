@@ -39,19 +39,11 @@ lint: $(VENV)/.installed-dev  ## ruff, mypy (strict on the core) and the import-
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-bench: $(VENV)/.installed-dev  ## every benchmark at full size (several minutes; needs the GCP emulators)
-	$(PY) benchmarks/process_throughput.py
-	$(PY) benchmarks/cold_import.py
-	$(PY) benchmarks/gcp_cold_import.py
-	$(PY) benchmarks/dynamodb_ops.py
-	$(PY) benchmarks/firestore_ops.py
+bench: $(VENV)/.installed-dev  ## every benchmark at full size, one table (~30 minutes; needs the GCP emulators)
+	$(PY) benchmarks/suite.py
 
-bench-smoke: $(VENV)/.installed-dev  ## the benchmarks at a tiny size, so they cannot rot
-	$(PY) benchmarks/process_throughput.py --readings 20000 --devices 50 --repeat 1
-	$(PY) benchmarks/cold_import.py --repeat 1
-	$(PY) benchmarks/gcp_cold_import.py --repeat 1
-	$(PY) benchmarks/dynamodb_ops.py --devices 20 --minutes 5
-	$(PY) benchmarks/firestore_ops.py --devices 20 --minutes 5
+bench-smoke: $(VENV)/.installed-dev  ## every benchmark at a tiny size, so none can rot (~1 minute)
+	$(PY) benchmarks/suite.py --smoke
 
 check: test lint bench-smoke  ## everything CI runs
 

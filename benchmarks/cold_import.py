@@ -15,6 +15,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from results import json_option, write
+
 HANDLERS = (
     "iotpipe.entrypoints.aws.ingest",
     "iotpipe.entrypoints.aws.process",
@@ -52,8 +54,10 @@ def _total_us(importtime: str, modules: list[str]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--repeat", type=int, default=7)
+    json_option(parser)
     args = parser.parse_args()
     boto3 = import_ms(["boto3"], args.repeat)
+    handlers: dict[str, dict[str, float]] = {}
     print(f"{'module':40} {'alone':>9} {'+ boto3':>9} {'ratio':>6}")
     print(f"{'boto3 (baseline)':40} {boto3:>7.0f}ms {'':>9} {1:>6.2f}")
     worst = 0.0
@@ -61,9 +65,11 @@ def main() -> None:
         alone = import_ms([module], args.repeat)
         both = import_ms([module, "boto3"], args.repeat)
         worst = max(worst, both / boto3)
+        handlers[module] = {"alone": alone, "with_boto3": both}
         print(f"{module:40} {alone:>7.0f}ms {both:>7.0f}ms {both / boto3:>6.2f}")
     verdict = "met" if worst <= TARGET else "NOT met"
     print(f"target: handler + boto3 <= {TARGET}x boto3 alone: {verdict} (worst {worst:.2f}x)")
+    write(args.json, {"boto3": boto3, "target": TARGET, "handlers": handlers})
 
 
 if __name__ == "__main__":

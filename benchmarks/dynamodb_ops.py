@@ -1,10 +1,11 @@
 """DynamoDB store operations and billed capacity per 1,000 readings, measured against moto.
 
-The scenario: a fleet of ``--devices`` sensors (default 1,000), one reading every
-``--interval`` seconds each (default 10 s), processed in batches of ``--batch-minutes`` of
-arrivals (default 1 minute: what a Kinesis event source mapping with a one-minute batching
-window hands one Lambda invocation), for ``--minutes`` of event time (default 60: a whole hour,
-since a window's item, and so its write cost, grows through its hour).
+The scenario (``--profile``, see profiles.py): a fleet of ``--devices`` sensors (fleet: 1,000),
+one reading every ``--interval`` seconds each (fleet: 10 s; high-rate: 100 devices at 0.1 s),
+processed in batches of ``--batch-minutes`` of arrivals (1 minute: what a Kinesis event source
+mapping with a one-minute batching window hands one Lambda invocation), for ``--minutes`` of
+event time (default 60: a whole hour, since a window's item, and so its write cost, grows
+through its hour).
 
 Each batch runs through the real processing use case (decode, validate, dedupe, aggregate) into
 :class:`~iotpipe.adapters.aws.DynamoStore` on a moto server in this process. Prints, per 1,000
@@ -29,11 +30,14 @@ from moto.server import ThreadedMotoServer
 
 from iotpipe.adapters.aws import DynamoStore, create_table
 from iotpipe.adapters.clock import ManualClock
+from iotpipe.adapters.memory import MemoryArchive
 from iotpipe.application import Pipeline
 from iotpipe.domain import LatenessPolicy
 from iotpipe.domain.time import parse_instant
 from iotpipe.ports import RawBatch, RawRecord
 from iotpipe.simulator import Fleet
+from profiles import apply_profile, profile_options
+from results import json_option, write
 
 START = "2025-08-31T10:00:00Z"
 
@@ -72,11 +76,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         create_table(client, "iotpipe-windows")
         store = DynamoStore("iotpipe-windows", client, fleet_shards=args.fleet_shards)
         start = parse_instant(START)
+        archive = MemoryArchive()  # the S3 layout and format, to count objects and bytes
         pipeline = Pipeline(
-            store=store, clock=ManualClock(start), lateness=LatenessPolicy.unbounded()
+            store=store,
+            clock=ManualClock(start),
+            archive=archive,
+            lateness=LatenessPolicy.unbounded(),
         )
         fleet = Fleet(devices=args.devices, interval_s=args.interval, seed=1)
-        readings = windows = 0
+        readings = windows = touched = 0
         began = time.perf_counter()
         for batch in batches(fleet, start, args.minutes, args.batch_minutes):
             report = pipeline.process(batch)
@@ -84,14 +92,43 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 raise SystemExit(f"batch {batch.batch_id} failed: {report.errors}")
             readings += report.accepted
             windows += report.windows_updated
+            touched += report.windows_touched
         return {
             "readings": readings,
             "windows": windows,
+            "windows_touched": touched,
             "ops": store.ops(),
+            "archive": archived(archive),
             "seconds": time.perf_counter() - began,
         }
     finally:
         server.stop()
+
+
+def per_thousand(totals: dict[str, Any]) -> dict[str, float]:
+    """The figures per 1,000 readings."""
+    ops, extra = totals["ops"], totals["ops"].extra
+    per = 1000 / totals["readings"]
+    return {
+        "items_read": ops.reads * per,
+        "items_written": ops.writes * per,
+        "windows_touched": totals["windows_touched"] * per,
+        "batch_gets": extra.get("batch_gets", 0) * per,
+        "puts": extra.get("puts", 0) * per,
+        "gets": extra.get("gets", 0) * per,
+        "rcu": extra.get("read_half_units", 0) / 2 * per,
+        "wcu": extra.get("write_units", 0) * per,
+        "index_wcu": extra.get("index_write_units", 0) * per,
+        "conflicts": extra.get("conflicts", 0) * per,
+        "archive_objects": totals["archive"]["objects"] * per,
+        "archive_bytes": totals["archive"]["bytes"] * per,
+    }
+
+
+def archived(archive: MemoryArchive) -> dict[str, int]:
+    """Objects in the archive, and their bytes."""
+    names = archive.objects.names()
+    return {"objects": len(names), "bytes": sum(len(archive.objects.get(n)) for n in names)}
 
 
 def show(args: argparse.Namespace, totals: dict[str, Any]) -> None:
@@ -112,6 +149,7 @@ def show(args: argparse.Namespace, totals: dict[str, Any]) -> None:
     print("per 1,000 readings:")
     line("items read", ops.reads)
     line("items written", ops.writes)
+    line("  floor: windows touched", totals["windows_touched"])
     line("BatchGetItem requests", extra.get("batch_gets", 0))
     line("PutItem requests", extra.get("puts", 0))
     line("GetItem requests (registry)", extra.get("gets", 0))
@@ -119,17 +157,22 @@ def show(args: argparse.Namespace, totals: dict[str, Any]) -> None:
     line("write capacity units (WCU)", extra.get("write_units", 0))
     line("  of which fleet index WCU", extra.get("index_write_units", 0))
     line("conditional-write conflicts", extra.get("conflicts", 0))
+    line("archive objects (one per batch)", totals["archive"]["objects"])
+    line("archive bytes (gzip JSON lines)", totals["archive"]["bytes"])
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--devices", type=int, default=1000)
-    parser.add_argument("--interval", type=float, default=10.0, help="seconds between readings")
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    profile_options(parser)
     parser.add_argument("--minutes", type=int, default=60, help="event time to simulate")
-    parser.add_argument("--batch-minutes", type=int, default=1)
-    parser.add_argument("--fleet-shards", type=int, default=8)
-    args = parser.parse_args()
-    show(args, run(args))
+    parser.add_argument("--fleet-shards", type=int, default=16, help="as deploy/aws's default")
+    json_option(parser)
+    args = apply_profile(parser.parse_args())
+    totals = run(args)
+    show(args, totals)
+    scenario = {k: getattr(args, k) for k in ("profile", "devices", "interval", "batch_minutes")}
+    figures = {"readings": totals["readings"], "seconds": totals["seconds"]}
+    write(args.json, {**scenario, **figures, "per_1000": per_thousand(totals)})
 
 
 if __name__ == "__main__":

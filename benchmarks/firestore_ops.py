@@ -1,8 +1,9 @@
 """Firestore document reads and writes per 1,000 readings, measured against the emulator.
 
-The scenario is the AWS one: a fleet of ``--devices`` sensors (default 1,000), one reading every
-``--interval`` seconds each (default 10 s), in ``--batch-minutes`` batches (default 1 minute),
-for ``--minutes`` of event time (default 60, a whole hour). On GCP a batch is one Pub/Sub
+The scenario is the AWS one (``--profile``, see profiles.py): a fleet of ``--devices`` sensors
+(fleet: 1,000), one reading every ``--interval`` seconds each (fleet: 10 s; high-rate: 100
+devices at 0.1 s), in ``--batch-minutes`` batches (1 minute), for ``--minutes`` of event time
+(default 60, a whole hour). On GCP a batch is one Pub/Sub
 message, delivered to one process invocation: ingest publishes one message per device per
 request, so a device that posts its last minute of readings once a minute makes one message of
 6 readings. Each message runs through the real processing use case into
@@ -38,11 +39,14 @@ import orjson
 
 from iotpipe.adapters.clock import ManualClock
 from iotpipe.adapters.gcp import FirestoreStore
+from iotpipe.adapters.memory import MemoryArchive
 from iotpipe.application import ProcessService
 from iotpipe.domain import LatenessPolicy
 from iotpipe.domain.time import parse_instant
 from iotpipe.ports import RawBatch, RawRecord
 from iotpipe.simulator import Fleet
+from profiles import apply_profile, profile_options
+from results import json_option, write
 
 START = "2025-08-31T10:00:00Z"
 PROJECT = "iotpipe-benchmark"
@@ -126,9 +130,12 @@ def run(args: argparse.Namespace, host: str) -> dict[str, Any]:
     client = firestore.Client(project=PROJECT)
     store = FirestoreStore(client, prefix=f"b{time.time_ns()}_")
     start = parse_instant(START)
-    service = ProcessService(store, ManualClock(start), lateness=LatenessPolicy.unbounded())
+    archive = MemoryArchive()  # the Cloud Storage layout and format, to count objects and bytes
+    service = ProcessService(
+        store, ManualClock(start), archive=archive, lateness=LatenessPolicy.unbounded()
+    )
     fleet = Fleet(devices=args.devices, interval_s=args.interval, seed=1)
-    readings = windows = sent = 0
+    readings = windows = touched = sent = 0
     began = time.perf_counter()
     with ThreadPoolExecutor(args.workers) as pool:
         for period in messages(fleet, start, args):
@@ -137,14 +144,40 @@ def run(args: argparse.Namespace, host: str) -> dict[str, Any]:
                     raise SystemExit(f"message {report.batch_id} failed: {report.errors}")
                 readings += report.accepted
                 windows += report.windows_updated
+                touched += report.windows_touched
                 sent += 1
     return {
         "readings": readings,
         "windows": windows,
+        "windows_touched": touched,
         "messages": sent,
         "ops": store.ops(),
+        "archive": archived(archive),
         "seconds": time.perf_counter() - began,
     }
+
+
+def per_thousand(totals: dict[str, Any]) -> dict[str, float]:
+    """The figures per 1,000 readings."""
+    ops, per = totals["ops"], 1000 / totals["readings"]
+    return {
+        "messages": totals["messages"] * per,
+        "document_reads": ops.reads * per,
+        "document_writes": ops.writes * per,
+        "windows_touched": totals["windows_touched"] * per,
+        "lookups": ops.extra.get("lookups", 0) * per,
+        "gets": ops.extra.get("gets", 0) * per,
+        "queries": ops.extra.get("queries", 0) * per,
+        "conflicts": ops.extra.get("conflicts", 0) * per,
+        "archive_objects": totals["archive"]["objects"] * per,
+        "archive_bytes": totals["archive"]["bytes"] * per,
+    }
+
+
+def archived(archive: MemoryArchive) -> dict[str, int]:
+    """Objects in the archive, and their bytes."""
+    names = archive.objects.names()
+    return {"objects": len(names), "bytes": sum(len(archive.objects.get(n)) for n in names)}
 
 
 def show(args: argparse.Namespace, totals: dict[str, Any]) -> None:
@@ -169,22 +202,28 @@ def show(args: argparse.Namespace, totals: dict[str, Any]) -> None:
     line("Pub/Sub messages (invocations)", totals["messages"])
     line("document reads", ops.reads)
     line("document writes", ops.writes)
+    line("  floor: windows touched", totals["windows_touched"])
     line("lookups (BatchGetDocuments)", ops.extra.get("lookups", 0))
     line("registry gets", ops.extra.get("gets", 0))
     line("queries", ops.extra.get("queries", 0))
     line("write conflicts", ops.extra.get("conflicts", 0))
+    line("archive objects (one per message)", totals["archive"]["objects"])
+    line("archive bytes (gzip JSON lines)", totals["archive"]["bytes"])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--devices", type=int, default=1000)
-    parser.add_argument("--interval", type=float, default=10.0, help="seconds between readings")
+    profile_options(parser)  # --batch-minutes 0: one message per reading
     parser.add_argument("--minutes", type=int, default=60, help="event time to simulate")
-    parser.add_argument("--batch-minutes", type=int, default=1, help="0: one message per reading")
     parser.add_argument("--workers", type=int, default=8, help="messages processed at once")
-    args = parser.parse_args()
+    json_option(parser)
+    args = apply_profile(parser.parse_args())
     with firestore_emulator() as host:
-        show(args, run(args, host))
+        totals = run(args, host)
+    show(args, totals)
+    scenario = {k: getattr(args, k) for k in ("profile", "devices", "interval", "batch_minutes")}
+    figures = {"readings": totals["readings"], "seconds": totals["seconds"]}
+    write(args.json, {**scenario, **figures, "per_1000": per_thousand(totals)})
 
 
 if __name__ == "__main__":

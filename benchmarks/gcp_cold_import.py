@@ -27,6 +27,7 @@ import tempfile
 from pathlib import Path
 
 from cold_import import import_ms  # the same measurement as for the Lambda handlers
+from results import json_option, write
 
 MAIN = Path(__file__).resolve().parents[1] / "src" / "iotpipe" / "entrypoints" / "gcp" / "main.py"
 LIBRARIES = ("google.cloud.firestore", "google.cloud.pubsub_v1", "google.cloud.storage")
@@ -70,6 +71,7 @@ def setup_ms(root: str, repeat: int, cwd: Path) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--repeat", type=int, default=7)
+    json_option(parser)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="iotpipe-gcf-") as directory:
         source = Path(directory)
@@ -89,6 +91,16 @@ def main() -> None:
         print(f"  {'first request set-up: ' + name + ' (imports + clients)':55} {ms:8.0f}")
     ratio = (both - framework) / together
     print(f"main.py adds {ratio:.0%} of the client libraries' own import time")
+    write(
+        args.json,
+        {
+            "functions_framework": framework,
+            "main": both - framework,
+            "libraries": libraries,
+            "libraries_together": together,
+            "first_request_setup": roots,
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -1,0 +1,415 @@
+"""Every benchmark, one table: each figure beside a baseline measured in the same run.
+
+``python benchmarks/suite.py`` (``make bench``) runs each benchmark script of this directory at
+full size, each in its own process, and prints one table: the figure, the baseline it is
+compared with (measured in the same run, or the platform's limit), their ratio, and the target
+where issue #9 sets one, met or not. ``--smoke`` (``make bench-smoke``, run by CI) runs each at
+a tiny size, so that none can rot; its figures mean little. Each script's own report goes to a
+log file (``--logs``); ``--only NAME`` runs some of them.
+
+These machines are noisy (timings vary by tens of percent from run to run): read the ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+Row = tuple[str, str, str, str, str, str]  # measure, figure, baseline, ratio, target, verdict
+HEADER: Row = ("measure", "figure", "baseline (same run) or limit", "ratio", "target", "")
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    """One run of a benchmark script, and how its figures become rows."""
+
+    name: str
+    script: str
+    rows: Callable[[dict[str, Any]], list[Row]]
+    full: list[str] = field(default_factory=list)
+    smoke: list[str] = field(default_factory=list)
+
+
+def _ratio(value: float, base: float) -> str:
+    return f"{value / base:.2f}" if base else "-"
+
+
+def _verdict(met: bool) -> str:
+    return "met" if met else "NOT met"
+
+
+def throughput_rows(d: dict[str, Any]) -> list[Row]:
+    """process_throughput.py."""
+    base, pipe = d["baseline"], d["pipeline"]
+    base_rate = base["readings"] / base["seconds"]
+    rate = pipe["readings"] / pipe["seconds"]
+    return [
+        (
+            f"in-memory process path, {d['readings']:,} readings",
+            f"{rate:,.0f} readings/s",
+            f"{base_rate:,.0f} readings/s: orjson.loads + dict fold",
+            _ratio(rate, base_rate),
+            f">= {d['target']:.2f}",
+            _verdict(rate / base_rate >= d["target"]),
+        ),
+        (
+            "  store writes (in memory)",
+            f"{pipe['writes'] * 1000 / pipe['readings']:.1f} per 1,000 readings",
+            f"{pipe['windows']:,.0f} windows in {pipe['batches']:,.0f} batches",
+            "-",
+            "",
+            "",
+        ),
+    ]
+
+
+def cli_rows(d: dict[str, Any]) -> list[Row]:
+    """cli_process.py."""
+    from cli_process import rss_target_met
+
+    return [
+        (
+            f"iotpipe process --store sqlite:PATH, {d['readings']:,} readings",
+            f"{d['cli_rate']:,.0f} readings/s",
+            f"{d['baseline_rate']:,.0f} readings/s: orjson.loads + dict fold",
+            _ratio(d["cli_rate"], d["baseline_rate"]),
+            "",
+            "",
+        ),
+        (
+            f"  peak RSS of the child, {d['readings']:,} readings",
+            f"{d['rss_mb']:.0f} MB",
+            f"{d['short_rss_mb']:.0f} MB at {d['short_readings']:,} readings",
+            _ratio(d["rss_mb"], d["short_rss_mb"]),
+            f"<= {d['target_rss_mb']:.0f} MB, flat",
+            _verdict(rss_target_met(d)),
+        ),
+    ]
+
+
+def _scenario(d: dict[str, Any]) -> str:
+    rate = 1 / d["interval"]
+    each = f"{rate:g} readings/s" if rate > 1 else f"1 reading / {d['interval']:g} s"
+    return f"{d['profile']} ({d['devices']:,} devices x {each}, {d['batch_minutes']}-min batches)"
+
+
+def dynamodb_rows(d: dict[str, Any]) -> list[Row]:
+    """dynamodb_ops.py (one profile)."""
+    p = d["per_1000"]
+    return [
+        (
+            f"DynamoDB, {_scenario(d)}: items written / 1,000 readings",
+            f"{p['items_written']:.1f}",
+            f"{p['windows_touched']:.1f} windows touched (the floor)",
+            _ratio(p["items_written"], p["windows_touched"]),
+            "",
+            "",
+        ),
+        (
+            "  capacity units / 1,000 readings",
+            f"{p['wcu']:.1f} WCU, {p['rcu']:.1f} RCU",
+            f"{p['puts']:.1f} PutItem, {p['batch_gets']:.1f} BatchGetItem, {p['gets']:.1f} GetItem",
+            "-",
+            "",
+            "",
+        ),
+        _archive_row(p, "batch"),
+    ]
+
+
+def _archive_row(p: dict[str, Any], per: str) -> Row:
+    return (
+        "  raw archive / 1,000 readings",
+        f"{p['archive_bytes'] / 1000:.1f} KB gzip",
+        f"{p['archive_objects']:.2f} objects (one per {per})",
+        "-",
+        "",
+        "",
+    )
+
+
+def firestore_rows(d: dict[str, Any]) -> list[Row]:
+    """firestore_ops.py (one profile)."""
+    p = d["per_1000"]
+    return [
+        (
+            f"Firestore, {_scenario(d)}: document writes / 1,000 readings",
+            f"{p['document_writes']:.1f}",
+            f"{p['windows_touched']:.1f} windows touched (the floor)",
+            _ratio(p["document_writes"], p["windows_touched"]),
+            "",
+            "",
+        ),
+        (
+            "  document reads, messages / 1,000 readings",
+            f"{p['document_reads']:.1f} reads",
+            f"{p['messages']:.1f} Pub/Sub messages (invocations)",
+            "-",
+            "",
+            "",
+        ),
+        _archive_row(p, "message"),
+    ]
+
+
+def cold_import_rows(d: dict[str, Any]) -> list[Row]:
+    """cold_import.py."""
+    boto3, target = d["boto3"], d["target"]
+    return [
+        (
+            f"cold import {module} + boto3",
+            f"{times['with_boto3']:.0f} ms ({times['alone']:.0f} ms alone)",
+            f"{boto3:.0f} ms: import boto3",
+            _ratio(times["with_boto3"], boto3),
+            f"<= {target:g}x",
+            _verdict(times["with_boto3"] <= target * boto3),
+        )
+        for module, times in d["handlers"].items()
+    ]
+
+
+def gcp_cold_import_rows(d: dict[str, Any]) -> list[Row]:
+    """gcp_cold_import.py."""
+    libraries = d["libraries_together"]
+    base = f"{libraries:.0f} ms: the 3 client libraries"
+    rows: list[Row] = [
+        (
+            "cold import GCP main.py (after functions_framework)",
+            f"{d['main']:.0f} ms",
+            base,
+            _ratio(d["main"], libraries),
+            "",
+            "",
+        )
+    ]
+    for name, ms in d["first_request_setup"].items():
+        total = d["main"] + ms
+        rows.append(
+            (
+                f"  main.py + {name}'s first-request set-up",
+                f"{total:.0f} ms",
+                base,
+                _ratio(total, libraries),
+                "",
+                "",
+            )
+        )
+    return rows
+
+
+def package_rows(d: dict[str, Any]) -> list[Row]:
+    """package_sizes.py."""
+    limits = d["limits_mb"]
+    sizes = (
+        ("Lambda zip, largest (code or layer)", d["lambda_largest_zip"], "lambda_zipped_mb"),
+        ("Lambda code + layer, unzipped", d["lambda_unzipped"], "lambda_unzipped_mb"),
+        ("Cloud Functions source zip", d["gcf_zipped"], "gcf_zipped_mb"),
+        ("Cloud Functions source + modules, unzipped", d["gcf_unzipped"], "gcf_unzipped_mb"),
+    )
+    return [
+        (
+            f"package: {label}",
+            f"{size / 1e6:.2f} MB",
+            f"{limits[key]} MB limit",
+            f"{size / (limits[key] * 1e6):.3f}",
+            "<= limit",
+            _verdict(size <= limits[key] * 1e6),
+        )
+        for label, size, key in sizes
+    ]
+
+
+def freshness_rows(d: dict[str, Any]) -> list[Row]:
+    """freshness.py."""
+    labels = {
+        "local": "local runtime (iotpipe serve)",
+        "aws": "AWS handlers on moto",
+        "gcp": "GCP functions on the emulators",
+    }
+    rows: list[Row] = []
+    for name, label in labels.items():
+        if name in d["errors"]:
+            rows.append((f"freshness, {label}", "FAILED", d["errors"][name][:60], "-", "", ""))
+            continue
+        if name not in d["setups"]:
+            continue
+        r = d["setups"][name]
+        rows.append(
+            (
+                f"freshness, {label}: POST to visible ({r['samples']} samples)",
+                f"p50 {r['p50_ms']:.0f} ms, p99 {r['p99_ms']:.0f} ms",
+                f"p50 {r['round_trip_p50_ms']:.0f} ms, p99 {r['round_trip_p99_ms']:.0f} ms: "
+                "POST + 1 query",
+                _ratio(r["p50_ms"], r["round_trip_p50_ms"]),
+                "",
+                "",
+            )
+        )
+    return rows
+
+
+def api_load_rows(d: dict[str, Any]) -> list[Row]:
+    """api_load.py."""
+    hourly, health = d["routes"]["hourly_30_days"], d["routes"]["health"]
+
+    def figures(r: dict[str, Any]) -> str:
+        return (
+            f"{r['rps']:,.0f} req/s, p50 {r['p50_ms']:.0f} ms, p99 {r['p99_ms']:.0f} ms, "
+            f"{r['errors']} errors"
+        )
+
+    return [
+        (
+            f"local API, {d['clients']} clients x {d['seconds']:g} s: hourly, 30 days",
+            figures(hourly),
+            "health: " + figures(health),
+            _ratio(hourly["rps"], health["rps"]),
+            "0 errors",
+            _verdict(hourly["errors"] == 0 and health["errors"] == 0),
+        )
+    ]
+
+
+# The store benchmarks' profiles (profiles.py), and the size of each in the smoke run.
+SMOKE_PROFILES = {
+    "fleet": ["--devices", "20", "--minutes", "5"],
+    "high-rate": ["--devices", "2", "--minutes", "3"],
+    "per-second": ["--devices", "2", "--minutes", "3"],
+}
+
+
+def _store_benchmarks(
+    store: str, script: str, rows: Callable[[dict[str, Any]], list[Row]]
+) -> tuple[Benchmark, ...]:
+    return tuple(
+        Benchmark(
+            f"{store}_{profile.replace('-', '_')}",
+            script,
+            rows,
+            full=["--profile", profile],
+            smoke=["--profile", profile, *small],
+        )
+        for profile, small in SMOKE_PROFILES.items()
+    )
+
+
+BENCHMARKS = (
+    Benchmark(
+        "process_throughput",
+        "process_throughput.py",
+        throughput_rows,
+        smoke=["--readings", "20000", "--devices", "50", "--repeat", "1"],
+    ),
+    Benchmark(
+        "cli_process",
+        "cli_process.py",
+        cli_rows,
+        smoke=["--readings", "20000", "--devices", "50", "--hours", "8"],
+    ),
+    *_store_benchmarks("dynamodb", "dynamodb_ops.py", dynamodb_rows),
+    *_store_benchmarks("firestore", "firestore_ops.py", firestore_rows),
+    Benchmark("cold_import", "cold_import.py", cold_import_rows, smoke=["--repeat", "1"]),
+    Benchmark(
+        "gcp_cold_import", "gcp_cold_import.py", gcp_cold_import_rows, smoke=["--repeat", "1"]
+    ),
+    Benchmark("package_sizes", "package_sizes.py", package_rows),
+    Benchmark("freshness", "freshness.py", freshness_rows, smoke=["--samples", "10"]),
+    Benchmark(
+        "api_load",
+        "api_load.py",
+        api_load_rows,
+        smoke=["--devices", "1", "--interval", "600", "--seconds", "2"],
+    ),
+)
+
+
+def run(bench: Benchmark, smoke: bool, logs: Path) -> tuple[list[Row], str | None, float]:
+    """Run one benchmark; its rows, an error (or ``None``) and its duration in seconds."""
+    figures, log = logs / f"{bench.name}.json", logs / f"{bench.name}.log"
+    figures.unlink(missing_ok=True)
+    command = [sys.executable, str(HERE / bench.script), *(bench.smoke if smoke else bench.full)]
+    began = time.perf_counter()
+    with log.open("wb") as out:
+        done = subprocess.run(
+            [*command, "--json", str(figures)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=HERE.parent,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            check=False,
+        )
+    seconds = time.perf_counter() - began
+    error = None
+    if done.returncode != 0:
+        tail = log.read_text(errors="replace").strip().splitlines()[-1:] or ["no output"]
+        error = f"exit {done.returncode}: {tail[0][:200]} (see {log})"
+    rows: list[Row] = []
+    if figures.exists():
+        try:
+            rows = bench.rows(json.loads(figures.read_text()))
+        except (KeyError, TypeError, ValueError, ZeroDivisionError) as exc:
+            error = error or f"unreadable figures: {type(exc).__name__}: {exc}"
+    if error and not rows:
+        rows = [(bench.name, "FAILED", error[:120], "-", "", "")]
+    return rows, error, seconds
+
+
+def table(rows: list[Row]) -> str:
+    """The rows as one Markdown table, columns aligned."""
+    widths = [max(len(row[i]) for row in [HEADER, *rows]) for i in range(len(HEADER))]
+
+    def line(row: Row) -> str:
+        return "| " + " | ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) + " |"
+
+    rule = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
+    return "\n".join([line(HEADER), rule, *(line(row) for row in rows)])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--smoke", action="store_true", help="each benchmark at a tiny size")
+    names = [b.name for b in BENCHMARKS]
+    parser.add_argument("--only", action="append", choices=names, help="run only these")
+    parser.add_argument("--logs", type=Path, help="keep each benchmark's report here")
+    parser.add_argument("--markdown", type=Path, help="also write the table to this file")
+    args = parser.parse_args()
+    logs = args.logs or Path(tempfile.mkdtemp(prefix="iotpipe-bench-"))
+    logs.mkdir(parents=True, exist_ok=True)
+    chosen = [b for b in BENCHMARKS if not args.only or b.name in args.only]
+    rows: list[Row] = []
+    failed: list[str] = []
+    began = time.perf_counter()
+    for number, bench in enumerate(chosen, start=1):
+        print(f"[{number}/{len(chosen)}] {bench.name} ...", end=" ", file=sys.stderr, flush=True)
+        bench_rows, error, seconds = run(bench, args.smoke, logs)
+        print(f"{seconds:.0f} s" + (f"  FAILED: {error}" if error else ""), file=sys.stderr)
+        rows += bench_rows
+        if error:
+            failed.append(bench.name)
+    size = "smoke (tiny sizes: the figures mean little)" if args.smoke else "full size"
+    heading = (
+        f"iotpipe benchmarks, {size}: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, "
+        f"{os.cpu_count()} CPUs, {time.perf_counter() - began:.0f} s; reports in {logs}"
+    )
+    text = f"{heading}\n\n{table(rows)}\n"
+    print(f"\n{text}")
+    if args.markdown:
+        args.markdown.write_text(text)
+    if failed:
+        print(f"FAILED: {', '.join(failed)}", file=sys.stderr)
+        raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    main()
