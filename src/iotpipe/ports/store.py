@@ -4,7 +4,8 @@
 logic every backend shares: absorb each contribution into its window exactly once with
 optimistic concurrency (read the window and its version, absorb, write only if the version is
 unchanged, retry on conflict). Backends implement only the ``_load``/``_save``/``_register``
-hooks and the queries, so exactness is proven once, in the domain, for all of them.
+hooks and the queries (and may override ``_save_all`` to write a round's windows together),
+so exactness is proven once, in the domain, for all of them.
 
 Store cost scales with windows, not readings: one write per window a batch changes (none for
 a replay), plus one registry write the first time a device is ever seen. A device's latest
@@ -148,27 +149,49 @@ class WindowStoreBase(ABC):
         except IotPipeError as exc:
             failed.update({c.key: _describe(exc) for c in contributions})
             return []
-        conflicted: list[Contribution] = []
+        changes: list[tuple[Contribution, Absorption, HourlyWindow, Version]] = []
         for contribution in contributions:
             key = contribution.key
             window, version = loaded.get(key, (HourlyWindow(*key), None))
             updated, absorption = window.absorb(contribution.readings)
             if updated is window:  # nothing new: no write at all
                 absorbed[key] = absorption
-                continue
-            try:
-                if version is None:  # a new window: make sure its device is listed
-                    self._register(key[0])
-                self._save(updated, version)
-            except WindowConflict:
+            else:
+                changes.append((contribution, absorption, updated, version))
+        outcomes = self._save_all([(updated, version) for _, _, updated, version in changes])
+        conflicted: list[Contribution] = []
+        for (contribution, absorption, _, _), outcome in zip(changes, outcomes, strict=True):
+            key = contribution.key
+            if isinstance(outcome, WindowConflict):
                 conflicted.append(contribution)
-                continue
-            except IotPipeError as exc:
-                failed[key] = _describe(exc)
-                continue
-            absorbed[key] = absorption
-            written.add(key)
+            elif outcome is not None:
+                failed[key] = _describe(outcome)
+            else:
+                absorbed[key] = absorption
+                written.add(key)
         return conflicted
+
+    def _save_all(
+        self, windows: Sequence[tuple[HourlyWindow, Version]]
+    ) -> list[IotPipeError | None]:
+        """Write each changed window as :meth:`_save` does; per window ``None`` (written),
+        :class:`WindowConflict` (retry it) or another :class:`IotPipeError` (failed).
+
+        A new window (``expected`` is ``None``) first registers its device. Backends that can
+        write several windows in one round trip or transaction override this; each window's
+        write must stay conditional on its own version.
+        """
+        outcomes: list[IotPipeError | None] = []
+        for window, expected in windows:
+            try:
+                if expected is None:  # a new window: make sure its device is listed
+                    self._register(window.device_id)
+                self._save(window, expected)
+            except IotPipeError as exc:
+                outcomes.append(exc)
+            else:
+                outcomes.append(None)
+        return outcomes
 
     @abstractmethod
     def _load(self, keys: Sequence[WindowKey]) -> dict[WindowKey, tuple[HourlyWindow, Version]]:

@@ -20,8 +20,10 @@ large rows better in rowid tables. ``latest_ms`` duplicates a field of ``record`
 
 Concurrency: several threads and processes may write to the file at the same time. The file is
 in WAL mode, so readers never wait for the writer. Each connection waits up to
-``busy_timeout_s`` for the write lock. Every statement runs in autocommit (one short
-transaction), so no lock is held while Python code runs. Exactness comes from the ``version``
+``busy_timeout_s`` for the write lock. Reads run in autocommit; the window writes of one
+apply round share one transaction (one sync to disk per batch, not per window), which holds
+the write lock only while its statements run: windows are encoded before it begins, so no
+lock is held while Python code runs. Exactness comes from the ``version``
 column: an update applies only if the version that was read is still stored (see
 :class:`~iotpipe.ports.WindowStoreBase`). A pool hands each concurrent caller a connection of
 its own, so threads never share one at the same time.
@@ -193,16 +195,55 @@ class SqliteStore(WindowStoreBase):
         return found
 
     def _save(self, window: HourlyWindow, expected: Version) -> None:
-        record, seen, latest_ms = _encode(window)
-        device_id, hour_ms = window.key
-        with self._connection() as conn:
-            if expected is None:
-                _insert(conn, (device_id, hour_ms, latest_ms, record, seen))
-            else:
-                params = (latest_ms, record, seen, device_id, hour_ms, expected)
-                if conn.execute(_UPDATE, params).rowcount == 0:
-                    raise WindowConflict(f"window {window.key} changed since it was read")
-        self._count(writes=1)
+        [outcome] = self._save_all([(window, expected)])
+        if outcome is not None:
+            raise outcome
+
+    def _save_all(
+        self, windows: Sequence[tuple[HourlyWindow, Version]]
+    ) -> list[IotPipeError | None]:
+        """A round's window writes in one transaction: one sync to disk per batch, not per window.
+
+        Each write stays conditional on the version that was read; one that finds another
+        version is skipped and reported as a conflict, and the others commit. Windows are
+        encoded before the write lock is taken, so it is held only for the statements.
+        """
+        if not windows:
+            return []
+        rows = [(window.key, expected, _encode(window)) for window, expected in windows]
+        outcomes: list[IotPipeError | None] = []
+        written = registered = 0
+        try:
+            with self._connection() as conn:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    for (device_id, hour_ms), expected, (record, seen, latest_ms) in rows:
+                        if expected is None:
+                            registered += conn.execute(_REGISTER, (device_id,)).rowcount
+                            try:
+                                _insert(conn, (device_id, hour_ms, latest_ms, record, seen))
+                            except WindowConflict as exc:
+                                outcomes.append(exc)
+                                continue
+                        else:
+                            params = (latest_ms, record, seen, device_id, hour_ms, expected)
+                            if conn.execute(_UPDATE, params).rowcount == 0:
+                                outcomes.append(
+                                    WindowConflict(f"window {(device_id, hour_ms)} changed")
+                                )
+                                continue
+                        outcomes.append(None)
+                        written += 1
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+        except StoreUnavailable as exc:  # nothing was written
+            return [exc] * len(rows)
+        new = sum(1 for _, expected, _ in rows if expected is None)
+        self._count(reads=new, writes=written + registered)
+        return outcomes
 
     def _register(self, device_id: str) -> None:
         with self._connection() as conn:
