@@ -59,3 +59,55 @@ def test_the_document_is_what_loads_pydantic() -> None:
     # The same probe must be able to see pydantic when it is loaded.
     script = SCRIPT.replace("print(statuses", "api.openapi()\nprint(statuses")
     assert _run(script) == "[200, 404, 401, 202] ['pydantic']"
+
+
+#: What no serverless function needs at import: the local runtime, the local server, the
+#: simulator, the CLI, pydantic and msgspec (the process functions load msgspec on their first
+#: batch, not at import).
+NOT_AT_IMPORT = (
+    "iotpipe.adapters.local",
+    "iotpipe.adapters.memory",
+    "iotpipe.bootstrap",
+    "iotpipe.entrypoints.http.server",
+    "iotpipe.simulator",
+    "iotpipe.entrypoints.cli",
+    "pydantic",
+    "msgspec",
+)
+
+
+@pytest.mark.parametrize(
+    ("module", "also_absent"),
+    [
+        ("iotpipe.entrypoints.aws.process", ("iotpipe.entrypoints.http.api",)),
+        ("iotpipe.entrypoints.aws.ingest", ()),
+        ("iotpipe.entrypoints.aws.api", ()),
+    ],
+)
+def test_a_handler_module_imports_only_what_its_function_needs(
+    module: str, also_absent: tuple[str, ...]
+) -> None:
+    # The package __init__ files on the way re-export lazily (iotpipe._exports): importing a
+    # handler runs them, and they must not drag the rest of the library in.
+    probe = f"import sys, {module}\n"
+    probe += f"print(sorted(m for m in {NOT_AT_IMPORT + also_absent!r} if m in sys.modules))"
+    assert _run(probe) == "[]"
+    # And the probe can see a module when it is loaded.
+    assert _run(probe.replace("print(", "import iotpipe.bootstrap\nprint(")) == (
+        "['iotpipe.adapters.local', 'iotpipe.adapters.memory', 'iotpipe.bootstrap']"
+    )
+
+
+@pytest.mark.parametrize("package", ["iotpipe", "iotpipe.application", "iotpipe.entrypoints.http"])
+def test_every_lazily_exported_name_resolves_to_its_definition(package: str) -> None:
+    import importlib
+
+    module = importlib.import_module(package)
+    for name in module.__all__:
+        value = getattr(module, name)
+        assert name in dir(module)
+        if hasattr(value, "__module__") and hasattr(value, "__qualname__"):
+            origin = importlib.import_module(value.__module__)
+            assert getattr(origin, value.__qualname__) is value, name
+    with pytest.raises(AttributeError, match="no attribute 'not_a_name'"):
+        module.not_a_name  # noqa: B018

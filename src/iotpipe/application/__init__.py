@@ -1,11 +1,19 @@
 """The use cases (ingest, process, query, replay) wired to ports; no adapter is named here."""
 
-from iotpipe.application.ingest import IngestResult, IngestService, ItemRejection
-from iotpipe.application.pipeline import Pipeline
-from iotpipe.application.process import ProcessReport, ProcessService
-from iotpipe.application.query import FleetHour, QueryService
+from typing import TYPE_CHECKING
+
+from iotpipe._exports import lazy_exports
+
+# Imported eagerly: the function shares its name with its module, and importing the module
+# (which other code does) would otherwise leave the module, not the function, under this name.
 from iotpipe.application.replay import ReplayReport, replay
-from iotpipe.application.worker import StreamWorker
+
+if TYPE_CHECKING:
+    from iotpipe.application.ingest import IngestResult, IngestService, ItemRejection
+    from iotpipe.application.pipeline import Pipeline
+    from iotpipe.application.process import ProcessReport, ProcessService
+    from iotpipe.application.query import FleetHour, QueryService
+    from iotpipe.application.worker import StreamWorker
 
 __all__ = [
     "FleetHour",
@@ -20,3 +28,19 @@ __all__ = [
     "StreamWorker",
     "replay",
 ]
+
+if not TYPE_CHECKING:  # type checkers read the imports above instead
+    __getattr__, __dir__ = lazy_exports(
+        __name__,
+        {
+            "IngestResult": "iotpipe.application.ingest",
+            "IngestService": "iotpipe.application.ingest",
+            "ItemRejection": "iotpipe.application.ingest",
+            "Pipeline": "iotpipe.application.pipeline",
+            "ProcessReport": "iotpipe.application.process",
+            "ProcessService": "iotpipe.application.process",
+            "FleetHour": "iotpipe.application.query",
+            "QueryService": "iotpipe.application.query",
+            "StreamWorker": "iotpipe.application.worker",
+        },
+    )
