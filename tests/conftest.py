@@ -6,6 +6,7 @@ and so every store test: the contract suite, the stateful machine and the exactn
 
 from __future__ import annotations
 
+import signal
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,6 +18,18 @@ from iotpipe.adapters.memory import MemoryStore
 from iotpipe.ports import AggregateStore
 
 StoreFactory = Callable[[], AggregateStore]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Let Ctrl-C reach the servers the tests start, however the suite itself was started.
+
+    A suite run as a background job (``cmd &``, ``nohup``) inherits SIGINT ignored, and so
+    would every child process: the tests that stop a server or the demo with SIGINT would
+    wait for nothing. A handled signal is reset to the default in children, so handling it
+    here gives them back Python's usual KeyboardInterrupt.
+    """
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _memory() -> Iterator[StoreFactory]:
