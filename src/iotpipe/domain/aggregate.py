@@ -89,12 +89,15 @@ def _grown(moments: Moments, column: Sequence[int | None]) -> Moments:
         return moments
     count, total, squares, low, high = moments
     least, most = min(values), max(values)
-    return Moments(
-        count + len(values),
-        total + sum(values),
-        squares + sum(map(mul, values, values)),
-        least if low is None or least < low else low,
-        most if high is None or most > high else high,
+    return _new(
+        Moments,
+        (
+            count + len(values),
+            total + sum(values),
+            squares + sum(map(mul, values, values)),
+            least if low is None or least < low else low,
+            most if high is None or most > high else high,
+        ),
     )
 
 
@@ -148,17 +151,18 @@ class Stats(NamedTuple):
             last = self.last_ms
         columns = zip(*map(_VALUES, readings))  # noqa: B905 - one width by construction
         located = self.located
-        places = [(r.timestamp_ms, r.location) for r in readings if r.location is not None]
-        if places:
-            ts, where = max(places)
-            candidate = Located(ts, where.lat, where.lon)
-            located = candidate if located is None or candidate > located else located
-        return Stats(
-            self.count + len(readings),
-            tuple(map(_grown, self.metrics, columns)),
-            first,
-            last,
-            located,
+        candidate = _last_located(readings, stamps)
+        if candidate is not None and (located is None or candidate > located):
+            located = candidate
+        return _new(
+            Stats,
+            (
+                self.count + len(readings),
+                tuple(map(_grown, self.metrics, columns)),
+                first,
+                last,
+                located,
+            ),
         )
 
     def merge(self, other: Stats) -> Stats:
@@ -184,6 +188,21 @@ class Stats(NamedTuple):
 
 
 _EMPTY = Stats()
+_new = tuple.__new__  # builds the named tuples above without their Python-level __new__
+
+
+def _last_located(readings: Sequence[Reading], stamps: list[int]) -> Located | None:
+    """The greatest ``(time, lat, lon)`` among the readings that carry a location."""
+    newest = max(readings, key=_EVENT_TIME)
+    where = newest.location
+    if where is not None and stamps.count(newest.timestamp_ms) == 1:
+        # The common case, found at C speed: the newest reading is located and alone at its time.
+        return _new(Located, (newest.timestamp_ms, where.lat, where.lon))
+    places = [(r.timestamp_ms, r.location) for r in readings if r.location is not None]
+    if not places:
+        return None
+    ts, where = max(places)
+    return _new(Located, (ts, where.lat, where.lon))
 
 
 def merge_all(parts: Iterable[Stats]) -> Stats:

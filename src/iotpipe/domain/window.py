@@ -149,7 +149,7 @@ class HourlyWindow(NamedTuple):
         fingerprint it is a conflict: the first version counted stays, the other is reported.
         All readings must belong to this window.
         """
-        items = readings if isinstance(readings, list | tuple) else list(readings)
+        items = readings if isinstance(readings, (list, tuple)) else list(readings)
         hour = self.hour_ms
         if not items:
             return self, Absorption()
@@ -165,7 +165,7 @@ class HourlyWindow(NamedTuple):
             and len(seen) + len(items) <= MAX_READINGS_PER_WINDOW
         ):
             # The common case in a time-ordered stream: every reading is new.
-            return self._grow(items, offsets, digests, Absorption(items))
+            return self._grow(items, offsets, digests, _new(Absorption, (items, (), (), ())))
         lookup = seen.fingerprint_at if len(seen) else None
         fresh: dict[int, tuple[Reading, int]] = {}
         duplicates: list[Reading] = []
@@ -198,16 +198,22 @@ class HourlyWindow(NamedTuple):
         self,
         new: Sequence[Reading],
         offsets: Sequence[int],
-        fingerprints: Sequence[int],
+        digests: Sequence[int],
         absorbed: Absorption,
     ) -> tuple[HourlyWindow, Absorption]:
         newest = max(new, key=_EVENT_TIME)
         latest = self.latest
-        window = HourlyWindow(
-            self.device_id,
-            self.hour_ms,
-            self.stats.add(new),
-            self.seen.with_added(zip(offsets, fingerprints, strict=True)),
-            newest if latest is None or newest.timestamp_ms > latest.timestamp_ms else latest,
+        window = _new(
+            HourlyWindow,
+            (
+                self.device_id,
+                self.hour_ms,
+                self.stats.add(new),
+                self.seen.with_added(zip(offsets, digests, strict=True)),
+                newest if latest is None or newest.timestamp_ms > latest.timestamp_ms else latest,
+            ),
         )
         return window, absorbed
+
+
+_new = tuple.__new__  # builds the named tuples above without their Python-level __new__
