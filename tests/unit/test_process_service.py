@@ -165,3 +165,26 @@ def test_a_quarantine_failure_retries_the_records_with_rejections() -> None:
     )
     report = service(quarantine=BrokenQuarantine()).process(batch)
     assert report.failed_records == ("2",) and report.accepted == 1
+
+
+@pytest.mark.parametrize("extra", [False, True], ids=["plain record", "record with extra fields"])
+def test_late_items_of_an_array_record_are_quarantined_as_sent(extra: bool) -> None:
+    # Plain records take the msgspec decoder, others the general path: both quarantine each
+    # refused item with its index and its own bytes, and count the rest.
+    items = [
+        {"device_id": "d1", "timestamp": "2025-08-20T10:00:00Z", "temperature": 1.5},
+        {"device_id": "d1", "timestamp": "2025-08-31T09:59:00Z", "temperature": 2.5},
+        {"device_id": "d1", "timestamp": "2025-08-31T11:00:00.5Z", "humidity": 40},
+    ]
+    if extra:
+        items = [{**item, "firmware": "1.2"} for item in items]
+    quarantine = MemoryQuarantine()
+    report = service(quarantine=quarantine).process(RawBatch("b", (record("r", *items),)))
+    assert (report.received, report.accepted) == (3, 1)
+    assert report.rejected == {"too_late": 1, "from_future": 1}
+    refused = sorted(quarantine.rejections(), key=lambda r: r.index)
+    assert [(r.record_id, r.index, r.reason) for r in refused] == [
+        ("r", 0, Reason.TOO_LATE),
+        ("r", 2, Reason.FROM_FUTURE),
+    ]
+    assert [orjson.loads(r.payload) for r in refused] == [items[0], items[2]]

@@ -171,12 +171,14 @@ class ProcessService:
             else:
                 triage.received += len(readings)
                 indexed = enumerate(readings)
+            items: list[object] | None = None  # the record's raw items, decoded if one is late
             for index, reading in indexed:
                 ts = reading.timestamp_ms
                 if ts < low or ts > high:
                     late = Reason.FROM_FUTURE if ts > high else Reason.TOO_LATE
                     refusal = InvalidReading(late, _lateness_message(late))
-                    raw = _raw_item(record.data, index)
+                    items = items if items is not None else decode_items(record.data)
+                    raw = encode_item(items[index])
                     self._reject(triage, position, record.record_id, index, refusal, raw)
                     continue
                 key = (reading.device_id, ts - ts % MS_PER_HOUR)
@@ -294,12 +296,6 @@ def _newest(windows: Mapping[WindowKey, list[Reading]]) -> int | None:
         return None
     top = max(hour for _, hour in windows)
     return max(r.timestamp_ms for (_, hour), rs in windows.items() if hour == top for r in rs)
-
-
-def _raw_item(data: bytes, index: int) -> bytes:
-    """One item of a record as compact JSON (what the quarantine keeps of a refused reading)."""
-    items = decode_items(data)
-    return encode_item(items[index])
 
 
 def _lateness_message(reason: Reason) -> str:
