@@ -45,7 +45,7 @@ from iotpipe.domain import LatenessPolicy
 from iotpipe.domain.time import parse_instant
 from iotpipe.ports import RawBatch, RawRecord
 from iotpipe.simulator import Fleet
-from profiles import apply_profile, profile_options
+from profiles import apply_profile, archived, profile_options
 from results import json_option, write
 
 START = "2025-08-31T10:00:00Z"
@@ -172,12 +172,6 @@ def per_thousand(totals: dict[str, Any]) -> dict[str, float]:
         "archive_objects": totals["archive"]["objects"] * per,
         "archive_bytes": totals["archive"]["bytes"] * per,
     }
-
-
-def archived(archive: MemoryArchive) -> dict[str, int]:
-    """Objects in the archive, and their bytes."""
-    names = archive.objects.names()
-    return {"objects": len(names), "bytes": sum(len(archive.objects.get(n)) for n in names)}
 
 
 def show(args: argparse.Namespace, totals: dict[str, Any]) -> None:

@@ -1,4 +1,5 @@
-"""The load profiles of the store benchmarks (issue #9), shared by dynamodb_ops and firestore_ops.
+"""The load profiles of the store benchmarks (issue #9), shared by dynamodb_ops and firestore_ops,
+with the archive measure both report.
 
 - ``fleet``: 1,000 devices, one reading every 10 s each, 1-minute batches (100 readings/s);
 - ``high-rate``: 100 devices at 10 readings/s each, 1-minute batches (1,000 readings/s);
@@ -14,6 +15,8 @@ given, so ``--profile high-rate --devices 5`` is the high-rate profile on a smal
 from __future__ import annotations
 
 import argparse
+
+from iotpipe.adapters.memory import MemoryArchive
 
 PROFILES = {
     "fleet": {"devices": 1000, "interval": 10.0, "batch_minutes": 1},
@@ -36,3 +39,9 @@ def apply_profile(args: argparse.Namespace) -> argparse.Namespace:
         if getattr(args, name) is None:
             setattr(args, name, value)
     return args
+
+
+def archived(archive: MemoryArchive) -> dict[str, int]:
+    """Objects in the archive, and their bytes."""
+    names = archive.objects.names()
+    return {"objects": len(names), "bytes": sum(len(archive.objects.get(n)) for n in names)}

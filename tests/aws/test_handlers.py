@@ -19,7 +19,7 @@ import pytest
 
 from iotpipe.adapters.aws import create_table
 from iotpipe.application.views import stats_json
-from iotpipe.domain import InvalidReading, LatenessPolicy, Stats, parse_reading
+from iotpipe.domain import LatenessPolicy
 from iotpipe.domain.time import MS_PER_HOUR, format_instant, parse_instant
 from iotpipe.entrypoints.aws import api, clients, ingest, process, settings
 from iotpipe.simulator import Faults, Fleet
@@ -27,6 +27,7 @@ from tests.aws import apigw
 from tests.aws.apigw import answer
 from tests.aws.streams import event_record
 from tests.aws_support import REGION, MotoServer
+from tests.oracle import expected_windows
 
 pytestmark = pytest.mark.integration
 
@@ -128,20 +129,6 @@ def post_all(lines: list[str], size: int = 97) -> int:
         assert status in (202, 400), reply
         accepted += reply.get("accepted", 0) if status == 202 else 0
     return accepted
-
-
-def expected_windows(lines: list[str]) -> dict[tuple[str, int], Stats]:
-    distinct: dict[tuple[str, int], Any] = {}
-    for line in lines:
-        try:
-            reading = parse_reading(orjson.loads(line))
-        except (orjson.JSONDecodeError, InvalidReading):  # not readings
-            continue
-        distinct.setdefault(reading.identity, reading)
-    windows: dict[tuple[str, int], list] = {}
-    for r in distinct.values():
-        windows.setdefault((r.device_id, r.hour_ms), []).append(r)
-    return {k: Stats.of(v) for k, v in windows.items()}
 
 
 def served_windows(devices: list[str], hours: int) -> dict[tuple[str, int], dict[str, Any]]:

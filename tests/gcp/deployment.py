@@ -11,9 +11,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import orjson
-
-from iotpipe.domain import InvalidReading, Stats, parse_reading
 from iotpipe.domain.time import MS_PER_HOUR, parse_instant
 from iotpipe.entrypoints.gcp import settings
 from iotpipe.simulator import Faults, Fleet
@@ -142,18 +139,3 @@ def bodies(lines: list[str], size: int = 97) -> list[bytes]:
         b"[" + b",".join(x.encode() for x in lines[i : i + size]) + b"]"
         for i in range(0, len(lines), size)
     ]
-
-
-def expected_windows(lines: list[str]) -> dict[tuple[str, int], Stats]:
-    """Each window's statistics over the distinct valid readings (what must be stored)."""
-    distinct: dict[tuple[str, int], Any] = {}
-    for line in lines:
-        try:
-            reading = parse_reading(orjson.loads(line))
-        except (orjson.JSONDecodeError, InvalidReading):
-            continue
-        distinct.setdefault(reading.identity, reading)
-    windows: dict[tuple[str, int], list[Any]] = {}
-    for r in distinct.values():
-        windows.setdefault((r.device_id, r.hour_ms), []).append(r)
-    return {k: Stats.of(v) for k, v in windows.items()}

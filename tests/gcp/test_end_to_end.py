@@ -30,12 +30,12 @@ from tests.gcp.deployment import (
     acknowledge,
     bodies,
     deploy,
-    expected_windows,
     fleet_lines,
     pull,
     source_dir,
 )
 from tests.gcp_support import PROJECT, Server, free_port, start_server, unique
+from tests.oracle import expected_windows
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 

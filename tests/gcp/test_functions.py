@@ -30,13 +30,13 @@ from tests.gcp.deployment import (
     bodies,
     cloud_event_headers,
     deploy,
-    expected_windows,
     fleet_lines,
     pull,
     push_body,
     source_dir,
 )
 from tests.gcp_support import PROJECT, Server
+from tests.oracle import expected_windows
 
 pytestmark = pytest.mark.integration
 

@@ -15,10 +15,11 @@ import pytest
 
 from iotpipe import Pipeline, in_memory_pipeline
 from iotpipe.adapters.clock import ManualClock
-from iotpipe.domain import InvalidReading, LatenessPolicy, Reading, parse_reading
+from iotpipe.domain import LatenessPolicy, Reading
 from iotpipe.domain.time import MS_PER_HOUR, parse_instant
 from iotpipe.entrypoints.http import AnalyticsApi, ApiKeys, HttpRequest, HttpResponse
 from iotpipe.simulator import Faults, Fleet
+from tests.oracle import distinct_readings
 
 KEY = "test-key-5f1d2c9a7b"
 SECOND_KEY = "second-key-0e4b8c"
@@ -39,14 +40,7 @@ class Filled:
 
     def readings(self) -> list[Reading]:
         """The distinct valid readings fed (resends collapse on identity)."""
-        distinct: dict[tuple[str, int], Reading] = {}
-        for line in self.payloads:
-            try:
-                reading = parse_reading(orjson.loads(line))
-            except (InvalidReading, orjson.JSONDecodeError):
-                continue
-            distinct.setdefault(reading.identity, reading)
-        return sorted(distinct.values())
+        return distinct_readings(self.payloads)
 
 
 def fill(

@@ -21,18 +21,17 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-import orjson
 import pytest
 
 from iotpipe.adapters.aws.dynamodb import TABLE_DEFINITION, TIME_TO_LIVE
 from iotpipe.application.views import stats_json
-from iotpipe.domain import InvalidReading, Stats, parse_reading
 from iotpipe.domain.time import MS_PER_HOUR, format_instant, parse_instant
 from iotpipe.entrypoints import packaging
 from iotpipe.entrypoints.aws import api, clients, ingest, process, settings
 from iotpipe.simulator import Faults, Fleet
 from tests.aws.apigw import answer, http_event
 from tests.aws.streams import event_record
+from tests.oracle import expected_windows
 from tests.terraform.conftest import DEPLOY, Terraform
 
 pytestmark = pytest.mark.integration
@@ -420,7 +419,7 @@ def test_readings_flow_through_the_deployed_stream_table_and_bucket(
     as_function("api")
     status, health = answer(api.handler(http_event("GET", "/v1/health"), None))
     assert (status, health["status"]) == (200, "ok")
-    expected = _expected_windows(lines)
+    expected = expected_windows(lines)
     devices = sorted({device for device, _ in expected})
     served = {}
     for device in devices:
@@ -457,20 +456,6 @@ def _bucket_policy_lifted(s3: Any, bucket: str) -> Iterator[None]:
         yield
     finally:
         s3.put_bucket_policy(Bucket=bucket, Policy=policy)
-
-
-def _expected_windows(lines: list[str]) -> dict[tuple[str, int], Stats]:
-    distinct: dict[tuple[str, int], Any] = {}
-    for line in lines:
-        try:
-            reading = parse_reading(orjson.loads(line))
-        except (orjson.JSONDecodeError, InvalidReading):
-            continue
-        distinct.setdefault(reading.identity, reading)
-    windows: dict[tuple[str, int], list[Any]] = {}
-    for r in distinct.values():
-        windows.setdefault((r.device_id, r.hour_ms), []).append(r)
-    return {k: Stats.of(v) for k, v in windows.items()}
 
 
 # --- destroy ------------------------------------------------------------------------------------

@@ -156,7 +156,7 @@ class ProcessService:
         # per-record work (decoding, lateness bounds) hoisted out of the per-reading work.
         triage = _Triage()
         windows, places = triage.windows, triage.places
-        bounds = self._lateness.bounds
+        bounds, check = self._lateness.bounds, self._lateness.check
         reference: int | None = None
         low = high = 0
         for position, record in enumerate(batch.records):
@@ -174,8 +174,7 @@ class ProcessService:
             items: list[object] | None = None  # the record's raw items, decoded if one is late
             for index, reading in indexed:
                 ts = reading.timestamp_ms
-                if ts < low or ts > high:
-                    late = Reason.FROM_FUTURE if ts > high else Reason.TOO_LATE
+                if (ts < low or ts > high) and (late := check(ts, arrived)) is not None:
                     refusal = InvalidReading(late, _lateness_message(late))
                     items = items if items is not None else decode_items(record.data)
                     raw = encode_item(items[index])

@@ -130,7 +130,7 @@ def parse_reading(payload: object) -> Reading:
     return validate(payload)
 
 
-def _fast_path(payload: object) -> Reading | None:  # noqa: PLR0911, PLR0912
+def _fast_path(payload: object) -> Reading | None:  # noqa: PLR0911
     """The common, well-formed reading, validated without building a pydantic model.
 
     Accepts a strict subset of what :class:`ReadingPayload` accepts and returns the identical
@@ -143,10 +143,8 @@ def _fast_path(payload: object) -> Reading | None:  # noqa: PLR0911, PLR0912
     stamp = payload.get("timestamp")
     if type(device_id) is not str or type(stamp) is not str:
         return None
-    if device_id not in _KNOWN_DEVICES and not _learn_device(device_id):
-        return None
-    timestamp_ms = _instant(stamp)
-    if timestamp_ms is None or not MIN_MS <= timestamp_ms < MAX_MS:
+    timestamp_ms = _identity_instant(device_id, stamp)
+    if timestamp_ms is None:
         return None
     values: list[int | None] = []
     present = False
@@ -193,19 +191,8 @@ def decode_readings(data: bytes | str) -> list[Reading] | None:
     readings: list[Reading] = []
     for plain in decoded if type(decoded) is list else (decoded,):
         device_id = plain.device_id
-        if device_id not in _KNOWN_DEVICES and not _learn_device(device_id):
-            return None
-        stamp = plain.timestamp  # _instant, inlined: this runs for every reading
-        hour = _HOURS.get(stamp[:13])
-        minute_second = _MINUTES_SECONDS.get(stamp[13:19])
-        ending = _ENDINGS.get(stamp[19:])
-        if hour is None or minute_second is None or ending is None:
-            timestamp_ms = _learn_instant(stamp)
-            if timestamp_ms is None:
-                return None
-        else:
-            timestamp_ms = hour + minute_second + ending
-        if not MIN_MS <= timestamp_ms < MAX_MS:
+        timestamp_ms = _identity_instant(device_id, plain.timestamp)
+        if timestamp_ms is None:
             return None
         values = tuple([None if v is None else round(v * SCALE) for v in _metric_values(plain)])
         if values == _NO_VALUES:
@@ -281,6 +268,17 @@ def _learn_device(device_id: str) -> bool:
         _KNOWN_DEVICES.clear()
     _KNOWN_DEVICES.add(device_id)
     return True
+
+
+def _identity_instant(device_id: str, stamp: str) -> int | None:
+    """The event time of a reading whose identity is well-formed, or ``None``: a valid device
+    id, a timestamp in the fast path's subset, within the supported range."""
+    if device_id not in _KNOWN_DEVICES and not _learn_device(device_id):
+        return None
+    timestamp_ms = _instant(stamp)
+    if timestamp_ms is None or not MIN_MS <= timestamp_ms < MAX_MS:
+        return None
+    return timestamp_ms
 
 
 def _instant(stamp: str) -> int | None:

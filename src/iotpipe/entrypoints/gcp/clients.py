@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import functools
 import importlib
+import os
 from typing import Any
 
 from iotpipe.entrypoints.gcp.settings import GcpSettings
+
+
+@functools.cache
+def settings() -> GcpSettings:
+    """The settings, read once per instance (every function's composition root uses them)."""
+    return GcpSettings.from_env(os.environ)
 
 
 @functools.cache
@@ -38,6 +45,6 @@ def firestore_for(settings: GcpSettings) -> Any:
 
 
 def forget() -> None:
-    """Drop every cached client (tests point the functions at fresh emulators)."""
-    for cached in (firestore, storage, publisher):
+    """Drop the settings and every cached client (tests point the functions at fresh emulators)."""
+    for cached in (settings, firestore, storage, publisher):
         cached.cache_clear()

@@ -4,13 +4,12 @@ Pub/Sub. It may publish to the topic, never read the store."""
 from __future__ import annotations
 
 import functools
-import os
 from typing import TYPE_CHECKING
 
 from iotpipe.entrypoints.gcp import clients
 from iotpipe.entrypoints.gcp import observability as obs
+from iotpipe.entrypoints.gcp.clients import settings
 from iotpipe.entrypoints.gcp.flask_http import serve
-from iotpipe.entrypoints.gcp.settings import GcpSettings
 from iotpipe.entrypoints.http.api import AnalyticsApi
 from iotpipe.entrypoints.http.auth import ApiKeys
 
@@ -18,12 +17,6 @@ if TYPE_CHECKING:
     import flask
 
 FUNCTION = "ingest"
-
-
-@functools.cache
-def settings() -> GcpSettings:
-    """The settings, read once per instance."""
-    return GcpSettings.from_env(os.environ)
 
 
 @functools.cache

@@ -20,7 +20,6 @@ log-based metrics are derived from it.
 from __future__ import annotations
 
 import functools
-import os
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -29,19 +28,13 @@ from iotpipe.adapters.gcp.events import NotAPubSubEvent, batch_from_push
 from iotpipe.application import ProcessReport, ProcessService
 from iotpipe.entrypoints.gcp import clients
 from iotpipe.entrypoints.gcp import observability as obs
-from iotpipe.entrypoints.gcp.settings import GcpSettings
+from iotpipe.entrypoints.gcp.clients import settings
 
 FUNCTION = "process"
 
 
 class Redeliver(RuntimeError):
     """Raised so that Pub/Sub delivers the message again: some readings are not applied yet."""
-
-
-@functools.cache
-def settings() -> GcpSettings:
-    """The settings, read once per instance."""
-    return GcpSettings.from_env(os.environ)
 
 
 @functools.cache
