@@ -75,7 +75,6 @@ def pipeline(path: Path, batch_size: int) -> dict[str, float]:
     from iotpipe.adapters.memory import MemoryQuarantine, MemoryStore
     from iotpipe.application import Pipeline
     from iotpipe.domain import LatenessPolicy
-    from iotpipe.ports import RawRecord
 
     store = MemoryStore()
     pipe = Pipeline(
@@ -87,8 +86,7 @@ def pipeline(path: Path, batch_size: int) -> dict[str, float]:
     batches = accepted = excess = 0
     started = time.perf_counter()
     with path.open("rb") as lines:
-        records = (RawRecord(str(i), line) for i, line in enumerate(lines, start=1))
-        for report in pipe.process_records(records, batch_size=batch_size, source="bench"):
+        for report in pipe.process_payloads(lines, batch_size=batch_size, source="bench"):
             batches += 1
             accepted += report.accepted
             excess = max(excess, report.windows_updated - report.windows_touched)

@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from iotpipe.domain import InvalidReading, Reading, decode_readings, parse_reading
+from iotpipe.domain.reading import decode_records
 from tests.strategies import payload, readings
 from tests.unit.test_reading_validation import payloads
 
@@ -104,6 +105,45 @@ def test_plain_records_take_the_decoder(batch: list[Reading], as_array: bool) ->
     bodies = [payload(r) for r in batch]
     data = orjson.dumps(bodies if as_array else bodies[0])
     assert decode_readings(data) == (batch if as_array else batch[:1])
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(records, min_size=1, max_size=6))
+def test_a_batch_is_decoded_as_its_records_are_one_by_one(texts: list[str]) -> None:
+    # The batch is finished column by column: a record declined for one odd reading must not
+    # take its neighbours' readings with it, nor leave any of its own behind.
+    batch = [text.encode() for text in texts]
+    decoded = decode_records(batch)
+    expected: list[Reading] = []
+    owners: list[int] = []
+    declined: list[int] = []
+    for position, data in enumerate(batch):
+        alone = decode_readings(data)
+        if alone is None:
+            declined.append(position)
+        else:
+            expected.extend(alone)
+            owners.extend([position] * len(alone))
+    assert decoded.readings == expected
+    assert repr(decoded.readings) == repr(expected)
+    assert decoded.owners == owners
+    assert decoded.declined == declined
+
+
+def test_odd_records_are_declined_whole_and_alone() -> None:
+    good = VALID % b""
+    batch = [
+        good,
+        b"[" + good + b"," + VALID % b',"device_id":"d 1"' + b"]",  # one bad item of two
+        VALID % b',"timestamp":"2025-02-30T10:00:00Z"',  # no such day
+        b"[]",
+        good.replace(b"d1", b"d2"),
+        VALID % b',"temperature":null',  # no metric left
+    ]
+    decoded = decode_records(batch)
+    assert decoded.declined == [1, 2, 5]
+    assert decoded.owners == [0, 4]
+    assert [r.device_id for r in decoded.readings] == ["d1", "d2"]
 
 
 VALID = b'{"device_id":"d1","timestamp":"2025-08-31T10:00:00Z","temperature":20.5%s}'

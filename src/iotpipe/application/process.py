@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
+from operator import itemgetter, mod, sub
 
 from iotpipe.application.payloads import decode_items, encode_item, gc_paused
 from iotpipe.domain import (
     ArchiveUnavailable,
+    DecodedRecords,
     InvalidReading,
     LatenessPolicy,
     Reading,
     Reason,
-    decode_readings,
+    decode_records,
     parse_reading,
 )
 from iotpipe.domain.time import MS_PER_HOUR
@@ -85,23 +88,37 @@ class _Triage:
     """Readings of a batch sorted into windows, and what was refused before the store."""
 
     windows: dict[WindowKey, list[Reading]] = field(default_factory=dict)
+    # Where each valid reading came from: the decoded records' readings with their records'
+    # positions (item indexes follow from the order), then the general path's, with theirs.
+    readings: list[Reading] = field(default_factory=list)
+    owners: list[int] = field(default_factory=list)
     places: list[tuple[Reading, int, int]] = field(default_factory=list)  # (reading, record, item)
-    rejections: list[Rejection] = field(default_factory=list)
+    refusals: list[tuple[int, int, Rejection]] = field(default_factory=list)  # (record, item, ...)
     rejected_records: set[int] = field(default_factory=set)
     received: int = 0
 
+    @property
+    def rejections(self) -> list[Rejection]:
+        """The refusals in record and item order."""
+        return [rejection for _, _, rejection in sorted(self.refusals, key=_FIRST_TWO)]
+
     def origin(self) -> dict[int, tuple[int, int]]:
         """``id(reading)`` -> (record position, item index); built only when needed."""
-        return {id(reading): (record, item) for reading, record, item in self.places}
+        found = {id(reading): (record, item) for reading, record, item in self.places}
+        start, owner = 0, -1
+        for i, (reading, record) in enumerate(zip(self.readings, self.owners, strict=True)):
+            if record != owner:
+                start, owner = i, record
+            found[id(reading)] = (record, i - start)
+        return found
 
     def records_of(self, keys: Collection[WindowKey]) -> set[int]:
         """Positions of the records that contributed to these windows."""
         if not keys:
             return set()
+        sources = [*zip(self.readings, self.owners, strict=True), *(p[:2] for p in self.places)]
         return {
-            record
-            for reading, record, _ in self.places
-            if (reading.device_id, reading.hour_ms) in keys
+            record for reading, record in sources if (reading.device_id, reading.hour_ms) in keys
         }
 
 
@@ -152,67 +169,99 @@ class ProcessService:
         return self._report(batch, triage, result, rejections, failed, tuple(errors))
 
     def _triage(self, batch: RawBatch, now: int) -> _Triage:
-        # The hot loop of the pipeline, run for every reading: kept flat on purpose, with the
-        # per-record work (decoding, lateness bounds) hoisted out of the per-reading work.
+        # The hot path of the pipeline: the batch's records are decoded together, column by
+        # column (see decode_records), then each reading is checked for lateness and put in
+        # its window. Records the decoder declines take the general path, item by item.
+        records = batch.records
         triage = _Triage()
-        windows, places = triage.windows, triage.places
-        bounds, check = self._lateness.bounds, self._lateness.check
-        reference: int | None = None
-        low = high = 0
-        for position, record in enumerate(batch.records):
-            arrived = record.arrived_ms if record.arrived_ms is not None else now
-            if arrived != reference:
-                reference = arrived
-                low, high = bounds(arrived)
-            readings = decode_readings(record.data)
-            indexed: Iterable[tuple[int, Reading]]
-            if readings is None:  # something unusual in the record: item by item, in general
-                indexed = self._parse_items(triage, position, record)
+        decoded = decode_records([record.data for record in records])
+        triage.received = len(decoded.readings)
+        arrivals = [now if r.arrived_ms is None else r.arrived_ms for r in records]
+        readings, owners = self._on_time(triage, records, arrivals, decoded)
+        triage.readings, triage.owners = readings, owners
+        for position in decoded.declined:
+            self._parse_record(triage, position, records[position], arrivals[position])
+        if triage.places:  # keep stream order across both paths: the first version counted wins
+            ordered = sorted(
+                [*zip(owners, readings, strict=True), *((p, r) for r, p, _ in triage.places)],
+                key=_FIRST,
+            )
+            readings = [reading for _, reading in ordered]
+        windows = triage.windows
+        get = windows.get
+        times = list(map(_EVENT_TIME, readings))
+        hours = map(sub, times, map(mod, times, repeat(MS_PER_HOUR)))
+        keys = zip(map(_DEVICE, readings), hours, strict=True)
+        for key, reading in zip(keys, readings, strict=True):
+            bucket = get(key)
+            if bucket is None:
+                windows[key] = [reading]
             else:
-                triage.received += len(readings)
-                indexed = enumerate(readings)
-            items: list[object] | None = None  # the record's raw items, decoded if one is late
-            for index, reading in indexed:
-                ts = reading.timestamp_ms
-                if (ts < low or ts > high) and (late := check(ts, arrived)) is not None:
-                    refusal = InvalidReading(late, _lateness_message(late))
-                    items = items if items is not None else decode_items(record.data)
-                    raw = encode_item(items[index])
-                    self._reject(triage, position, record.record_id, index, refusal, raw)
-                    continue
-                key = (reading.device_id, ts - ts % MS_PER_HOUR)
-                bucket = windows.get(key)
-                if bucket is None:
-                    windows[key] = [reading]
-                else:
-                    bucket.append(reading)
-                places.append((reading, position, index))
+                bucket.append(reading)
         return triage
 
-    def _parse_items(
-        self, triage: _Triage, position: int, record: RawRecord
-    ) -> list[tuple[int, Reading]]:
-        """The valid readings of a record with their item indexes; the rest are rejected."""
+    def _on_time(
+        self,
+        triage: _Triage,
+        records: Sequence[RawRecord],
+        arrivals: list[int],
+        decoded: DecodedRecords,
+    ) -> tuple[list[Reading], list[int]]:
+        """The decoded readings (and their records' positions) that are not refused as late."""
+        readings, owners = decoded.readings, decoded.owners
+        if not readings:
+            return readings, owners
+        # Bounds every record's reference accepts: a reading inside them is on time whatever
+        # its record. Only readings outside are checked against their own record's arrival.
+        bounds, check = self._lateness.bounds, self._lateness.check
+        low, high = bounds(max(arrivals))[0], bounds(min(arrivals))[1]
+        times = list(map(_EVENT_TIME, readings))
+        if min(times) >= low and max(times) <= high:
+            return readings, owners
+        kept: list[int] = []
+        raw: dict[int, list[object]] = {}  # a record's raw items, decoded once if one is late
+        for i, (ts, position) in enumerate(zip(times, owners, strict=True)):
+            late = check(ts, arrivals[position]) if ts < low or ts > high else None
+            if late is None:
+                kept.append(i)
+                continue
+            index = i - owners.index(position)
+            if position not in raw:
+                raw[position] = decode_items(records[position].data)
+            refusal = InvalidReading(late, _lateness_message(late))
+            item = encode_item(raw[position][index])
+            self._reject(triage, position, records[position].record_id, index, refusal, item)
+        return [readings[i] for i in kept], [owners[i] for i in kept]
+
+    def _parse_record(
+        self, triage: _Triage, position: int, record: RawRecord, arrived: int
+    ) -> None:
+        """A record the decoder declined: each item parsed the general way and checked."""
         try:
             items = decode_items(record.data)
         except InvalidReading as exc:
             triage.received += 1
             self._reject(triage, position, record.record_id, 0, exc, record.data)
-            return []
+            return
         triage.received += len(items)
-        valid: list[tuple[int, Reading]] = []
+        check = self._lateness.check
         for index, item in enumerate(items):
             try:
-                valid.append((index, parse_reading(item)))
+                reading = parse_reading(item)
+                late = check(reading.timestamp_ms, arrived)
+                if late is not None:
+                    raise InvalidReading(late, _lateness_message(late))
             except InvalidReading as exc:
                 self._reject(triage, position, record.record_id, index, exc, encode_item(item))
-        return valid
+            else:
+                triage.places.append((reading, position, index))
 
     @staticmethod
     def _reject(
         triage: _Triage, position: int, record_id: str, index: int, exc: InvalidReading, raw: bytes
     ) -> None:
-        triage.rejections.append(Rejection(record_id, index, exc.reason, exc.message, raw))
+        rejection = Rejection(record_id, index, exc.reason, exc.message, raw)
+        triage.refusals.append((position, index, rejection))
         triage.rejected_records.add(position)
 
     @staticmethod
@@ -289,12 +338,23 @@ _STORE_MESSAGES = {
 }
 
 
+_DEVICE = itemgetter(0)  # Reading.device_id, at C speed
+_EVENT_TIME = itemgetter(1)  # Reading.timestamp_ms
+_FIRST = itemgetter(0)
+_FIRST_TWO = itemgetter(0, 1)
+
+
+def _key(reading: Reading) -> WindowKey:
+    return (reading.device_id, reading.hour_ms)
+
+
 def _newest(windows: Mapping[WindowKey, list[Reading]]) -> int | None:
     """The newest event time among valid readings (only the newest hour's windows are read)."""
     if not windows:
         return None
     top = max(hour for _, hour in windows)
-    return max(r.timestamp_ms for (_, hour), rs in windows.items() if hour == top for r in rs)
+    newest: int = max(max(map(_EVENT_TIME, rs)) for (_, hour), rs in windows.items() if hour == top)
+    return newest
 
 
 def _lateness_message(reason: Reason) -> str:

@@ -16,7 +16,14 @@ from iotpipe.domain.errors import (
 )
 from iotpipe.domain.lateness import LatenessPolicy
 from iotpipe.domain.metrics import METRIC_NAMES, METRICS, SCALE, Metric
-from iotpipe.domain.reading import Location, Reading, decode_readings, parse_reading
+from iotpipe.domain.reading import (
+    DecodedRecords,
+    Location,
+    Reading,
+    decode_readings,
+    decode_records,
+    parse_reading,
+)
 from iotpipe.domain.rollup import DailyRollup, daily, fleet
 from iotpipe.domain.window import MAX_READINGS_PER_WINDOW, Absorption, HourlyWindow, IdentitySet
 
@@ -38,6 +45,7 @@ __all__ = [
     "Absorption",
     "ArchiveUnavailable",
     "DailyRollup",
+    "DecodedRecords",
     "HourlyWindow",
     "IdentitySet",
     "InvalidReading",
@@ -57,6 +65,7 @@ __all__ = [
     "WindowConflict",
     "daily",
     "decode_readings",
+    "decode_records",
     "fleet",
     "merge_all",
     "parse_reading",

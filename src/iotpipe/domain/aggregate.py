@@ -141,19 +141,25 @@ class Stats(NamedTuple):
         """``self.merge(Stats.of(readings))``, computed in one step (the processing hot path)."""
         if not readings:
             return self
+        stamps = list(map(_EVENT_TIME, readings))
+        return self.extend(readings, stamps, min(stamps), max(stamps))
+
+    def extend(
+        self, readings: Sequence[Reading], stamps: list[int], first: int, last: int
+    ) -> Stats:
+        """:meth:`add` for a caller that has the readings' event times at hand already:
+        ``stamps`` (one per reading, in order) and their least and greatest."""
         # Column-wise with builtins and no intermediate aggregate: this runs for every window
         # a batch touches, so it avoids per-reading Python work wherever it can.
-        stamps = list(map(_EVENT_TIME, readings))
-        first, last = min(stamps), max(stamps)
+        located = self.located
+        candidate = _last_located(readings, stamps, last)
+        if candidate is not None and (located is None or candidate > located):
+            located = candidate
         if self.first_ms is not None and self.first_ms < first:
             first = self.first_ms
         if self.last_ms is not None and self.last_ms > last:
             last = self.last_ms
         columns = zip(*map(_VALUES, readings))  # noqa: B905 - one width by construction
-        located = self.located
-        candidate = _last_located(readings, stamps)
-        if candidate is not None and (located is None or candidate > located):
-            located = candidate
         return _new(
             Stats,
             (
@@ -191,13 +197,14 @@ _EMPTY = Stats()
 _new = tuple.__new__  # builds the named tuples above without their Python-level __new__
 
 
-def _last_located(readings: Sequence[Reading], stamps: list[int]) -> Located | None:
-    """The greatest ``(time, lat, lon)`` among the readings that carry a location."""
-    newest = max(readings, key=_EVENT_TIME)
+def _last_located(readings: Sequence[Reading], stamps: list[int], last: int) -> Located | None:
+    """The greatest ``(time, lat, lon)`` among the readings that carry a location
+    (``last`` is the greatest of ``stamps``)."""
+    newest = readings[stamps.index(last)]
     where = newest.location
-    if where is not None and stamps.count(newest.timestamp_ms) == 1:
+    if where is not None and stamps.count(last) == 1:
         # The common case, found at C speed: the newest reading is located and alone at its time.
-        return _new(Located, (newest.timestamp_ms, where.lat, where.lon))
+        return _new(Located, (last, where.lat, where.lon))
     places = [(r.timestamp_ms, r.location) for r in readings if r.location is not None]
     if not places:
         return None

@@ -10,9 +10,10 @@ are held in exact fixed point (see :mod:`iotpipe.domain.metrics`).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
-from operator import attrgetter, itemgetter
+from itertools import chain, repeat
+from operator import add, attrgetter, itemgetter, mul
 from typing import Annotated, Any, NamedTuple
 
 from iotpipe.domain.errors import InvalidReading, Reason
@@ -91,10 +92,13 @@ class Reading(NamedTuple):
 
 def fingerprints(readings: Iterable[Reading]) -> list[int]:
     """:meth:`Reading.fingerprint` of each reading, in bulk (absorbing a window needs them all)."""
-    digests = [
-        hash(said) if said[1] is not None and None not in said[0] else _absent_digest(said)
-        for said in map(_WHAT_IT_SAYS, readings)
-    ]
+    said = list(map(_WHAT_IT_SAYS, readings))
+    if None in map(_LOCATION_SAID, said) or None in chain.from_iterable(map(_VALUES_SAID, said)):
+        digests = [
+            hash(s) if s[1] is not None and None not in s[0] else _absent_digest(s) for s in said
+        ]
+    else:  # the common case, at C speed: every reading carries every metric and a location
+        digests = list(map(hash, said))
     return [(d ^ d >> 16 ^ d >> 32 ^ d >> 48) & 0xFFFF for d in digests]
 
 
@@ -111,6 +115,8 @@ def _absent_digest(said: tuple[tuple[int | None, ...], Location | None]) -> int:
 
 #: ``reading[2:]``, i.e. ``(values, location)``: what a reading says, apart from who and when.
 _WHAT_IT_SAYS = itemgetter(slice(2, None))
+_VALUES_SAID = itemgetter(0)
+_LOCATION_SAID = itemgetter(1)
 
 
 def parse_reading(payload: object) -> Reading:
@@ -172,36 +178,113 @@ def _fast_path(payload: object) -> Reading | None:  # noqa: PLR0911
     return _new(Reading, (device_id, timestamp_ms, tuple(values), location))
 
 
+class DecodedRecords(NamedTuple):
+    """What :func:`decode_records` made of a batch of stream records."""
+
+    readings: list[Reading]
+    """The readings of every record decoded, in record order, then item order."""
+    owners: list[int]
+    """For each reading, the position of its record in the batch."""
+    declined: list[int]
+    """Positions of the records left to the general path (in order)."""
+
+
 def decode_readings(data: bytes | str) -> list[Reading] | None:
-    """Every reading of a stream record, straight from its bytes, if all are plain and valid.
+    """Every reading of one stream record, straight from its bytes, if all are plain and valid;
+    ``None`` declines the record (see :func:`decode_records`)."""
+    decoded = decode_records((data,))
+    return None if decoded.declined else decoded.readings
+
+
+def decode_records(records: Sequence[bytes | str]) -> DecodedRecords:
+    """The readings of a batch of stream records, straight from their bytes.
 
     A record holds one JSON object or a JSON array of them. The common record, whose readings
     carry only the declared fields, well-formed and in range, is decoded and checked by msgspec
-    in one pass in C, then finished here. For anything else this returns ``None``, and the caller
-    takes the record the general way (``orjson.loads``, then :func:`parse_reading` per item),
-    which decides and words every verdict: this path only ever agrees with it (a property test
-    holds the two together on the same bytes).
+    in one pass in C, then finished here column by column, the whole batch at once. Any other
+    record is declined, and the caller takes it the general way (``orjson.loads``, then
+    :func:`parse_reading` per item), which decides and words every verdict: this path only
+    ever agrees with it (property tests hold the two together on the same bytes).
     """
     if _record_decoder is None:
         _load_record_decoder()
-    try:
-        decoded = _record_decoder.decode(data)
-    except _DecodeError:
-        return None
-    readings: list[Reading] = []
-    for plain in decoded if type(decoded) is list else (decoded,):
-        device_id = plain.device_id
-        timestamp_ms = _identity_instant(device_id, plain.timestamp)
-        if timestamp_ms is None:
-            return None
-        values = tuple([None if v is None else round(v * SCALE) for v in _metric_values(plain)])
-        if values == _NO_VALUES:
-            return None
-        location = plain.location
-        if location is not None:
-            location = _new(Location, (location.lat, location.lon))
-        readings.append(_new(Reading, (device_id, timestamp_ms, values, location)))
-    return readings
+    decode, failure = _record_decoder.decode, _DecodeError
+    plains: list[Any] = []
+    owners: list[int] = []
+    declined: list[int] = []
+    for position, data in enumerate(records):
+        try:
+            decoded = decode(data)
+        except failure:
+            declined.append(position)
+            continue
+        if type(decoded) is not list:
+            plains.append(decoded)
+            owners.append(position)
+        else:  # an array (an empty one is a record of no readings)
+            plains.extend(decoded)
+            owners.extend(repeat(position, len(decoded)))
+    readings, odd = _finish(plains)
+    if odd:  # some records hold a reading the fast path does not take: decline them whole
+        bad = {owners[i] for i in odd}
+        keep = [i for i, owner in enumerate(owners) if owner not in bad]
+        readings = [readings[i] for i in keep]
+        owners = [owners[i] for i in keep]
+        declined = sorted([*declined, *bad])
+    return DecodedRecords(readings, owners, declined)
+
+
+def _finish(plains: list[Any]) -> tuple[list[Reading], list[int]]:  # noqa: PLR0912
+    """Readings from decoded plain records, column by column at C speed; also the indexes of
+    the plains the fast path does not take (their readings in the list are placeholders)."""
+    if not plains:
+        return [], []
+    odd: set[int] = set()
+    devices = list(map(_DEVICE_OF, plains))
+    if not _KNOWN_DEVICES.issuperset(devices):
+        odd.update(
+            i for i, d in enumerate(devices) if d not in _KNOWN_DEVICES and not _learn_device(d)
+        )
+    stamps = list(map(_TIMESTAMP, plains))
+    hours = list(map(_HOURS.get, map(_HOUR_TEXT, stamps)))
+    minutes = list(map(_MINUTES_SECONDS.get, map(_MINUTE_SECOND_TEXT, stamps)))
+    endings = list(map(_ENDINGS.get, map(_ENDING_TEXT, stamps)))
+    if None in hours or None in minutes or None in endings:
+        times: list[int] = []
+        for i, (stamp, hour, minute, ending) in enumerate(
+            zip(stamps, hours, minutes, endings, strict=True)
+        ):
+            instant = (
+                _learn_instant(stamp)
+                if hour is None or minute is None or ending is None
+                else hour + minute + ending
+            )
+            if instant is None:
+                odd.add(i)
+            times.append(instant or 0)
+    else:
+        times = list(map(add, map(add, hours, minutes), endings))
+    if min(times) < MIN_MS or max(times) >= MAX_MS:
+        odd.update(i for i, t in enumerate(times) if not MIN_MS <= t < MAX_MS)
+    columns = []
+    for read in _METRIC_READERS:
+        column = list(map(read, plains))
+        if None in column:
+            columns.append([None if v is None else round(v * SCALE) for v in column])
+        else:
+            columns.append(list(map(round, map(mul, column, repeat(SCALE)))))
+    values = list(zip(*columns))  # noqa: B905 - one length by construction
+    if any(None in column for column in columns):
+        odd.update(i for i, v in enumerate(values) if v == _NO_VALUES)
+    places = list(map(_LOCATION, plains))
+    if None in places:
+        locations = [None if p is None else _new(Location, (p.lat, p.lon)) for p in places]
+    else:
+        coordinates = zip(map(_LAT, places), map(_LON, places), strict=True)
+        locations = list(map(_new, repeat(Location), coordinates))
+    said = zip(devices, times, values, locations, strict=True)
+    readings = list(map(_new, repeat(Reading), said))
+    return readings, sorted(odd)
 
 
 def _load_record_decoder() -> None:
@@ -236,10 +319,16 @@ def _load_record_decoder() -> None:
 #: The record decoder: msgspec shapes built from :data:`METRICS`, on first use.
 _record_decoder: Any = None
 _DecodeError: type[Exception] = Exception
-_metric_values: Any = (
-    attrgetter(*METRIC_NAMES) if len(METRICS) > 1 else lambda r: (getattr(r, METRIC_NAMES[0]),)
-)
+_METRIC_READERS = tuple(attrgetter(name) for name in METRIC_NAMES)
 _NO_VALUES = (None,) * len(METRICS)
+_DEVICE_OF = attrgetter("device_id")
+_TIMESTAMP = attrgetter("timestamp")
+_LOCATION = attrgetter("location")
+_LAT = attrgetter("lat")
+_LON = attrgetter("lon")
+_HOUR_TEXT = itemgetter(slice(None, 13))
+_MINUTE_SECOND_TEXT = itemgetter(slice(13, 19))
+_ENDING_TEXT = itemgetter(slice(19, None))
 
 
 # The fast path's memory of what it has validated already. A stream repeats device ids, the
@@ -327,4 +416,12 @@ _NO_METRICS_MESSAGE = f"a reading carries at least one of {', '.join(METRIC_NAME
 _new = tuple.__new__
 
 
-__all__ = ["Location", "Reading", "decode_readings", "fingerprints", "parse_reading"]
+__all__ = [
+    "DecodedRecords",
+    "Location",
+    "Reading",
+    "decode_readings",
+    "decode_records",
+    "fingerprints",
+    "parse_reading",
+]

@@ -71,15 +71,20 @@ class IdentitySet:
 
     def with_added(self, entries: Iterable[tuple[int, int]]) -> IdentitySet:
         """A new set that also holds these ``(offset_ms, fingerprint)`` entries (all unseen)."""
-        added = sorted([offset << 16 | fp for offset, fp in entries])
+        return self.with_keys([offset << 16 | fp for offset, fp in entries])
+
+    def with_keys(self, added: list[int]) -> IdentitySet:
+        """:meth:`with_added` for entries packed already (``offset << 16 | fingerprint``);
+        sorts ``added`` in place."""
         if not added:
             return self
+        added.sort()
         keys = array("Q", self._keys)
         if keys and added[0] < keys[-1]:  # not a pure append (late or out-of-order readings)
             keys.extend(added)
-            return IdentitySet(array("Q", sorted(keys)))
+            return _identity_set(array("Q", sorted(keys)))
         keys.extend(added)
-        return IdentitySet(keys)
+        return _identity_set(keys)
 
     def to_bytes(self) -> bytes:
         """The compact, portable serialisation (see the class docstring)."""
@@ -106,7 +111,17 @@ class IdentitySet:
         keys.frombytes(raw)
         if sys.byteorder != "little":
             keys.byteswap()
-        return IdentitySet(keys)
+        return _identity_set(keys)
+
+
+def _identity_set(keys: array[int]) -> IdentitySet:
+    """An :class:`IdentitySet` over sorted keys, built without the dataclass's ``__init__``."""
+    built = object.__new__(IdentitySet)
+    _set_keys(built, keys)
+    return built
+
+
+_set_keys = IdentitySet._keys.__set__  # type: ignore[attr-defined,misc]  # the slot, at C speed
 
 
 class Absorption(NamedTuple):
@@ -150,29 +165,40 @@ class HourlyWindow(NamedTuple):
         All readings must belong to this window.
         """
         items = readings if isinstance(readings, (list, tuple)) else list(readings)
-        hour = self.hour_ms
         if not items:
             return self, Absorption()
-        offsets = [ts - hour for ts in map(_EVENT_TIME, items)]
-        low = min(offsets)
-        if low < 0 or max(offsets) >= MS_PER_HOUR or set(map(_DEVICE, items)) != {self.device_id}:
+        hour = self.hour_ms
+        stamps = list(map(_EVENT_TIME, items))
+        first, last = min(stamps), max(stamps)
+        if (
+            first < hour
+            or last >= hour + MS_PER_HOUR
+            or set(map(_DEVICE, items)) != {self.device_id}
+        ):
             raise ValueError(f"readings outside window {self.key} were offered to it")
-        digests = fingerprints(items)
         seen = self.seen
         if (
-            low > seen.last_offset()
-            and len(set(offsets)) == len(offsets)
+            first - hour > seen.last_offset()
+            and len(set(stamps)) == len(stamps)
             and len(seen) + len(items) <= MAX_READINGS_PER_WINDOW
         ):
             # The common case in a time-ordered stream: every reading is new.
-            return self._grow(items, offsets, digests, _new(Absorption, (items, (), (), ())))
+            absorbed = _new(Absorption, (items, (), (), ()))
+            return self._grow(items, stamps, first, last), absorbed
+        return self._sift(items, stamps)
+
+    def _sift(self, items: Sequence[Reading], stamps: list[int]) -> tuple[HourlyWindow, Absorption]:
+        """:meth:`absorb` reading by reading: some identities repeat, or the window is full."""
+        hour = self.hour_ms
+        seen = self.seen
         lookup = seen.fingerprint_at if len(seen) else None
         fresh: dict[int, tuple[Reading, int]] = {}
         duplicates: list[Reading] = []
         conflicts: list[Reading] = []
         overflow: list[Reading] = []
         room = MAX_READINGS_PER_WINDOW - len(seen)
-        for reading, offset, fingerprint in zip(items, offsets, digests, strict=True):
+        for reading, ts, fingerprint in zip(items, stamps, fingerprints(items), strict=True):
+            offset = ts - hour
             prior = fresh.get(offset)
             if prior is not None:
                 known: int | None = prior[1]
@@ -187,33 +213,32 @@ class HourlyWindow(NamedTuple):
                 duplicates.append(reading)
             else:
                 conflicts.append(reading)
-        absorbed = Absorption([r for r, _ in fresh.values()], duplicates, conflicts, overflow)
-        if not fresh:
+        new = [r for r, _ in fresh.values()]
+        absorbed = Absorption(new, duplicates, conflicts, overflow)
+        if not new:
             return self, absorbed
-        new_offsets = list(fresh)
-        new_fingerprints = [fp for _, fp in fresh.values()]
-        return self._grow(absorbed.new, new_offsets, new_fingerprints, absorbed)
+        new_stamps = [offset + hour for offset in fresh]
+        return self._grow(new, new_stamps, min(new_stamps), max(new_stamps)), absorbed
 
     def _grow(
-        self,
-        new: Sequence[Reading],
-        offsets: Sequence[int],
-        digests: Sequence[int],
-        absorbed: Absorption,
-    ) -> tuple[HourlyWindow, Absorption]:
-        newest = max(new, key=_EVENT_TIME)
+        self, new: Sequence[Reading], stamps: list[int], first: int, last: int
+    ) -> HourlyWindow:
+        """The window with these readings added: all new, at distinct event times."""
+        hour = self.hour_ms
+        keys = [(ts - hour) << 16 | fp for ts, fp in zip(stamps, fingerprints(new))]  # noqa: B905
         latest = self.latest
-        window = _new(
+        return _new(
             HourlyWindow,
             (
                 self.device_id,
-                self.hour_ms,
-                self.stats.add(new),
-                self.seen.with_added(zip(offsets, digests, strict=True)),
-                newest if latest is None or newest.timestamp_ms > latest.timestamp_ms else latest,
+                hour,
+                self.stats.extend(new, stamps, first, last),
+                self.seen.with_keys(keys),
+                latest
+                if latest is not None and latest.timestamp_ms >= last
+                else new[stamps.index(last)],
             ),
         )
-        return window, absorbed
 
 
 _new = tuple.__new__  # builds the named tuples above without their Python-level __new__
