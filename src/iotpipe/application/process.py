@@ -154,7 +154,8 @@ class ProcessService:
                 return self._nothing_applied(batch, f"archive: {exc}")
         triage = self._triage(batch, now)
         contributions = [
-            Contribution(key[0], key[1], readings) for key, readings in triage.windows.items()
+            _new(Contribution, (device_id, hour_ms, readings))
+            for (device_id, hour_ms), readings in triage.windows.items()
         ]
         result = self._store.apply(contributions)
         rejections = triage.rejections + self._store_rejections(batch, triage, result)
@@ -341,6 +342,7 @@ _STORE_MESSAGES = {
 _DEVICE = itemgetter(0)  # Reading.device_id, at C speed
 _EVENT_TIME = itemgetter(1)  # Reading.timestamp_ms
 _FIRST = itemgetter(0)
+_new = tuple.__new__  # builds named tuples without their Python-level __new__
 _FIRST_TWO = itemgetter(0, 1)
 
 

@@ -19,7 +19,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from iotpipe.domain import (
     Absorption,
@@ -35,9 +35,9 @@ WindowKey = tuple[str, int]
 """``(device_id, hour_ms)``."""
 
 
-@dataclass(frozen=True, slots=True)
-class Contribution:
-    """Readings of one batch for one window, offered for absorption."""
+class Contribution(NamedTuple):
+    """Readings of one batch for one window, offered for absorption (a named tuple: a batch
+    makes one per window it touches)."""
 
     device_id: str
     hour_ms: int
@@ -149,26 +149,29 @@ class WindowStoreBase(ABC):
         except IotPipeError as exc:
             failed.update({c.key: _describe(exc) for c in contributions})
             return []
-        changes: list[tuple[Contribution, Absorption, HourlyWindow, Version]] = []
+        changes: list[tuple[Contribution, Absorption]] = []
+        saves: list[tuple[HourlyWindow, Version]] = []
         for contribution in contributions:
-            key = contribution.key
-            window, version = loaded.get(key, (HourlyWindow(*key), None))
-            updated, absorption = window.absorb(contribution.readings)
+            device_id, hour_ms, readings = contribution
+            found = loaded.get((device_id, hour_ms))
+            window, version = (HourlyWindow(device_id, hour_ms), None) if found is None else found
+            updated, absorption = window.absorb(readings)
             if updated is window:  # nothing new: no write at all
-                absorbed[key] = absorption
+                absorbed[(device_id, hour_ms)] = absorption
             else:
-                changes.append((contribution, absorption, updated, version))
-        outcomes = self._save_all([(updated, version) for _, _, updated, version in changes])
+                changes.append((contribution, absorption))
+                saves.append((updated, version))
+        outcomes = self._save_all(saves)
         conflicted: list[Contribution] = []
-        for (contribution, absorption, _, _), outcome in zip(changes, outcomes, strict=True):
+        for (contribution, absorption), outcome in zip(changes, outcomes, strict=True):
             key = contribution.key
-            if isinstance(outcome, WindowConflict):
-                conflicted.append(contribution)
-            elif outcome is not None:
-                failed[key] = _describe(outcome)
-            else:
+            if outcome is None:
                 absorbed[key] = absorption
                 written.add(key)
+            elif isinstance(outcome, WindowConflict):
+                conflicted.append(contribution)
+            else:
+                failed[key] = _describe(outcome)
         return conflicted
 
     def _save_all(

@@ -6,7 +6,7 @@ import threading
 from bisect import bisect_left, insort
 from collections.abc import Sequence
 
-from iotpipe.domain import HourlyWindow, Reading, WindowConflict
+from iotpipe.domain import HourlyWindow, IotPipeError, Reading, WindowConflict
 from iotpipe.ports import (
     DeviceSummary,
     Page,
@@ -55,6 +55,13 @@ class MemoryStore(WindowStoreBase):
             if current is None:
                 insort(self._hours.setdefault(key[0], []), key[1])
                 insort(self._fleet.setdefault(key[1], []), key[0])
+
+    def _save_all(
+        self, windows: Sequence[tuple[HourlyWindow, Version]]
+    ) -> list[IotPipeError | None]:
+        """Each window as :meth:`_save` writes it, under one hold of the lock."""
+        with self._lock:
+            return super()._save_all(windows)
 
     def _register(self, device_id: str) -> None:
         with self._lock:
