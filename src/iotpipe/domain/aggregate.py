@@ -82,9 +82,12 @@ _NO_MOMENTS: tuple[Moments, ...] = tuple(_NONE for _ in METRICS)
 
 def _grown(moments: Moments, column: Sequence[int | None]) -> Moments:
     """``moments`` merged with the moments of a column of values, in one step."""
-    values: Sequence[int] = (
-        [v for v in column if v is not None] if None in column else column  # type: ignore[assignment]
-    )
+    try:
+        added = sum(column)  # type: ignore[arg-type]  # raises on None: no value compared
+        values: Sequence[int] = column  # type: ignore[assignment]
+    except TypeError:  # some readings lack this metric
+        values = [v for v in column if v is not None]
+        added = sum(values)
     if not values:
         return moments
     count, total, squares, low, high = moments
@@ -93,7 +96,7 @@ def _grown(moments: Moments, column: Sequence[int | None]) -> Moments:
         Moments,
         (
             count + len(values),
-            total + sum(values),
+            total + added,
             squares + sum(map(mul, values, values)),
             least if low is None or least < low else low,
             most if high is None or most > high else high,

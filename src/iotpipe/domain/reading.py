@@ -93,12 +93,16 @@ class Reading(NamedTuple):
 def fingerprints(readings: Iterable[Reading]) -> list[int]:
     """:meth:`Reading.fingerprint` of each reading, in bulk (absorbing a window needs them all)."""
     said = list(map(_WHAT_IT_SAYS, readings))
-    if None in map(_LOCATION_SAID, said) or None in chain.from_iterable(map(_VALUES_SAID, said)):
+    try:
+        # The common case, at C speed: every reading carries a location and every metric
+        # (``len(None)`` and ``None + 1`` raise, so this checks without comparing anything).
+        sum(map(len, map(_LOCATION_SAID, said)))
+        sum(chain.from_iterable(map(_VALUES_SAID, said)))
+        digests = list(map(hash, said))
+    except TypeError:
         digests = [
             hash(s) if s[1] is not None and None not in s[0] else _absent_digest(s) for s in said
         ]
-    else:  # the common case, at C speed: every reading carries every metric and a location
-        digests = list(map(hash, said))
     return [(d ^ d >> 16 ^ d >> 32 ^ d >> 48) & 0xFFFF for d in digests]
 
 
@@ -234,57 +238,92 @@ def decode_records(records: Sequence[bytes | str]) -> DecodedRecords:
     return DecodedRecords(readings, owners, declined)
 
 
-def _finish(plains: list[Any]) -> tuple[list[Reading], list[int]]:  # noqa: PLR0912
+def _finish(plains: list[Any]) -> tuple[list[Reading], list[int]]:
     """Readings from decoded plain records, column by column at C speed; also the indexes of
-    the plains the fast path does not take (their readings in the list are placeholders)."""
+    the plains the fast path does not take (their readings in the list are placeholders).
+
+    Each column is first computed as if every value were there and known; a missing or unknown
+    one makes the C-level pass raise (a ``KeyError``, or a ``TypeError`` on ``None``), and only
+    then is the column redone value by value. The common batch pays no per-value check.
+    """
     if not plains:
         return [], []
     odd: set[int] = set()
-    devices = list(map(_DEVICE_OF, plains))
-    if not _KNOWN_DEVICES.issuperset(devices):
-        odd.update(
-            i for i, d in enumerate(devices) if d not in _KNOWN_DEVICES and not _learn_device(d)
-        )
+    devices = _device_ids(plains, odd)
+    times = _event_times(plains, odd)
+    values = _fixed_values(plains, odd)
+    locations = _locations(plains)
+    said = zip(devices, times, values, locations, strict=True)
+    return list(map(_new, repeat(Reading), said)), sorted(odd)
+
+
+def _device_ids(plains: list[Any], odd: set[int]) -> list[str]:
+    """Each device id as the one instance the cache holds: its hash is computed once, and the
+    windows' dictionaries and sets downstream compare it by identity."""
+    ids = list(map(_DEVICE_OF, plains))
+    try:
+        return list(map(_KNOWN_DEVICES.__getitem__, ids))
+    except KeyError:  # a device not seen yet, or not a valid id
+        known = [_KNOWN_DEVICES.get(d) or _learn_device(d) for d in ids]
+    odd.update(i for i, d in enumerate(known) if d is None)
+    return known  # type: ignore[return-value]  # the odd ones' readings are dropped
+
+
+def _event_times(plains: list[Any], odd: set[int]) -> list[int]:
     stamps = list(map(_TIMESTAMP, plains))
-    hours = list(map(_HOURS.get, map(_HOUR_TEXT, stamps)))
-    minutes = list(map(_MINUTES_SECONDS.get, map(_MINUTE_SECOND_TEXT, stamps)))
-    endings = list(map(_ENDINGS.get, map(_ENDING_TEXT, stamps)))
-    if None in hours or None in minutes or None in endings:
-        times: list[int] = []
-        for i, (stamp, hour, minute, ending) in enumerate(
-            zip(stamps, hours, minutes, endings, strict=True)
-        ):
-            instant = (
-                _learn_instant(stamp)
-                if hour is None or minute is None or ending is None
-                else hour + minute + ending
-            )
+    times = _summed_pieces(stamps)
+    if times is None:  # pieces not seen yet: learn each once (a new hour, say), then again
+        for kind in _PIECES:
+            for piece in set(map(kind.cut, stamps)).difference(kind.cache):
+                _learn_piece(kind, piece)
+        times = _summed_pieces(stamps)
+    if times is None:  # some piece is not valid: stamp by stamp
+        times = []
+        for i, stamp in enumerate(stamps):
+            instant = _instant(stamp)
             if instant is None:
                 odd.add(i)
             times.append(instant or 0)
-    else:
-        times = list(map(add, map(add, hours, minutes), endings))
     if min(times) < MIN_MS or max(times) >= MAX_MS:
         odd.update(i for i, t in enumerate(times) if not MIN_MS <= t < MAX_MS)
-    columns = []
+    return times
+
+
+def _summed_pieces(stamps: list[str]) -> list[int] | None:
+    """Each timestamp's instant from the cached values of its pieces, at C speed; ``None`` if
+    a piece is not in its cache (``None + int`` raises: no comparison per stamp)."""
+    hours = map(_HOURS.get, map(_HOUR_TEXT, stamps))
+    minutes = map(_MINUTES_SECONDS.get, map(_MINUTE_SECOND_TEXT, stamps))
+    endings = map(_ENDINGS.get, map(_ENDING_TEXT, stamps))
+    try:
+        return list(map(add, map(add, hours, minutes), endings))
+    except TypeError:
+        return None
+
+
+def _fixed_values(plains: list[Any], odd: set[int]) -> list[tuple[int | None, ...]]:
+    columns: list[list[int | None]] = []
+    partial = False
     for read in _METRIC_READERS:
-        column = list(map(read, plains))
-        if None in column:
+        try:
+            columns.append(list(map(round, map(mul, map(read, plains), repeat(SCALE)))))
+        except TypeError:  # some readings lack this metric
+            partial = True
+            column = map(read, plains)
             columns.append([None if v is None else round(v * SCALE) for v in column])
-        else:
-            columns.append(list(map(round, map(mul, column, repeat(SCALE)))))
     values = list(zip(*columns))  # noqa: B905 - one length by construction
-    if any(None in column for column in columns):
+    if partial:
         odd.update(i for i, v in enumerate(values) if v == _NO_VALUES)
+    return values
+
+
+def _locations(plains: list[Any]) -> list[Location | None]:
     places = list(map(_LOCATION, plains))
-    if None in places:
-        locations = [None if p is None else _new(Location, (p.lat, p.lon)) for p in places]
-    else:
+    try:
         coordinates = zip(map(_LAT, places), map(_LON, places), strict=True)
-        locations = list(map(_new, repeat(Location), coordinates))
-    said = zip(devices, times, values, locations, strict=True)
-    readings = list(map(_new, repeat(Reading), said))
-    return readings, sorted(odd)
+        return list(map(_new, repeat(Location), coordinates))
+    except AttributeError:  # some readings carry no location
+        return [None if p is None else _new(Location, (p.lat, p.lon)) for p in places]
 
 
 def _load_record_decoder() -> None:
@@ -300,6 +339,7 @@ def _load_record_decoder() -> None:
             ("lon", Annotated[float, msgspec.Meta(ge=-180.0, le=180.0)]),
         ],
         forbid_unknown_fields=True,
+        gc=False,  # holds only numbers: nothing for the cycle collector to track
     )
     # Unknown fields are refused here (the declared path ignores them) so that msgspec reads
     # every byte it accepts: whatever it would skip unchecked goes the general way instead.
@@ -311,6 +351,7 @@ def _load_record_decoder() -> None:
         "PlainReading",
         [("device_id", str), ("timestamp", str), *fields, ("location", coordinates | None, None)],
         forbid_unknown_fields=True,
+        gc=False,  # holds strings, numbers and a location: no cycles possible
     )
     _DecodeError = msgspec.DecodeError
     _record_decoder = msgspec.json.Decoder(list[plain] | plain)  # type: ignore[valid-type]
@@ -337,7 +378,8 @@ _ENDING_TEXT = itemgetter(slice(19, None))
 # hold only pieces that passed their check, so what they hold never changes a verdict, and
 # they are emptied when full: memory stays bounded whatever the input.
 _CACHE_LIMIT = 100_000
-_KNOWN_DEVICES: set[str] = set()
+#: Valid device ids, each mapped to itself (the instance every reading of the device shares).
+_KNOWN_DEVICES: dict[str, str] = {}
 #: ``"2025-08-31T10"`` -> epoch ms of that hour, read as UTC.
 _HOURS: dict[str, int] = {}
 #: ``":30:15"`` -> 1,815,000 (every minute and second of an hour, learnt on first sight).
@@ -350,19 +392,20 @@ _ENDING_PIECE = re.compile(r"(?:\.[0-9]{1,6})?(?:Z|[+-][0-9]{2}:[0-9]{2})")
 _Y2K_MS = 946_684_800_000  # 2000-01-01T00:00:00Z, the anchor endings are measured against
 
 
-def _learn_device(device_id: str) -> bool:
+def _learn_device(device_id: str) -> str | None:
+    """The device id, now known, or ``None`` if it is not a valid one."""
     if _DEVICE_ID.fullmatch(device_id) is None:
-        return False
+        return None
     if len(_KNOWN_DEVICES) >= _CACHE_LIMIT:
         _KNOWN_DEVICES.clear()
-    _KNOWN_DEVICES.add(device_id)
-    return True
+    _KNOWN_DEVICES[device_id] = device_id
+    return device_id
 
 
 def _identity_instant(device_id: str, stamp: str) -> int | None:
     """The event time of a reading whose identity is well-formed, or ``None``: a valid device
     id, a timestamp in the fast path's subset, within the supported range."""
-    if device_id not in _KNOWN_DEVICES and not _learn_device(device_id):
+    if device_id not in _KNOWN_DEVICES and _learn_device(device_id) is None:
         return None
     timestamp_ms = _instant(stamp)
     if timestamp_ms is None or not MIN_MS <= timestamp_ms < MAX_MS:
@@ -388,25 +431,49 @@ def _instant(stamp: str) -> int | None:
 def _learn_instant(stamp: str) -> int | None:
     """Check the pieces not cached yet, remember the good ones; ``None`` if one is bad."""
     total = 0
-    for cache, piece, pattern, template, anchor in (
-        (_HOURS, stamp[:13], _HOUR_PIECE, "{}:00:00+00:00", 0),
-        (_MINUTES_SECONDS, stamp[13:19], _MINUTE_SECOND_PIECE, "2000-01-01T00{}Z", _Y2K_MS),
-        (_ENDINGS, stamp[19:], _ENDING_PIECE, "2000-01-01T00:00:00{}", _Y2K_MS),
-    ):
-        value = cache.get(piece)
+    for piece_kind in _PIECES:
+        piece = piece_kind.cut(stamp)
+        value = piece_kind.cache.get(piece)
         if value is None:
-            if pattern.fullmatch(piece) is None:
+            value = _learn_piece(piece_kind, piece)
+            if value is None:
                 return None
-            try:
-                instant = datetime.fromisoformat(template.format(piece))
-            except (ValueError, OverflowError):
-                return None
-            value = (instant - _EPOCH) // _ONE_MS - anchor
-            if len(cache) >= _CACHE_LIMIT:
-                cache.clear()
-            cache[piece] = value
         total += value
     return total
+
+
+class _PieceKind(NamedTuple):
+    """One piece of a timestamp: its cache, how it is cut out, checked and valued."""
+
+    cache: dict[str, int]
+    cut: Any  # str -> str, at C speed
+    pattern: re.Pattern[str]
+    template: str  # a whole timestamp around the piece
+    anchor: int  # what the piece's value is measured from
+
+
+def _learn_piece(kind: _PieceKind, piece: str) -> int | None:
+    """Check one piece of a timestamp and remember its value; ``None`` if it is not valid."""
+    if kind.pattern.fullmatch(piece) is None:
+        return None
+    try:
+        instant = datetime.fromisoformat(kind.template.format(piece))
+    except (ValueError, OverflowError):
+        return None
+    value: int = (instant - _EPOCH) // _ONE_MS - kind.anchor
+    if len(kind.cache) >= _CACHE_LIMIT:
+        kind.cache.clear()
+    kind.cache[piece] = value
+    return value
+
+
+_PIECES = (
+    _PieceKind(_HOURS, _HOUR_TEXT, _HOUR_PIECE, "{}:00:00+00:00", 0),
+    _PieceKind(
+        _MINUTES_SECONDS, _MINUTE_SECOND_TEXT, _MINUTE_SECOND_PIECE, "2000-01-01T00{}Z", _Y2K_MS
+    ),
+    _PieceKind(_ENDINGS, _ENDING_TEXT, _ENDING_PIECE, "2000-01-01T00:00:00{}", _Y2K_MS),
+)
 
 
 _BOUNDS = tuple((m.name, m.minimum, m.maximum) for m in METRICS)
