@@ -178,7 +178,8 @@ class ProcessService:
         decoded = decode_records([record.data for record in records])
         triage.received = len(decoded.readings)
         arrivals = [now if r.arrived_ms is None else r.arrived_ms for r in records]
-        readings, owners = self._on_time(triage, records, arrivals, decoded)
+        times = list(map(_EVENT_TIME, decoded.readings))
+        readings, owners, times = self._on_time(triage, records, arrivals, decoded, times)
         triage.readings, triage.owners = readings, owners
         for position in decoded.declined:
             self._parse_record(triage, position, records[position], arrivals[position])
@@ -188,9 +189,9 @@ class ProcessService:
                 key=_FIRST,
             )
             readings = [reading for _, reading in ordered]
+            times = list(map(_EVENT_TIME, readings))
         windows = triage.windows
         get = windows.get
-        times = list(map(_EVENT_TIME, readings))
         hours = map(sub, times, map(mod, times, repeat(MS_PER_HOUR)))
         keys = zip(map(_DEVICE, readings), hours, strict=True)
         for key, reading in zip(keys, readings, strict=True):
@@ -207,18 +208,19 @@ class ProcessService:
         records: Sequence[RawRecord],
         arrivals: list[int],
         decoded: DecodedRecords,
-    ) -> tuple[list[Reading], list[int]]:
-        """The decoded readings (and their records' positions) that are not refused as late."""
+        times: list[int],
+    ) -> tuple[list[Reading], list[int], list[int]]:
+        """The decoded readings that are not refused as late, with their records' positions
+        and their event times (``times``: those of all the decoded readings)."""
         readings, owners = decoded.readings, decoded.owners
         if not readings:
-            return readings, owners
+            return readings, owners, times
         # Bounds every record's reference accepts: a reading inside them is on time whatever
         # its record. Only readings outside are checked against their own record's arrival.
         bounds, check = self._lateness.bounds, self._lateness.check
         low, high = bounds(max(arrivals))[0], bounds(min(arrivals))[1]
-        times = list(map(_EVENT_TIME, readings))
         if min(times) >= low and max(times) <= high:
-            return readings, owners
+            return readings, owners, times
         kept: list[int] = []
         raw: dict[int, list[object]] = {}  # a record's raw items, decoded once if one is late
         for i, (ts, position) in enumerate(zip(times, owners, strict=True)):
@@ -232,7 +234,7 @@ class ProcessService:
             refusal = InvalidReading(late, _lateness_message(late))
             item = encode_item(raw[position][index])
             self._reject(triage, position, records[position].record_id, index, refusal, item)
-        return [readings[i] for i in kept], [owners[i] for i in kept]
+        return [readings[i] for i in kept], [owners[i] for i in kept], [times[i] for i in kept]
 
     def _parse_record(
         self, triage: _Triage, position: int, record: RawRecord, arrived: int
