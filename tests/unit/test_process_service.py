@@ -36,10 +36,13 @@ class FlakyStore(MemoryStore):
         super().__init__()
         self.failing = failing
 
-    def _save(self, window, expected):
-        if window.device_id in self.failing:
-            raise StoreUnavailable("throttled")
-        super()._save(window, expected)
+    def _save_all(self, windows):
+        up = [(w, v) for w, v in windows if w.device_id not in self.failing]
+        written = iter(super()._save_all(up))
+        return [
+            StoreUnavailable("throttled") if w.device_id in self.failing else next(written)
+            for w, _ in windows
+        ]
 
 
 class BrokenArchive(MemoryArchive):

@@ -18,8 +18,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from iotpipe.domain import InvalidReading, Reading, decode_readings, parse_reading
-from iotpipe.domain.reading import decode_records
+from iotpipe.domain import InvalidReading, Reading, decode_readings, decode_records, parse_reading
 from tests.strategies import payload, readings
 from tests.unit.test_reading_validation import payloads
 

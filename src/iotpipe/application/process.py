@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from itertools import repeat
+from itertools import accumulate, chain, repeat
 from operator import itemgetter, mod, sub
 
 from iotpipe.application.payloads import decode_items, encode_item, gc_paused
 from iotpipe.domain import (
     ArchiveUnavailable,
-    DecodedRecords,
     InvalidReading,
     LatenessPolicy,
     Reading,
+    ReadingColumns,
     Reason,
     decode_records,
     parse_reading,
@@ -85,41 +86,92 @@ class ProcessReport:
 
 @dataclass(slots=True)
 class _Triage:
-    """Readings of a batch sorted into windows, and what was refused before the store."""
+    """Readings of a batch sorted into windows, and what was refused before the store.
 
-    windows: dict[WindowKey, list[Reading]] = field(default_factory=dict)
-    # Where each valid reading came from: the decoded records' readings with their records'
-    # positions (item indexes follow from the order), then the general path's, with theirs.
-    readings: list[Reading] = field(default_factory=list)
+    The decoded records' readings stay in columns (``columns``, with each one's record in
+    ``owners``) and are grouped by position (``windows``); the general path's readings are
+    objects (``general``). A window is offered its readings in stream order: the first version
+    of an identity counted wins.
+    """
+
+    columns: ReadingColumns = field(default_factory=lambda: ReadingColumns.of(()))
     owners: list[int] = field(default_factory=list)
-    places: list[tuple[Reading, int, int]] = field(default_factory=list)  # (reading, record, item)
+    windows: dict[WindowKey, list[int]] = field(default_factory=dict)  # positions in columns
+    general: dict[WindowKey, list[_Place]] = field(default_factory=dict)
     refusals: list[tuple[int, int, Rejection]] = field(default_factory=list)  # (record, item, ...)
     rejected_records: set[int] = field(default_factory=set)
     received: int = 0
+    # Where the decoded readings were before the late ones were dropped (item indexes).
+    decoded_owners: list[int] = field(default_factory=list)
+    kept: list[int] | None = None
+    blocks: dict[WindowKey, ReadingColumns] = field(default_factory=dict)
 
     @property
     def rejections(self) -> list[Rejection]:
         """The refusals in record and item order."""
         return [rejection for _, _, rejection in sorted(self.refusals, key=_FIRST_TWO)]
 
-    def origin(self) -> dict[int, tuple[int, int]]:
-        """``id(reading)`` -> (record position, item index); built only when needed."""
-        found = {id(reading): (record, item) for reading, record, item in self.places}
-        start, owner = 0, -1
-        for i, (reading, record) in enumerate(zip(self.readings, self.owners, strict=True)):
-            if record != owner:
-                start, owner = i, record
-            found[id(reading)] = (record, i - start)
+    def keys(self) -> set[WindowKey]:
+        """Every window the batch's valid readings belong to."""
+        return {*self.windows, *self.general}
+
+    def contributions(self) -> list[Contribution]:
+        """Each window's readings: a span of the columns regrouped by window, or, where the
+        general path has readings for it too, the objects merged in stream order."""
+        windows, general, owners = self.windows, self.general, self.owners
+        grouped = self.columns.take(list(chain.from_iterable(windows.values())))
+        bounds = list(accumulate(map(len, windows.values()), initial=0))
+        blocks = self.blocks = dict(zip(windows, grouped.split(bounds), strict=True))
+        offered: dict[WindowKey, Sequence[Reading]] = dict(blocks)
+        for key, extra in general.items():
+            block = blocks.get(key)
+            if block is None:
+                offered[key] = [reading for _, reading, _ in extra]
+            else:
+                sources = zip(map(owners.__getitem__, windows[key]), block, strict=True)
+                others = ((record, reading) for record, reading, _ in extra)
+                ordered = sorted([*sources, *others], key=_FIRST)
+                offered[key] = [reading for _, reading in ordered]
+        return [_new(Contribution, (*key, readings)) for key, readings in offered.items()]
+
+    def origin(self, key: WindowKey) -> dict[int, tuple[int, int]]:
+        """``id(reading)`` -> (record position, item index), for the readings offered to one
+        window (built only when the store refused some)."""
+        found = {id(reading): (record, item) for record, reading, item in self.general.get(key, ())}
+        block = self.blocks.get(key)
+        if block is not None:
+            for reading, position in zip(block, self.windows[key], strict=True):
+                found[id(reading)] = self._place(position)
         return found
+
+    def _place(self, position: int) -> tuple[int, int]:
+        """(record position, item index) of the reading at a position of the columns."""
+        decoded = position if self.kept is None else self.kept[position]
+        record = self.decoded_owners[decoded]
+        return record, decoded - bisect_left(self.decoded_owners, record)
 
     def records_of(self, keys: Collection[WindowKey]) -> set[int]:
         """Positions of the records that contributed to these windows."""
-        if not keys:
-            return set()
-        sources = [*zip(self.readings, self.owners, strict=True), *(p[:2] for p in self.places)]
-        return {
-            record for reading, record in sources if (reading.device_id, reading.hour_ms) in keys
-        }
+        found: set[int] = set()
+        for key in keys:
+            found.update(map(self.owners.__getitem__, self.windows.get(key, ())))
+            found.update(record for record, _, _ in self.general.get(key, ()))
+        return found
+
+    def offered(self, key: WindowKey) -> int:
+        """How many readings the window was offered."""
+        return len(self.windows.get(key, ())) + len(self.general.get(key, ()))
+
+    def newest(self) -> int | None:
+        """The newest event time among the valid readings."""
+        times = [*(reading.timestamp_ms for _, reading, _ in chain(*self.general.values()))]
+        if self.columns.times:
+            times.append(max(self.columns.times))
+        return max(times) if times else None
+
+
+_Place = tuple[int, Reading, int]
+"""A reading of the general path: (record position, reading, item index)."""
 
 
 class ProcessService:
@@ -153,11 +205,7 @@ class ProcessService:
             except ArchiveUnavailable as exc:
                 return self._nothing_applied(batch, f"archive: {exc}")
         triage = self._triage(batch, now)
-        contributions = [
-            _new(Contribution, (device_id, hour_ms, readings))
-            for (device_id, hour_ms), readings in triage.windows.items()
-        ]
-        result = self._store.apply(contributions)
+        result = self._store.apply(triage.contributions())
         rejections = triage.rejections + self._store_rejections(batch, triage, result)
         failed = triage.records_of(result.failed.keys())
         errors = sorted(set(result.failed.values()))
@@ -170,36 +218,34 @@ class ProcessService:
         return self._report(batch, triage, result, rejections, failed, tuple(errors))
 
     def _triage(self, batch: RawBatch, now: int) -> _Triage:
-        # The hot path of the pipeline: the batch's records are decoded together, column by
-        # column (see decode_records), then each reading is checked for lateness and put in
-        # its window. Records the decoder declines take the general path, item by item.
+        # The hot path of the pipeline: the batch's records are decoded together into columns
+        # (see decode_records), the readings are checked for lateness and grouped by window,
+        # all by position, with no object per reading. Records the decoder declines take the
+        # general path, item by item.
         records = batch.records
         triage = _Triage()
         decoded = decode_records([record.data for record in records])
-        triage.received = len(decoded.readings)
+        columns, owners = decoded.columns, decoded.owners
+        triage.received = len(columns)
+        triage.decoded_owners = owners
         arrivals = [now if r.arrived_ms is None else r.arrived_ms for r in records]
-        times = list(map(_EVENT_TIME, decoded.readings))
-        readings, owners, times = self._on_time(triage, records, arrivals, decoded, times)
-        triage.readings, triage.owners = readings, owners
+        kept = self._on_time(triage, records, arrivals, columns.times, owners)
+        if kept is not None:
+            columns, owners = columns.take(kept), [owners[i] for i in kept]
+            triage.kept = kept
+        triage.columns, triage.owners = columns, owners
         for position in decoded.declined:
             self._parse_record(triage, position, records[position], arrivals[position])
-        if triage.places:  # keep stream order across both paths: the first version counted wins
-            ordered = sorted(
-                [*zip(owners, readings, strict=True), *((p, r) for r, p, _ in triage.places)],
-                key=_FIRST,
-            )
-            readings = [reading for _, reading in ordered]
-            times = list(map(_EVENT_TIME, readings))
         windows = triage.windows
         get = windows.get
+        times = columns.times
         hours = map(sub, times, map(mod, times, repeat(MS_PER_HOUR)))
-        keys = zip(map(_DEVICE, readings), hours, strict=True)
-        for key, reading in zip(keys, readings, strict=True):
+        for position, key in enumerate(zip(columns.devices, hours, strict=True)):
             bucket = get(key)
             if bucket is None:
-                windows[key] = [reading]
+                windows[key] = [position]
             else:
-                bucket.append(reading)
+                bucket.append(position)
         return triage
 
     def _on_time(
@@ -207,20 +253,19 @@ class ProcessService:
         triage: _Triage,
         records: Sequence[RawRecord],
         arrivals: list[int],
-        decoded: DecodedRecords,
         times: list[int],
-    ) -> tuple[list[Reading], list[int], list[int]]:
-        """The decoded readings that are not refused as late, with their records' positions
-        and their event times (``times``: those of all the decoded readings)."""
-        readings, owners = decoded.readings, decoded.owners
-        if not readings:
-            return readings, owners, times
+        owners: list[int],
+    ) -> list[int] | None:
+        """Refuse the decoded readings that are late or early against their record's arrival;
+        the positions of the others, or ``None`` if none was refused."""
+        if not times:
+            return None
         # Bounds every record's reference accepts: a reading inside them is on time whatever
         # its record. Only readings outside are checked against their own record's arrival.
         bounds, check = self._lateness.bounds, self._lateness.check
         low, high = bounds(max(arrivals))[0], bounds(min(arrivals))[1]
         if min(times) >= low and max(times) <= high:
-            return readings, owners, times
+            return None
         kept: list[int] = []
         raw: dict[int, list[object]] = {}  # a record's raw items, decoded once if one is late
         for i, (ts, position) in enumerate(zip(times, owners, strict=True)):
@@ -228,13 +273,13 @@ class ProcessService:
             if late is None:
                 kept.append(i)
                 continue
-            index = i - owners.index(position)
+            index = i - bisect_left(owners, position)
             if position not in raw:
                 raw[position] = decode_items(records[position].data)
             refusal = InvalidReading(late, _lateness_message(late))
             item = encode_item(raw[position][index])
             self._reject(triage, position, records[position].record_id, index, refusal, item)
-        return [readings[i] for i in kept], [owners[i] for i in kept], [times[i] for i in kept]
+        return kept if len(kept) < len(times) else None
 
     def _parse_record(
         self, triage: _Triage, position: int, record: RawRecord, arrived: int
@@ -257,7 +302,8 @@ class ProcessService:
             except InvalidReading as exc:
                 self._reject(triage, position, record.record_id, index, exc, encode_item(item))
             else:
-                triage.places.append((reading, position, index))
+                key = (reading.device_id, reading.hour_ms)
+                triage.general.setdefault(key, []).append((position, reading, index))
 
     @staticmethod
     def _reject(
@@ -270,16 +316,15 @@ class ProcessService:
     @staticmethod
     def _store_rejections(batch: RawBatch, triage: _Triage, result: ApplyResult) -> list[Rejection]:
         found: list[Rejection] = []
-        origin: dict[int, tuple[int, int]] | None = None
         for key, absorption in result.absorbed.items():
-            if key in result.failed:
+            if key in result.failed or not (absorption.conflicts or absorption.overflow):
                 continue
+            origin = triage.origin(key)
             for reason, readings in (
                 (Reason.CONFLICTING_DUPLICATE, absorption.conflicts),
                 (Reason.WINDOW_FULL, absorption.overflow),
             ):
                 for reading in readings:
-                    origin = origin if origin is not None else triage.origin()
                     position, index = origin[id(reading)]
                     triage.rejected_records.add(position)
                     found.append(
@@ -311,10 +356,10 @@ class ProcessService:
             duplicates=sum(len(a.duplicates) for a in absorbed),
             rejected=dict(Counter(r.reason.value for r in rejections)),
             windows_updated=len(result.written),
-            windows_touched=len(triage.windows),
-            newest_ms=_newest(triage.windows),
+            windows_touched=len(triage.keys()),
+            newest_ms=triage.newest(),
             store_retries=result.retries,
-            unapplied=sum(len(triage.windows[key]) for key in result.failed),
+            unapplied=sum(triage.offered(key) for key in result.failed),
             failed_records=tuple(batch.records[i].record_id for i in sorted(failed)),
             errors=errors,
         )
@@ -341,24 +386,9 @@ _STORE_MESSAGES = {
 }
 
 
-_DEVICE = itemgetter(0)  # Reading.device_id, at C speed
-_EVENT_TIME = itemgetter(1)  # Reading.timestamp_ms
 _FIRST = itemgetter(0)
 _new = tuple.__new__  # builds named tuples without their Python-level __new__
 _FIRST_TWO = itemgetter(0, 1)
-
-
-def _key(reading: Reading) -> WindowKey:
-    return (reading.device_id, reading.hour_ms)
-
-
-def _newest(windows: Mapping[WindowKey, list[Reading]]) -> int | None:
-    """The newest event time among valid readings (only the newest hour's windows are read)."""
-    if not windows:
-        return None
-    top = max(hour for _, hour in windows)
-    newest: int = max(max(map(_EVENT_TIME, rs)) for (_, hour), rs in windows.items() if hour == top)
-    return newest
 
 
 def _lateness_message(reason: Reason) -> str:

@@ -5,6 +5,8 @@ values, which is what lets the same core run unchanged on every runtime.
 """
 
 from iotpipe.domain.aggregate import Located, MetricSummary, Moments, Stats, merge_all
+from iotpipe.domain.columns import ReadingColumns
+from iotpipe.domain.decoding import DecodedRecords, decode_readings, decode_records
 from iotpipe.domain.errors import (
     ArchiveUnavailable,
     InvalidReading,
@@ -16,16 +18,15 @@ from iotpipe.domain.errors import (
 )
 from iotpipe.domain.lateness import LatenessPolicy
 from iotpipe.domain.metrics import METRIC_NAMES, METRICS, SCALE, Metric
-from iotpipe.domain.reading import (
-    DecodedRecords,
-    Location,
-    Reading,
-    decode_readings,
-    decode_records,
-    parse_reading,
-)
+from iotpipe.domain.reading import Location, Reading, parse_reading
 from iotpipe.domain.rollup import DailyRollup, daily, fleet
-from iotpipe.domain.window import MAX_READINGS_PER_WINDOW, Absorption, HourlyWindow, IdentitySet
+from iotpipe.domain.window import (
+    MAX_READINGS_PER_WINDOW,
+    Absorption,
+    HourlyWindow,
+    IdentitySet,
+    absorb_all,
+)
 
 
 def __getattr__(name: str) -> object:
@@ -57,12 +58,14 @@ __all__ = [
     "MetricSummary",
     "Moments",
     "Reading",
+    "ReadingColumns",
     "ReadingPayload",
     "Reason",
     "Stats",
     "StoreUnavailable",
     "StreamUnavailable",
     "WindowConflict",
+    "absorb_all",
     "daily",
     "decode_readings",
     "decode_records",

@@ -14,9 +14,10 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from operator import itemgetter, mul
+from operator import mul
 from typing import NamedTuple
 
+from iotpipe.domain.columns import ReadingColumns
 from iotpipe.domain.metrics import METRICS, SCALE
 from iotpipe.domain.reading import Location, Reading
 
@@ -59,6 +60,30 @@ class Moments(NamedTuple):
             max(self.maximum, other.maximum),  # type: ignore[type-var]
         )
 
+    def grown(self, column: Sequence[int | None]) -> Moments:
+        """These moments merged with the moments of a column of values (``None``: absent),
+        in one step (the processing hot path)."""
+        try:
+            added = sum(column)  # type: ignore[arg-type]  # raises on None: no value compared
+            values: Sequence[int] = column  # type: ignore[assignment]
+        except TypeError:  # some readings lack this metric
+            values = [v for v in column if v is not None]
+            added = sum(values)
+        if not values:
+            return self
+        count, total, squares, low, high = self
+        least, most = min(values), max(values)
+        return _new(
+            Moments,
+            (
+                count + len(values),
+                total + added,
+                squares + sum(map(mul, values, values)),
+                least if low is None or least < low else low,
+                most if high is None or most > high else high,
+            ),
+        )
+
     def summary(self) -> MetricSummary:
         """Mean, min, max and population standard deviation, correctly rounded from exact sums."""
         n = self.count
@@ -74,34 +99,8 @@ class Moments(NamedTuple):
         )
 
 
-_EVENT_TIME = itemgetter(1)  # Reading.timestamp_ms, at C speed
-_VALUES = itemgetter(2)  # Reading.values
 _NONE = Moments()
 _NO_MOMENTS: tuple[Moments, ...] = tuple(_NONE for _ in METRICS)
-
-
-def _grown(moments: Moments, column: Sequence[int | None]) -> Moments:
-    """``moments`` merged with the moments of a column of values, in one step."""
-    try:
-        added = sum(column)  # type: ignore[arg-type]  # raises on None: no value compared
-        values: Sequence[int] = column  # type: ignore[assignment]
-    except TypeError:  # some readings lack this metric
-        values = [v for v in column if v is not None]
-        added = sum(values)
-    if not values:
-        return moments
-    count, total, squares, low, high = moments
-    least, most = min(values), max(values)
-    return _new(
-        Moments,
-        (
-            count + len(values),
-            total + added,
-            squares + sum(map(mul, values, values)),
-            least if low is None or least < low else low,
-            most if high is None or most > high else high,
-        ),
-    )
 
 
 class Located(NamedTuple):
@@ -137,37 +136,34 @@ class Stats(NamedTuple):
     @staticmethod
     def of(readings: Iterable[Reading]) -> Stats:
         """The aggregate of readings, each counted once per occurrence (no deduplication)."""
-        items = readings if isinstance(readings, list | tuple) else list(readings)
-        return _EMPTY.add(items)
+        return _EMPTY.add(readings if isinstance(readings, Sequence) else list(readings))
 
     def add(self, readings: Sequence[Reading]) -> Stats:
-        """``self.merge(Stats.of(readings))``, computed in one step (the processing hot path)."""
+        """``self.merge(Stats.of(readings))``, computed in one step."""
         if not readings:
             return self
-        stamps = list(map(_EVENT_TIME, readings))
-        return self.extend(readings, stamps, min(stamps), max(stamps))
+        columns = readings if type(readings) is ReadingColumns else ReadingColumns.of(readings)
+        times = columns.times
+        return self.extend(columns, min(times), max(times))
 
-    def extend(
-        self, readings: Sequence[Reading], stamps: list[int], first: int, last: int
-    ) -> Stats:
-        """:meth:`add` for a caller that has the readings' event times at hand already:
-        ``stamps`` (one per reading, in order) and their least and greatest."""
-        # Column-wise with builtins and no intermediate aggregate: this runs for every window
-        # a batch touches, so it avoids per-reading Python work wherever it can.
+    def extend(self, columns: ReadingColumns, first: int, last: int) -> Stats:
+        """:meth:`add` for readings held as columns, whose least and greatest event times
+        (``first``, ``last``) the caller has at hand already (the processing hot path)."""
+        # Column by column with builtins and no intermediate aggregate: this runs for every
+        # window a batch touches, so it avoids per-reading Python work wherever it can.
         located = self.located
-        candidate = _last_located(readings, stamps, last)
+        candidate = _last_located(columns, last)
         if candidate is not None and (located is None or candidate > located):
             located = candidate
         if self.first_ms is not None and self.first_ms < first:
             first = self.first_ms
         if self.last_ms is not None and self.last_ms > last:
             last = self.last_ms
-        columns = zip(*map(_VALUES, readings))  # noqa: B905 - one width by construction
         return _new(
             Stats,
             (
-                self.count + len(readings),
-                tuple(map(_grown, self.metrics, columns)),
+                self.count + len(columns),
+                tuple(map(Moments.grown, self.metrics, columns.values)),
                 first,
                 last,
                 located,
@@ -200,19 +196,17 @@ _EMPTY = Stats()
 _new = tuple.__new__  # builds the named tuples above without their Python-level __new__
 
 
-def _last_located(readings: Sequence[Reading], stamps: list[int], last: int) -> Located | None:
-    """The greatest ``(time, lat, lon)`` among the readings that carry a location
-    (``last`` is the greatest of ``stamps``)."""
-    newest = readings[stamps.index(last)]
-    where = newest.location
-    if where is not None and stamps.count(last) == 1:
+def _last_located(columns: ReadingColumns, last: int) -> Located | None:
+    """The greatest ``(time, lat, lon)`` among the readings that carry a location (``last`` is
+    their greatest event time)."""
+    times, lats, lons = columns.times, columns.lats, columns.lons
+    newest = times.index(last)
+    lat = lats[newest]
+    if lat is not None and times.count(last) == 1:
         # The common case, found at C speed: the newest reading is located and alone at its time.
-        return _new(Located, (last, where.lat, where.lon))
-    places = [(r.timestamp_ms, r.location) for r in readings if r.location is not None]
-    if not places:
-        return None
-    ts, where = max(places)
-    return _new(Located, (ts, where.lat, where.lon))
+        return _new(Located, (last, lat, lons[newest]))
+    places = [place for place in zip(times, lats, lons, strict=True) if place[1] is not None]
+    return _new(Located, max(places)) if places else None
 
 
 def merge_all(parts: Iterable[Stats]) -> Stats:

@@ -10,11 +10,12 @@ are held in exact fixed point (see :mod:`iotpipe.domain.metrics`).
 from __future__ import annotations
 
 import re
+from array import array
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
-from itertools import chain, repeat
-from operator import add, attrgetter, itemgetter, mul
-from typing import Annotated, Any, NamedTuple
+from itertools import chain
+from operator import itemgetter, xor
+from typing import Any, NamedTuple
 
 from iotpipe.domain.errors import InvalidReading, Reason
 from iotpipe.domain.metrics import METRIC_NAMES, METRICS, SCALE, from_fixed
@@ -103,7 +104,43 @@ def fingerprints(readings: Iterable[Reading]) -> list[int]:
         digests = [
             hash(s) if s[1] is not None and None not in s[0] else _absent_digest(s) for s in said
         ]
-    return [(d ^ d >> 16 ^ d >> 32 ^ d >> 48) & 0xFFFF for d in digests]
+    return _folded(digests)
+
+
+def column_fingerprints(
+    values: Sequence[Sequence[int | None]],
+    lats: Sequence[float | None],
+    lons: Sequence[float | None],
+) -> list[int]:
+    """:func:`fingerprints` of readings held as columns: one column of values per metric, and
+    the coordinates (``None`` in both where a reading has no location)."""
+    try:
+        sum(lats)  # type: ignore[arg-type]  # raises on None, as below
+        for column in values:
+            sum(column)  # type: ignore[arg-type]
+        # (values, (lat, lon)) hashes as (values, Location(lat, lon)) does: a named tuple's
+        # hash is its tuple's. zip reuses its result tuples, so nothing is kept per reading.
+        digests = list(map(hash, zip(zip(*values), zip(lats, lons))))  # noqa: B905
+    except TypeError:  # some readings lack a metric or a location
+        said = zip(zip(*values), map(_location_or_none, lats, lons))  # noqa: B905
+        digests = [
+            hash(s) if s[1] is not None and None not in s[0] else _absent_digest(s) for s in said
+        ]
+    return _folded(digests)
+
+
+def _location_or_none(lat: float | None, lon: float | None) -> Location | None:
+    return None if lat is None or lon is None else _new(Location, (lat, lon))
+
+
+def _folded(digests: list[int]) -> list[int]:
+    """Each 64-bit digest folded to 16 bits, ``(d ^ d >> 16 ^ d >> 32 ^ d >> 48) & 0xFFFF``:
+    the XOR of its four 16-bit lanes, taken at C speed from the digests' machine words (the
+    XOR of all four lanes does not depend on their byte order)."""
+    lanes = array("H", array("q", digests).tobytes())
+    low = map(xor, lanes[0::4], lanes[1::4])
+    high = map(xor, lanes[2::4], lanes[3::4])
+    return list(map(xor, low, high))
 
 
 def _absent_digest(said: tuple[tuple[int | None, ...], Location | None]) -> int:
@@ -182,191 +219,6 @@ def _fast_path(payload: object) -> Reading | None:  # noqa: PLR0911
     return _new(Reading, (device_id, timestamp_ms, tuple(values), location))
 
 
-class DecodedRecords(NamedTuple):
-    """What :func:`decode_records` made of a batch of stream records."""
-
-    readings: list[Reading]
-    """The readings of every record decoded, in record order, then item order."""
-    owners: list[int]
-    """For each reading, the position of its record in the batch."""
-    declined: list[int]
-    """Positions of the records left to the general path (in order)."""
-
-
-def decode_readings(data: bytes | str) -> list[Reading] | None:
-    """Every reading of one stream record, straight from its bytes, if all are plain and valid;
-    ``None`` declines the record (see :func:`decode_records`)."""
-    decoded = decode_records((data,))
-    return None if decoded.declined else decoded.readings
-
-
-def decode_records(records: Sequence[bytes | str]) -> DecodedRecords:
-    """The readings of a batch of stream records, straight from their bytes.
-
-    A record holds one JSON object or a JSON array of them. The common record, whose readings
-    carry only the declared fields, well-formed and in range, is decoded and checked by msgspec
-    in one pass in C, then finished here column by column, the whole batch at once. Any other
-    record is declined, and the caller takes it the general way (``orjson.loads``, then
-    :func:`parse_reading` per item), which decides and words every verdict: this path only
-    ever agrees with it (property tests hold the two together on the same bytes).
-    """
-    if _record_decoder is None:
-        _load_record_decoder()
-    decode, failure = _record_decoder.decode, _DecodeError
-    plains: list[Any] = []
-    owners: list[int] = []
-    declined: list[int] = []
-    for position, data in enumerate(records):
-        try:
-            decoded = decode(data)
-        except failure:
-            declined.append(position)
-            continue
-        if type(decoded) is not list:
-            plains.append(decoded)
-            owners.append(position)
-        else:  # an array (an empty one is a record of no readings)
-            plains.extend(decoded)
-            owners.extend(repeat(position, len(decoded)))
-    readings, odd = _finish(plains)
-    if odd:  # some records hold a reading the fast path does not take: decline them whole
-        bad = {owners[i] for i in odd}
-        keep = [i for i, owner in enumerate(owners) if owner not in bad]
-        readings = [readings[i] for i in keep]
-        owners = [owners[i] for i in keep]
-        declined = sorted([*declined, *bad])
-    return DecodedRecords(readings, owners, declined)
-
-
-def _finish(plains: list[Any]) -> tuple[list[Reading], list[int]]:
-    """Readings from decoded plain records, column by column at C speed; also the indexes of
-    the plains the fast path does not take (their readings in the list are placeholders).
-
-    Each column is first computed as if every value were there and known; a missing or unknown
-    one makes the C-level pass raise (a ``KeyError``, or a ``TypeError`` on ``None``), and only
-    then is the column redone value by value. The common batch pays no per-value check.
-    """
-    if not plains:
-        return [], []
-    odd: set[int] = set()
-    devices = _device_ids(plains, odd)
-    times = _event_times(plains, odd)
-    values = _fixed_values(plains, odd)
-    locations = _locations(plains)
-    said = zip(devices, times, values, locations, strict=True)
-    return list(map(_new, repeat(Reading), said)), sorted(odd)
-
-
-def _device_ids(plains: list[Any], odd: set[int]) -> list[str]:
-    """Each device id as the one instance the cache holds: its hash is computed once, and the
-    windows' dictionaries and sets downstream compare it by identity."""
-    ids = list(map(_DEVICE_OF, plains))
-    try:
-        return list(map(_KNOWN_DEVICES.__getitem__, ids))
-    except KeyError:  # a device not seen yet, or not a valid id
-        known = [_KNOWN_DEVICES.get(d) or _learn_device(d) for d in ids]
-    odd.update(i for i, d in enumerate(known) if d is None)
-    return known  # type: ignore[return-value]  # the odd ones' readings are dropped
-
-
-def _event_times(plains: list[Any], odd: set[int]) -> list[int]:
-    stamps = list(map(_TIMESTAMP, plains))
-    times = _summed_pieces(stamps)
-    if times is None:  # pieces not seen yet: learn each once (a new hour, say), then again
-        for kind in _PIECES:
-            for piece in set(map(kind.cut, stamps)).difference(kind.cache):
-                _learn_piece(kind, piece)
-        times = _summed_pieces(stamps)
-    if times is None:  # some piece is not valid: stamp by stamp
-        times = []
-        for i, stamp in enumerate(stamps):
-            instant = _instant(stamp)
-            if instant is None:
-                odd.add(i)
-            times.append(instant or 0)
-    if min(times) < MIN_MS or max(times) >= MAX_MS:
-        odd.update(i for i, t in enumerate(times) if not MIN_MS <= t < MAX_MS)
-    return times
-
-
-def _summed_pieces(stamps: list[str]) -> list[int] | None:
-    """Each timestamp's instant from the cached values of its pieces, at C speed; ``None`` if
-    a piece is not in its cache (``None + int`` raises: no comparison per stamp)."""
-    hours = map(_HOURS.get, map(_HOUR_TEXT, stamps))
-    minutes = map(_MINUTES_SECONDS.get, map(_MINUTE_SECOND_TEXT, stamps))
-    endings = map(_ENDINGS.get, map(_ENDING_TEXT, stamps))
-    try:
-        return list(map(add, map(add, hours, minutes), endings))
-    except TypeError:
-        return None
-
-
-def _fixed_values(plains: list[Any], odd: set[int]) -> list[tuple[int | None, ...]]:
-    columns: list[list[int | None]] = []
-    partial = False
-    for read in _METRIC_READERS:
-        try:
-            columns.append(list(map(round, map(mul, map(read, plains), repeat(SCALE)))))
-        except TypeError:  # some readings lack this metric
-            partial = True
-            column = map(read, plains)
-            columns.append([None if v is None else round(v * SCALE) for v in column])
-    values = list(zip(*columns))  # noqa: B905 - one length by construction
-    if partial:
-        odd.update(i for i, v in enumerate(values) if v == _NO_VALUES)
-    return values
-
-
-def _locations(plains: list[Any]) -> list[Location | None]:
-    places = list(map(_LOCATION, plains))
-    try:
-        coordinates = zip(map(_LAT, places), map(_LON, places), strict=True)
-        return list(map(_new, repeat(Location), coordinates))
-    except AttributeError:  # some readings carry no location
-        return [None if p is None else _new(Location, (p.lat, p.lon)) for p in places]
-
-
-def _load_record_decoder() -> None:
-    """Build the record decoder on first use: msgspec stays out of imports that never decode
-    records (the ingest and API functions' cold starts)."""
-    global _record_decoder, _DecodeError  # noqa: PLW0603 - built once, then only read
-    import msgspec
-
-    coordinates = msgspec.defstruct(
-        "PlainLocation",
-        [
-            ("lat", Annotated[float, msgspec.Meta(ge=-90.0, le=90.0)]),
-            ("lon", Annotated[float, msgspec.Meta(ge=-180.0, le=180.0)]),
-        ],
-        forbid_unknown_fields=True,
-        gc=False,  # holds only numbers: nothing for the cycle collector to track
-    )
-    # Unknown fields are refused here (the declared path ignores them) so that msgspec reads
-    # every byte it accepts: whatever it would skip unchecked goes the general way instead.
-    fields: list[tuple[str, Any, Any]] = [
-        (m.name, Annotated[float, msgspec.Meta(ge=m.minimum, le=m.maximum)] | None, None)
-        for m in METRICS
-    ]
-    plain = msgspec.defstruct(
-        "PlainReading",
-        [("device_id", str), ("timestamp", str), *fields, ("location", coordinates | None, None)],
-        forbid_unknown_fields=True,
-        gc=False,  # holds strings, numbers and a location: no cycles possible
-    )
-    _DecodeError = msgspec.DecodeError
-    _record_decoder = msgspec.json.Decoder(list[plain] | plain)  # type: ignore[valid-type]
-
-
-#: The record decoder: msgspec shapes built from :data:`METRICS`, on first use.
-_record_decoder: Any = None
-_DecodeError: type[Exception] = Exception
-_METRIC_READERS = tuple(attrgetter(name) for name in METRIC_NAMES)
-_NO_VALUES = (None,) * len(METRICS)
-_DEVICE_OF = attrgetter("device_id")
-_TIMESTAMP = attrgetter("timestamp")
-_LOCATION = attrgetter("location")
-_LAT = attrgetter("lat")
-_LON = attrgetter("lon")
 _HOUR_TEXT = itemgetter(slice(None, 13))
 _MINUTE_SECOND_TEXT = itemgetter(slice(13, 19))
 _ENDING_TEXT = itemgetter(slice(19, None))
@@ -484,11 +336,9 @@ _new = tuple.__new__
 
 
 __all__ = [
-    "DecodedRecords",
     "Location",
     "Reading",
-    "decode_readings",
-    "decode_records",
+    "column_fingerprints",
     "fingerprints",
     "parse_reading",
 ]

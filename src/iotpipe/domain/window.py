@@ -13,12 +13,12 @@ from array import array
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from operator import itemgetter
 from typing import NamedTuple
 
-from iotpipe.domain.aggregate import Stats
+from iotpipe.domain.aggregate import Located, Moments, Stats
+from iotpipe.domain.columns import ReadingColumns
 from iotpipe.domain.errors import IotPipeError
-from iotpipe.domain.reading import Reading, fingerprints
+from iotpipe.domain.reading import Reading
 from iotpipe.domain.time import MS_PER_HOUR
 
 #: Identities one window may hold: 20 readings per second for a whole hour. Beyond that a device
@@ -134,8 +134,6 @@ class Absorption(NamedTuple):
 
 
 _NO_IDENTITIES = IdentitySet()
-_DEVICE = itemgetter(0)  # Reading.device_id, at C speed
-_EVENT_TIME = itemgetter(1)  # Reading.timestamp_ms
 
 
 class HourlyWindow(NamedTuple):
@@ -162,42 +160,44 @@ class HourlyWindow(NamedTuple):
 
         A repeated identity with the same fingerprint is a duplicate (a resend); with another
         fingerprint it is a conflict: the first version counted stays, the other is reported.
-        All readings must belong to this window.
+        All readings must belong to this window. Readings given as :class:`ReadingColumns` (as
+        the process path gives them) are absorbed column by column, with no per-reading object;
+        the readings in the :class:`Absorption` are then the columns' own.
         """
-        items = readings if isinstance(readings, (list, tuple)) else list(readings)
-        if not items:
+        return absorb_all((self,), (readings,))[0]
+
+    def _absorb(self, columns: ReadingColumns) -> tuple[HourlyWindow, Absorption]:
+        """:meth:`absorb`, the general way: checked, then grown or sifted."""
+        n = len(columns)
+        if not n:
             return self, Absorption()
         hour = self.hour_ms
-        stamps = list(map(_EVENT_TIME, items))
-        first, last = min(stamps), max(stamps)
-        if (
-            first < hour
-            or last >= hour + MS_PER_HOUR
-            or set(map(_DEVICE, items)) != {self.device_id}
-        ):
+        times = columns.times
+        first, last = min(times), max(times)
+        if first < hour or last >= hour + MS_PER_HOUR or columns.devices.count(self.device_id) != n:
             raise ValueError(f"readings outside window {self.key} were offered to it")
         seen = self.seen
         if (
             first - hour > seen.last_offset()
-            and len(set(stamps)) == len(stamps)
-            and len(seen) + len(items) <= MAX_READINGS_PER_WINDOW
+            and len(set(times)) == n
+            and len(seen) + n <= MAX_READINGS_PER_WINDOW
         ):
-            # The common case in a time-ordered stream: every reading is new.
-            absorbed = _new(Absorption, (items, (), (), ()))
-            return self._grow(items, stamps, first, last), absorbed
-        return self._sift(items, stamps)
+            absorbed = _new(Absorption, (columns, (), (), ()))
+            return self._grow(columns, first, last), absorbed
+        return self._sift(columns)
 
-    def _sift(self, items: Sequence[Reading], stamps: list[int]) -> tuple[HourlyWindow, Absorption]:
+    def _sift(self, columns: ReadingColumns) -> tuple[HourlyWindow, Absorption]:
         """:meth:`absorb` reading by reading: some identities repeat, or the window is full."""
         hour = self.hour_ms
         seen = self.seen
         lookup = seen.fingerprint_at if len(seen) else None
-        fresh: dict[int, tuple[Reading, int]] = {}
-        duplicates: list[Reading] = []
-        conflicts: list[Reading] = []
-        overflow: list[Reading] = []
+        fresh: dict[int, tuple[int, int]] = {}  # offset -> (position, fingerprint)
+        duplicates: list[int] = []
+        conflicts: list[int] = []
+        overflow: list[int] = []
         room = MAX_READINGS_PER_WINDOW - len(seen)
-        for reading, ts, fingerprint in zip(items, stamps, fingerprints(items), strict=True):
+        said = zip(columns.times, columns.fingerprints, strict=True)
+        for position, (ts, fingerprint) in enumerate(said):
             offset = ts - hour
             prior = fresh.get(offset)
             if prior is not None:
@@ -206,39 +206,105 @@ class HourlyWindow(NamedTuple):
                 known = lookup(offset) if lookup is not None else None
             if known is None:
                 if len(fresh) < room:
-                    fresh[offset] = (reading, fingerprint)
+                    fresh[offset] = (position, fingerprint)
                 else:
-                    overflow.append(reading)
+                    overflow.append(position)
             elif known == fingerprint:
-                duplicates.append(reading)
+                duplicates.append(position)
             else:
-                conflicts.append(reading)
-        new = [r for r, _ in fresh.values()]
-        absorbed = Absorption(new, duplicates, conflicts, overflow)
-        if not new:
+                conflicts.append(position)
+        new = columns.take([position for position, _ in fresh.values()])
+        rows = columns.rows() if duplicates or conflicts or overflow else []
+        absorbed = Absorption(
+            new,
+            [rows[i] for i in duplicates],
+            [rows[i] for i in conflicts],
+            [rows[i] for i in overflow],
+        )
+        if not fresh:
             return self, absorbed
-        new_stamps = [offset + hour for offset in fresh]
-        return self._grow(new, new_stamps, min(new_stamps), max(new_stamps)), absorbed
+        return self._grow(new, min(new.times), max(new.times)), absorbed
 
-    def _grow(
-        self, new: Sequence[Reading], stamps: list[int], first: int, last: int
-    ) -> HourlyWindow:
-        """The window with these readings added: all new, at distinct event times."""
+    def _grow(self, new: ReadingColumns, first: int, last: int) -> HourlyWindow:
+        """The window with these readings added: all new, at distinct event times from
+        ``first`` to ``last``."""
         hour = self.hour_ms
-        keys = [(ts - hour) << 16 | fp for ts, fp in zip(stamps, fingerprints(new))]  # noqa: B905
+        keys = list(new.identity_keys)  # (with_keys sorts it)
         latest = self.latest
         return _new(
             HourlyWindow,
             (
                 self.device_id,
                 hour,
-                self.stats.extend(new, stamps, first, last),
+                self.stats.extend(new, first, last),
                 self.seen.with_keys(keys),
                 latest
                 if latest is not None and latest.timestamp_ms >= last
-                else new[stamps.index(last)],
+                else new.row(new.times.index(last)),
             ),
         )
+
+
+def absorb_all(
+    windows: Sequence[HourlyWindow], offered: Sequence[Iterable[Reading]]
+) -> list[tuple[HourlyWindow, Absorption]]:
+    """``[w.absorb(r) for w, r in zip(windows, offered)]``: a batch's readings into its windows.
+
+    The store applies a batch through this. A batch touches thousands of windows with a few
+    readings each, so the common window is grown here inline, with no call per window: its
+    readings are columns, all new (distinct and later than every identity the window holds),
+    and the newest carries a location. Any other window takes :meth:`HourlyWindow.absorb`'s
+    general way. Both give identical results (property tests hold them together).
+    """
+    results: list[tuple[HourlyWindow, Absorption]] = []
+    append = results.append
+    for window, readings in zip(windows, offered, strict=True):
+        columns = readings if type(readings) is ReadingColumns else ReadingColumns.of(readings)
+        times = columns.times
+        n = len(times)
+        device, hour, stats, seen, latest = window
+        held = seen._keys
+        if not n:
+            append((window, Absorption()))
+            continue
+        first, last = min(times), max(times)
+        newest = times.index(last)
+        lat = columns.lats[newest]
+        if (
+            first < hour
+            or last >= hour + MS_PER_HOUR
+            or (held and first - hour <= held[-1] >> 16)
+            or len(held) + n > MAX_READINGS_PER_WINDOW
+            or lat is None
+            or len(set(times)) != n
+            or columns.devices.count(device) != n
+        ):
+            append(window._absorb(columns))
+            continue
+        # Every reading is new: grow the window as _grow does, inline.
+        located = stats.located
+        candidate = _new(Located, (last, lat, columns.lons[newest]))
+        if located is None or candidate > located:
+            located = candidate
+        low, high = stats.first_ms, stats.last_ms
+        grown = _new(
+            Stats,
+            (
+                stats.count + n,
+                tuple(map(Moments.grown, stats.metrics, columns.values)),
+                first if low is None or first < low else low,
+                last if high is None or last > high else high,
+                located,
+            ),
+        )
+        # The new identities all follow the held ones: appended in order, the keys stay sorted.
+        identities = object.__new__(IdentitySet)
+        _set_keys(identities, held + array("Q", sorted(columns.identity_keys)))
+        if latest is None or latest.timestamp_ms < last:
+            latest = columns.row(newest)
+        updated = _new(HourlyWindow, (device, hour, grown, identities, latest))
+        append((updated, _new(Absorption, (columns, (), (), ()))))
+    return results
 
 
 _new = tuple.__new__  # builds the named tuples above without their Python-level __new__

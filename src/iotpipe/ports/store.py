@@ -19,6 +19,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import NamedTuple, Protocol
 
 from iotpipe.domain import (
@@ -28,6 +29,7 @@ from iotpipe.domain import (
     Reading,
     StoreUnavailable,
     WindowConflict,
+    absorb_all,
 )
 from iotpipe.ports.records import DeviceSummary, Page, StoreOps
 
@@ -144,27 +146,28 @@ class WindowStoreBase(ABC):
     ) -> list[Contribution]:
         if not contributions:
             return []
+        keys = list(map(_KEY, contributions))
         try:
-            loaded = self._load([c.key for c in contributions])
+            loaded = self._load(keys)
         except IotPipeError as exc:
-            failed.update({c.key: _describe(exc) for c in contributions})
+            failed.update({key: _describe(exc) for key in keys})
             return []
-        changes: list[tuple[Contribution, Absorption]] = []
+        found = list(map(loaded.get, keys))
+        windows = [HourlyWindow(*key) if f is None else f[0] for key, f in zip(keys, found)]  # noqa: B905
+        updates = absorb_all(windows, list(map(_READINGS, contributions)))
+        changes: list[tuple[WindowKey, Contribution, Absorption]] = []
         saves: list[tuple[HourlyWindow, Version]] = []
-        for contribution in contributions:
-            device_id, hour_ms, readings = contribution
-            found = loaded.get((device_id, hour_ms))
-            window, version = (HourlyWindow(device_id, hour_ms), None) if found is None else found
-            updated, absorption = window.absorb(readings)
+        for contribution, key, window, stored, (updated, absorption) in zip(  # noqa: B905
+            contributions, keys, windows, found, updates
+        ):
             if updated is window:  # nothing new: no write at all
-                absorbed[(device_id, hour_ms)] = absorption
+                absorbed[key] = absorption
             else:
-                changes.append((contribution, absorption))
-                saves.append((updated, version))
+                changes.append((key, contribution, absorption))
+                saves.append((updated, None if stored is None else stored[1]))
         outcomes = self._save_all(saves)
         conflicted: list[Contribution] = []
-        for (contribution, absorption), outcome in zip(changes, outcomes, strict=True):
-            key = contribution.key
+        for (key, contribution, absorption), outcome in zip(changes, outcomes, strict=True):
             if outcome is None:
                 absorbed[key] = absorption
                 written.add(key)
@@ -208,6 +211,10 @@ class WindowStoreBase(ABC):
     @abstractmethod
     def _register(self, device_id: str) -> None:
         """List the device among those seen (idempotent; cheap when already listed)."""
+
+
+_KEY = itemgetter(0, 1)  # a contribution's (device_id, hour_ms), at C speed
+_READINGS = itemgetter(2)
 
 
 def _describe(exc: IotPipeError) -> str:

@@ -42,26 +42,41 @@ class MemoryStore(WindowStoreBase):
     def _load(self, keys: Sequence[WindowKey]) -> dict[WindowKey, tuple[HourlyWindow, Version]]:
         with self._lock:
             self._reads += len(keys)
-            return {k: self._windows[k] for k in keys if k in self._windows}
+            stored = self._windows
+            return {key: stored[key] for key in stored.keys() & keys}
 
     def _save(self, window: HourlyWindow, expected: Version) -> None:
-        key = window.key
-        with self._lock:
-            current = self._windows.get(key)
-            if (current[1] if current else None) != expected:
-                raise WindowConflict(f"window {key} changed since it was read")
-            self._windows[key] = (window, 1 if current is None else current[1] + 1)
-            self._writes += 1
-            if current is None:
-                insort(self._hours.setdefault(key[0], []), key[1])
-                insort(self._fleet.setdefault(key[1], []), key[0])
+        outcome = self._save_all(((window, expected),))[0]
+        if outcome is not None:
+            raise outcome
 
     def _save_all(
         self, windows: Sequence[tuple[HourlyWindow, Version]]
     ) -> list[IotPipeError | None]:
-        """Each window as :meth:`_save` writes it, under one hold of the lock."""
+        """Each window written if its version is still the expected one, under one hold of the
+        lock; a new window also lists its device, as the base class's ``_save_all`` does."""
+        outcomes: list[IotPipeError | None] = []
         with self._lock:
-            return super()._save_all(windows)
+            stored = self._windows
+            for window, expected in windows:
+                key = (window.device_id, window.hour_ms)
+                current = stored.get(key)
+                if current is None:
+                    if expected is not None:
+                        outcomes.append(WindowConflict(f"window {key} changed since it was read"))
+                        continue
+                    self._register(key[0])
+                    insort(self._hours.setdefault(key[0], []), key[1])
+                    insort(self._fleet.setdefault(key[1], []), key[0])
+                    stored[key] = (window, 1)
+                elif current[1] != expected:
+                    outcomes.append(WindowConflict(f"window {key} changed since it was read"))
+                    continue
+                else:
+                    stored[key] = (window, current[1] + 1)
+                outcomes.append(None)
+            self._writes += outcomes.count(None)
+        return outcomes
 
     def _register(self, device_id: str) -> None:
         with self._lock:
