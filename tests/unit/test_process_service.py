@@ -191,3 +191,20 @@ def test_late_items_of_an_array_record_are_quarantined_as_sent(extra: bool) -> N
         ("r", 2, Reason.FROM_FUTURE),
     ]
     assert [orjson.loads(r.payload) for r in refused] == [items[0], items[2]]
+
+
+def test_a_conflict_is_reported_at_its_own_item_after_a_late_item_of_its_record() -> None:
+    # Plain records (no extra field) take the decoder: the late first item is dropped before
+    # the store sees the second, whose conflict must still point at item 1, not item 0.
+    def plain(stamp: str, temperature: float) -> dict:
+        return {"device_id": "d1", "timestamp": stamp, "temperature": temperature}
+
+    quarantine = MemoryQuarantine()
+    svc = service(quarantine=quarantine)
+    svc.process(RawBatch("a", (record("1", plain("2025-08-31T10:00:00Z", 20.0)),)))
+    late, conflicting = plain("2025-08-20T10:00:00Z", 20.0), plain("2025-08-31T10:00:00Z", 25.0)
+    report = svc.process(RawBatch("b", (record("2", late, conflicting),)))
+    assert report.rejected == {"too_late": 1, "conflicting_duplicate": 1}
+    refused = sorted((r.record_id, r.index, r.reason) for r in quarantine.rejections())
+    assert refused == [("2", 0, Reason.TOO_LATE), ("2", 1, Reason.CONFLICTING_DUPLICATE)]
+    assert orjson.loads(quarantine.rejections()[-1].payload)["temperature"] == 25.0
