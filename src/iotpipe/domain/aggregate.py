@@ -64,15 +64,16 @@ class Moments(NamedTuple):
         """These moments merged with the moments of a column of values (``None``: absent),
         in one step (the processing hot path)."""
         try:
-            added = sum(column)  # type: ignore[arg-type]  # raises on None: no value compared
-            values: Sequence[int] = column  # type: ignore[assignment]
+            # sorted() raises on None among numbers, sum() on a lone None: no value compared
+            values: Sequence[int] = sorted(column)  # type: ignore[arg-type]
+            added = sum(values)
         except TypeError:  # some readings lack this metric
-            values = [v for v in column if v is not None]
+            values = sorted([v for v in column if v is not None])
             added = sum(values)
         if not values:
             return self
         count, total, squares, low, high = self
-        least, most = min(values), max(values)
+        least, most = values[0], values[-1]
         return _new(
             Moments,
             (

@@ -10,10 +10,11 @@ that takes readings takes it.
 
 from __future__ import annotations
 
+from array import array
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import repeat
-from operator import itemgetter, lshift, mod, or_
+from operator import and_, itemgetter, lshift, mod, or_
 from typing import Any, overload
 
 from iotpipe.domain.metrics import METRICS
@@ -44,7 +45,7 @@ class ReadingColumns(Sequence[Reading]):
     lats: list[float | None]
     lons: list[float | None]
     _prints: list[int] | None
-    _keys: list[int] | None
+    _keys: array[int] | None
     _rows: list[Reading] | None
 
     def __init__(
@@ -91,23 +92,26 @@ class ReadingColumns(Sequence[Reading]):
         """Each reading's :meth:`Reading.fingerprint` (computed once, on first use)."""
         prints = self._prints
         if prints is None:
-            rows = self._rows
-            prints = self._prints = (
-                fingerprints(rows)
-                if rows is not None
-                else column_fingerprints(self.values, self.lats, self.lons)
-            )
+            keys, rows = self._keys, self._rows
+            if keys is not None:  # a key is offset << 16 | fingerprint
+                prints = list(map(and_, keys, repeat(0xFFFF)))
+            elif rows is not None:
+                prints = fingerprints(rows)
+            else:
+                prints = column_fingerprints(self.values, self.lats, self.lons)
+            self._prints = prints
         return prints
 
     @property
-    def identity_keys(self) -> list[int]:
+    def identity_keys(self) -> array[int]:
         """Each reading's identity within its hourly window, packed as an
         :class:`~iotpipe.domain.window.IdentitySet` holds it: ``offset_in_hour << 16 |
         fingerprint`` (computed once, on first use)."""
         keys = self._keys
         if keys is None:
             offsets = map(mod, self.times, repeat(MS_PER_HOUR))
-            keys = self._keys = list(map(or_, map(lshift, offsets, repeat(16)), self.fingerprints))
+            packed = map(or_, map(lshift, offsets, repeat(16)), self.fingerprints)
+            keys = self._keys = array("Q", packed)
         return keys
 
     def __len__(self) -> int:
@@ -164,7 +168,10 @@ class ReadingColumns(Sequence[Reading]):
         """The readings at these positions, in this order (the same objects, if built)."""
         built = object.__new__(ReadingColumns)
         for setter, column in self._slots():
-            setter(built, None if column is None else list(map(column.__getitem__, positions)))
+            taken = None if column is None else list(map(column.__getitem__, positions))
+            setter(built, taken)
+        _set_prints(built, None)
+        _set_keys(built, array("Q", map(self.identity_keys.__getitem__, positions)))
         _set_values(built, tuple([list(map(c.__getitem__, positions)) for c in self.values]))
         return built
 
@@ -180,21 +187,20 @@ class ReadingColumns(Sequence[Reading]):
         for setter, column in self._slots():
             pieces = repeat(None) if column is None else map(column.__getitem__, cuts)
             _drain(map(setter, parts, pieces))
+        _drain(map(_set_prints, parts, repeat(None)))
+        _drain(map(_set_keys, parts, map(self.identity_keys.__getitem__, cuts)))
         pieces_by_metric = [map(column.__getitem__, cuts) for column in self.values]
         _drain(map(_set_values, parts, zip(*pieces_by_metric)))  # noqa: B905
         return parts
 
     def _slots(self) -> tuple[tuple[Any, list[Any] | None], ...]:
-        """(setter, column) for every column but ``values``; the fingerprints and identity
-        keys are computed first (parts need them all)."""
-        self.identity_keys  # noqa: B018 - computes the fingerprints and keys
+        """(setter, column) for the columns a part takes as they are: all but ``values`` and
+        the identity keys (the fingerprints follow from the keys)."""
         return (
             (_set_devices, self.devices),
             (_set_times, self.times),
             (_set_lats, self.lats),
             (_set_lons, self.lons),
-            (_set_prints, self._prints),
-            (_set_keys, self._keys),
             (_set_rows, self._rows),
         )
 

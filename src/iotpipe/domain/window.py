@@ -18,7 +18,7 @@ from typing import NamedTuple
 from iotpipe.domain.aggregate import Located, Moments, Stats
 from iotpipe.domain.columns import ReadingColumns
 from iotpipe.domain.errors import IotPipeError
-from iotpipe.domain.reading import Reading
+from iotpipe.domain.reading import Location, Reading
 from iotpipe.domain.time import MS_PER_HOUR
 
 #: Identities one window may hold: 20 readings per second for a whole hour. Beyond that a device
@@ -229,7 +229,7 @@ class HourlyWindow(NamedTuple):
         """The window with these readings added: all new, at distinct event times from
         ``first`` to ``last``."""
         hour = self.hour_ms
-        keys = list(new.identity_keys)  # (with_keys sorts it)
+        keys = new.identity_keys.tolist()  # (with_keys sorts it)
         latest = self.latest
         return _new(
             HourlyWindow,
@@ -267,7 +267,8 @@ def absorb_all(
         if not n:
             append((window, Absorption()))
             continue
-        first, last = min(times), max(times)
+        ordered = sorted(times)
+        first, last = ordered[0], ordered[-1]
         newest = times.index(last)
         lat = columns.lats[newest]
         if (
@@ -297,11 +298,15 @@ def absorb_all(
                 located,
             ),
         )
-        # The new identities all follow the held ones: appended in order, the keys stay sorted.
+        # The new identities all follow the held ones: appended in order, the keys stay sorted
+        # (readings in time order have their keys in order).
+        keys = columns.identity_keys
         identities = object.__new__(IdentitySet)
-        _set_keys(identities, held + array("Q", sorted(columns.identity_keys)))
+        _set_keys(identities, held + (keys if ordered == times else array("Q", sorted(keys))))
         if latest is None or latest.timestamp_ms < last:
-            latest = columns.row(newest)
+            values = tuple([column[newest] for column in columns.values])
+            located_at = _new(Location, (lat, columns.lons[newest]))
+            latest = _new(Reading, (columns.devices[newest], last, values, located_at))
         updated = _new(HourlyWindow, (device, hour, grown, identities, latest))
         append((updated, _new(Absorption, (columns, (), (), ()))))
     return results
