@@ -7,6 +7,7 @@ to the readings, and the inline growth to the general way, value for value.
 
 from __future__ import annotations
 
+from array import array
 from itertools import pairwise
 
 import pytest
@@ -14,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from iotpipe.domain import HourlyWindow, Reading, ReadingColumns, absorb_all
+from iotpipe.domain.reading import fingerprints_of, identity_keys
 from iotpipe.domain.time import MS_PER_HOUR
 from tests.strategies import BASE_MS, readings
 
@@ -98,3 +100,18 @@ def test_the_inline_growth_is_the_general_way(cases: list[tuple[HourlyWindow, li
         assert len(absorption.new) + len(absorption.duplicates) + len(absorption.conflicts) == len(
             rows
         )
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(-(2**63), 2**63 - 1), st.integers(0, 2**45)), max_size=40))
+def test_digests_fold_word_by_word_as_one_by_one(pairs: list[tuple[int, int]]) -> None:
+    # The fold runs on one integer made of all the digests' words; it must give each digest
+    # the plain formula's value, negative digests and neighbouring words included.
+    digests = array("q", [d for d, _ in pairs])
+    times = [t for _, t in pairs]
+    plain = [(d ^ d >> 16 ^ d >> 32 ^ d >> 48) & 0xFFFF for d in digests]
+    assert fingerprints_of(digests) == plain
+    keys = identity_keys(times, digests)
+    assert keys.tolist() == [
+        (t % MS_PER_HOUR) << 16 | fp for t, fp in zip(times, plain, strict=True)
+    ]

@@ -14,12 +14,18 @@ from array import array
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import repeat
-from operator import and_, itemgetter, lshift, mod, or_
+from operator import and_, itemgetter
 from typing import Any, overload
 
 from iotpipe.domain.metrics import METRICS
-from iotpipe.domain.reading import Location, Reading, column_fingerprints, fingerprints
-from iotpipe.domain.time import MS_PER_HOUR
+from iotpipe.domain.reading import (
+    Location,
+    Reading,
+    column_digests,
+    fingerprints_of,
+    identity_keys,
+    reading_digests,
+)
 
 _new = tuple.__new__  # builds the named tuples without their Python-level __new__
 
@@ -92,13 +98,11 @@ class ReadingColumns(Sequence[Reading]):
         """Each reading's :meth:`Reading.fingerprint` (computed once, on first use)."""
         prints = self._prints
         if prints is None:
-            keys, rows = self._keys, self._rows
+            keys = self._keys
             if keys is not None:  # a key is offset << 16 | fingerprint
                 prints = list(map(and_, keys, repeat(0xFFFF)))
-            elif rows is not None:
-                prints = fingerprints(rows)
             else:
-                prints = column_fingerprints(self.values, self.lats, self.lons)
+                prints = fingerprints_of(self._digests())
             self._prints = prints
         return prints
 
@@ -109,10 +113,14 @@ class ReadingColumns(Sequence[Reading]):
         fingerprint`` (computed once, on first use)."""
         keys = self._keys
         if keys is None:
-            offsets = map(mod, self.times, repeat(MS_PER_HOUR))
-            packed = map(or_, map(lshift, offsets, repeat(16)), self.fingerprints)
-            keys = self._keys = array("Q", packed)
+            keys = self._keys = identity_keys(self.times, self._digests())
         return keys
+
+    def _digests(self) -> array[int]:
+        rows = self._rows
+        if rows is not None:
+            return reading_digests(rows)
+        return column_digests(self.values, self.lats, self.lons)
 
     def __len__(self) -> int:
         return len(self.times)

@@ -10,11 +10,12 @@ are held in exact fixed point (see :mod:`iotpipe.domain.metrics`).
 from __future__ import annotations
 
 import re
+import sys
 from array import array
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
-from itertools import chain
-from operator import itemgetter, xor
+from itertools import chain, repeat
+from operator import itemgetter, mod
 from typing import Any, NamedTuple
 
 from iotpipe.domain.errors import InvalidReading, Reason
@@ -93,54 +94,86 @@ class Reading(NamedTuple):
 
 def fingerprints(readings: Iterable[Reading]) -> list[int]:
     """:meth:`Reading.fingerprint` of each reading, in bulk (absorbing a window needs them all)."""
+    digests = reading_digests(readings)
+    return _words(_fingerprint_words(digests), len(digests)).tolist()
+
+
+def reading_digests(readings: Iterable[Reading]) -> array[int]:
+    """The 64-bit digest of what each reading says, ``hash((values, location))`` (absent parts
+    hashed as constants), that its fingerprint folds."""
     said = list(map(_WHAT_IT_SAYS, readings))
     try:
         # The common case, at C speed: every reading carries a location and every metric
         # (``len(None)`` and ``None + 1`` raise, so this checks without comparing anything).
         sum(map(len, map(_LOCATION_SAID, said)))
         sum(chain.from_iterable(map(_VALUES_SAID, said)))
-        digests = list(map(hash, said))
+        return array("q", map(hash, said))
     except TypeError:
-        digests = [
-            hash(s) if s[1] is not None and None not in s[0] else _absent_digest(s) for s in said
-        ]
-    return _folded(digests)
+        return array("q", [_digest(s) for s in said])
 
 
-def column_fingerprints(
+def column_digests(
     values: Sequence[Sequence[int | None]],
     lats: Sequence[float | None],
     lons: Sequence[float | None],
-) -> list[int]:
-    """:func:`fingerprints` of readings held as columns: one column of values per metric, and
-    the coordinates (``None`` in both where a reading has no location)."""
+) -> array[int]:
+    """:func:`reading_digests` of readings held as columns: one column of values per metric,
+    and the coordinates (``None`` in both where a reading has no location)."""
     try:
         sum(lats)  # type: ignore[arg-type]  # raises on None, as below
         for column in values:
             sum(column)  # type: ignore[arg-type]
         # (values, (lat, lon)) hashes as (values, Location(lat, lon)) does: a named tuple's
         # hash is its tuple's. zip reuses its result tuples, so nothing is kept per reading.
-        digests = list(map(hash, zip(zip(*values), zip(lats, lons))))  # noqa: B905
+        return array("q", map(hash, zip(zip(*values), zip(lats, lons))))  # noqa: B905
     except TypeError:  # some readings lack a metric or a location
         said = zip(zip(*values), map(_location_or_none, lats, lons))  # noqa: B905
-        digests = [
-            hash(s) if s[1] is not None and None not in s[0] else _absent_digest(s) for s in said
-        ]
-    return _folded(digests)
+        return array("q", [_digest(s) for s in said])
+
+
+def fingerprints_of(digests: array[int]) -> list[int]:
+    """The fingerprints the digests fold to (see :meth:`Reading.fingerprint`)."""
+    return _words(_fingerprint_words(digests), len(digests)).tolist()
+
+
+def identity_keys(times: Sequence[int], digests: array[int]) -> array[int]:
+    """Each reading's identity in its hourly window as an identity set packs it:
+    ``offset_in_hour << 16 | fingerprint`` (``times`` and ``digests`` one per reading)."""
+    offsets = array("Q", map(mod, times, repeat(MS_PER_HOUR)))
+    # An offset is below 2**22: shifted by 16 it stays inside its 64-bit word.
+    packed = int.from_bytes(offsets.tobytes(), sys.byteorder) << 16
+    return _words(packed | _fingerprint_words(digests), len(times))
+
+
+def _fingerprint_words(digests: array[int]) -> int:
+    """Every digest folded to 16 bits at once: ``(d ^ d >> 16 ^ d >> 32 ^ d >> 48) & 0xFFFF``,
+    the XOR of its four 16-bit lanes, computed on one integer made of all the digests' 64-bit
+    words (shifting it moves each word's lanes within the word: the low 16 bits of each word
+    come out right, the rest is masked off). Word ``i`` of the result is fingerprint ``i``."""
+    words = int.from_bytes(digests.tobytes(), sys.byteorder)
+    folded = words ^ words >> 16 ^ words >> 32 ^ words >> 48
+    return folded & int.from_bytes(_LOW_LANE * len(digests), sys.byteorder)
+
+
+def _words(value: int, n: int) -> array[int]:
+    """The ``n`` 64-bit words of an integer made by :func:`_fingerprint_words`."""
+    words = array("Q")
+    words.frombytes(value.to_bytes(8 * n, sys.byteorder))
+    return words
+
+
+_LOW_LANE = (0xFFFF).to_bytes(8, sys.byteorder)
 
 
 def _location_or_none(lat: float | None, lon: float | None) -> Location | None:
     return None if lat is None or lon is None else _new(Location, (lat, lon))
 
 
-def _folded(digests: list[int]) -> list[int]:
-    """Each 64-bit digest folded to 16 bits, ``(d ^ d >> 16 ^ d >> 32 ^ d >> 48) & 0xFFFF``:
-    the XOR of its four 16-bit lanes, taken at C speed from the digests' machine words (the
-    XOR of all four lanes does not depend on their byte order)."""
-    lanes = array("H", array("q", digests).tobytes())
-    low = map(xor, lanes[0::4], lanes[1::4])
-    high = map(xor, lanes[2::4], lanes[3::4])
-    return list(map(xor, low, high))
+def _digest(said: tuple[tuple[int | None, ...], Location | None]) -> int:
+    values, location = said
+    if location is not None and None not in values:
+        return hash(said)
+    return _absent_digest(said)
 
 
 def _absent_digest(said: tuple[tuple[int | None, ...], Location | None]) -> int:
@@ -338,7 +371,10 @@ _new = tuple.__new__
 __all__ = [
     "Location",
     "Reading",
-    "column_fingerprints",
+    "column_digests",
     "fingerprints",
+    "fingerprints_of",
+    "identity_keys",
     "parse_reading",
+    "reading_digests",
 ]
