@@ -206,7 +206,10 @@ def _fixed_values(plains: list[Any], odd: set[int]) -> tuple[list[int | None], .
     partial = False
     for read in _METRIC_READERS:
         try:
-            columns.append(list(map(round, map(mul, map(read, plains), repeat(SCALE)))))
+            # msgspec decodes every value as a float: float.__round__ is round() without the
+            # method lookup (round half to even, as metrics.to_fixed)
+            scaled = map(mul, map(read, plains), repeat(SCALE))
+            columns.append(list(map(float.__round__, scaled)))
         except TypeError:  # some readings lack this metric
             partial = True
             column = map(read, plains)
