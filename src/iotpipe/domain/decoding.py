@@ -13,17 +13,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from itertools import compress, repeat
-from operator import add, attrgetter, itemgetter, mul
+from operator import add, attrgetter, mul
 from typing import Annotated, Any, NamedTuple, TypeVar
 
 from iotpipe.domain.columns import ReadingColumns
 from iotpipe.domain.metrics import METRIC_NAMES, METRICS, SCALE
 from iotpipe.domain.reading import (
-    _CACHE_LIMIT,
     _ENDING_TEXT,
     _ENDINGS,
+    _HOUR_TEXT,
     _HOURS,
     _KNOWN_DEVICES,
+    _MINUTE_SECOND_TEXT,
     _MINUTES_SECONDS,
     _PIECES,
     Reading,
@@ -148,11 +149,10 @@ def _device_ids(plains: list[Any], odd: set[int]) -> list[str]:
 def _event_times(plains: list[Any], odd: set[int]) -> list[int]:
     stamps = list(map(_TIMESTAMP, plains))
     times = _summed_pieces(stamps)
-    if times is None:  # pieces not seen yet: learn each once (a new second, say), then again
-        _learn_seconds(set(map(_SECOND_TEXT, stamps)).difference(_SECONDS))
-        endings = _PIECES[2]
-        for piece in set(map(endings.cut, stamps)).difference(endings.cache):
-            _learn_piece(endings, piece)
+    if times is None:  # pieces not seen yet: learn each once (a new hour, say), then again
+        for kind in _PIECES:
+            for piece in set(map(kind.cut, stamps)).difference(kind.cache):
+                _learn_piece(kind, piece)
         times = _summed_pieces(stamps)
     if times is None:  # some piece is not valid: stamp by stamp
         times = []
@@ -169,36 +169,13 @@ def _event_times(plains: list[Any], odd: set[int]) -> list[int]:
 def _summed_pieces(stamps: list[str]) -> list[int] | None:
     """Each timestamp's instant from the cached values of its pieces, at C speed; ``None`` if
     a piece is not in its cache (``None + int`` raises: no comparison per stamp)."""
-    seconds = map(_SECONDS.get, map(_SECOND_TEXT, stamps))
+    hours = map(_HOURS.get, map(_HOUR_TEXT, stamps))
+    minutes = map(_MINUTES_SECONDS.get, map(_MINUTE_SECOND_TEXT, stamps))
     endings = map(_ENDINGS.get, map(_ENDING_TEXT, stamps))
     try:
-        return list(map(add, seconds, endings))
+        return list(map(add, map(add, hours, minutes), endings))
     except TypeError:
         return None
-
-
-def _learn_seconds(heads: set[str]) -> None:
-    """Remember the instant of each valid ``"2025-08-31T10:30:15"``: the sum of its hour's and
-    its minute and second's values (each piece checked, once, as the fast path checks it)."""
-    if len(_SECONDS) + len(heads) > _CACHE_LIMIT:
-        _SECONDS.clear()
-    hours, minutes_seconds, _ = _PIECES
-    for head in heads:
-        hour = _HOURS.get(head[:13])
-        if hour is None:
-            hour = _learn_piece(hours, head[:13])
-        minute_second = _MINUTES_SECONDS.get(head[13:])
-        if minute_second is None:
-            minute_second = _learn_piece(minutes_seconds, head[13:])
-        if hour is not None and minute_second is not None:
-            _SECONDS[head] = hour + minute_second
-
-
-#: ``"2025-08-31T10:30:15"`` -> epoch ms of that second, read as UTC: the batch decoder's
-#: cache of the hour and the minute and second together (one lookup per timestamp instead of
-#: two). Bounded like the piece caches it is built from.
-_SECONDS: dict[str, int] = {}
-_SECOND_TEXT = itemgetter(slice(None, 19))
 
 
 def _fixed_values(plains: list[Any], odd: set[int]) -> tuple[list[int | None], ...]:
