@@ -164,7 +164,7 @@ class _Triage:
 
     def newest(self) -> int | None:
         """The newest event time among the valid readings."""
-        times = [*(reading.timestamp_ms for _, reading, _ in chain(*self.general.values()))]
+        times = [reading.timestamp_ms for _, reading, _ in chain(*self.general.values())]
         if self.columns.times:
             times.append(max(self.columns.times))
         return max(times) if times else None

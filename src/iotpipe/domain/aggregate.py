@@ -149,9 +149,9 @@ class Stats(NamedTuple):
 
     def extend(self, columns: ReadingColumns, first: int, last: int) -> Stats:
         """:meth:`add` for readings held as columns, whose least and greatest event times
-        (``first``, ``last``) the caller has at hand already (the processing hot path)."""
-        # Column by column with builtins and no intermediate aggregate: this runs for every
-        # window a batch touches, so it avoids per-reading Python work wherever it can.
+        (``first``, ``last``) the caller has at hand already (a window absorbing them the
+        general way; :func:`~iotpipe.domain.window.absorb_all` grows the common window inline
+        with the same steps)."""
         located = self.located
         candidate = _last_located(columns, last)
         if candidate is not None and (located is None or candidate > located):

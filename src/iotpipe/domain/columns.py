@@ -2,7 +2,7 @@
 
 A stream batch is tens of thousands of readings. Held as :class:`Reading` objects, each costs
 a handful of allocations and every later step reads its fields back one reading at a time.
-:class:`ReadingColumns` keeps one list per field instead (plus each reading's fingerprint),
+:class:`ReadingColumns` keeps one list per field instead (and each reading's identity key),
 so decoding, grouping into windows and absorbing run over whole columns at C speed, and a
 :class:`Reading` is built only where one is asked for. It is a ``Sequence[Reading]``: anything
 that takes readings takes it.
@@ -24,6 +24,7 @@ from iotpipe.domain.reading import (
     column_digests,
     fingerprints_of,
     identity_keys,
+    location_or_none,
     reading_digests,
 )
 
@@ -37,7 +38,9 @@ class ReadingColumns(Sequence[Reading]):
     - ``values``: one column per metric of :data:`~iotpipe.domain.metrics.METRICS`, in fixed
       point, ``None`` where a reading does not carry the metric;
     - ``lats``, ``lons``: the location, ``None`` in both where a reading has none;
-    - ``fingerprints``: each reading's :meth:`Reading.fingerprint`.
+    - ``fingerprints`` and ``identity_keys``: each reading's :meth:`Reading.fingerprint` and
+      its identity as a window's :class:`~iotpipe.domain.window.IdentitySet` packs it,
+      computed for the whole batch on first use.
 
     Treat the columns as immutable. The :class:`Reading` objects are built on first access and
     kept, so position ``i`` is always the same object (callers map objects back to positions).
@@ -61,7 +64,6 @@ class ReadingColumns(Sequence[Reading]):
         values: tuple[list[int | None], ...],
         lats: list[float | None],
         lons: list[float | None],
-        fingerprints: list[int] | None = None,
     ) -> None:
         n = len(times)
         if len(devices) != n or len(lats) != n or len(lons) != n:
@@ -70,9 +72,7 @@ class ReadingColumns(Sequence[Reading]):
             raise ValueError(f"one column of {n} values per metric is needed")
         self.devices, self.times, self.values = devices, times, values
         self.lats, self.lons = lats, lons
-        if fingerprints is not None and len(fingerprints) != n:
-            raise ValueError("one fingerprint per reading is needed")
-        self._prints = fingerprints
+        self._prints = None
         self._keys = None
         self._rows = None
 
@@ -155,7 +155,7 @@ class ReadingColumns(Sequence[Reading]):
         if rows is None:
             lats, lons = self.lats, self.lons
             located = (
-                map(_location, lats, lons)
+                map(location_or_none, lats, lons)
                 if None in lats
                 else map(_new, repeat(Location), zip(lats, lons))  # noqa: B905
             )
@@ -169,7 +169,7 @@ class ReadingColumns(Sequence[Reading]):
         if rows is not None:
             return rows[index]
         values = tuple([column[index] for column in self.values])
-        location = _location(self.lats[index], self.lons[index])
+        location = location_or_none(self.lats[index], self.lons[index])
         return _new(Reading, (self.devices[index], self.times[index], values, location))
 
     def take(self, positions: list[int]) -> ReadingColumns:
@@ -211,10 +211,6 @@ class ReadingColumns(Sequence[Reading]):
             (_set_lons, self.lons),
             (_set_rows, self._rows),
         )
-
-
-def _location(lat: float | None, lon: float | None) -> Location | None:
-    return None if lat is None else _new(Location, (lat, lon))
 
 
 # The slots' setters, at C speed.

@@ -127,7 +127,7 @@ def column_digests(
         # hash is its tuple's. zip reuses its result tuples, so nothing is kept per reading.
         return array("q", map(hash, zip(zip(*values), zip(lats, lons))))  # noqa: B905
     except TypeError:  # some readings lack a metric or a location
-        said = zip(zip(*values), map(_location_or_none, lats, lons))  # noqa: B905
+        said = zip(zip(*values), map(location_or_none, lats, lons))  # noqa: B905
         return array("q", [_digest(s) for s in said])
 
 
@@ -165,7 +165,8 @@ def _words(value: int, n: int) -> array[int]:
 _LOW_LANE = (0xFFFF).to_bytes(8, sys.byteorder)
 
 
-def _location_or_none(lat: float | None, lon: float | None) -> Location | None:
+def location_or_none(lat: float | None, lon: float | None) -> Location | None:
+    """The location at these coordinates; ``None`` where there are none."""
     return None if lat is None or lon is None else _new(Location, (lat, lon))
 
 
@@ -375,6 +376,7 @@ __all__ = [
     "fingerprints",
     "fingerprints_of",
     "identity_keys",
+    "location_or_none",
     "parse_reading",
     "reading_digests",
 ]
