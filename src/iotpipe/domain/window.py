@@ -251,10 +251,10 @@ def absorb_all(
     """``[w.absorb(r) for w, r in zip(windows, offered)]``: a batch's readings into its windows.
 
     The store applies a batch through this. A batch touches thousands of windows with a few
-    readings each, so the common window is grown here inline, with no call per window: its
-    readings are columns, all new (distinct and later than every identity the window holds),
-    and the newest carries a location. Any other window takes :meth:`HourlyWindow.absorb`'s
-    general way. Both give identical results (property tests hold them together).
+    readings each, so the common window is grown here inline, without the general way's
+    checks and calls: its readings are columns, all new (distinct and later than every
+    identity the window holds), and the newest carries a location. Any other window takes the
+    general way. Both give identical results (a property test holds them together).
     """
     results: list[tuple[HourlyWindow, Absorption]] = []
     append = results.append
