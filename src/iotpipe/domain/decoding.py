@@ -81,25 +81,31 @@ def _decoded(records: Sequence[bytes | str]) -> tuple[list[Any], list[int], list
     """The plain readings msgspec decodes from the records, each one's record position, and
     the positions of the records it declines."""
     decode = _record_decoder.decode
-    try:  # the common batch, at C speed: every record decodes, none is an array
-        plains: list[Any] = list(map(decode, records))
-        if list not in set(map(type, plains)):
-            return plains, list(range(len(plains))), []
-    except _DecodeError:
-        pass
-    plains, owners, declined = [], [], []
-    for position, data in enumerate(records):
-        try:
-            decoded = decode(data)
-        except _DecodeError:
-            declined.append(position)
-            continue
-        if type(decoded) is not list:
-            plains.append(decoded)
+    try:  # the common batch, at C speed: every record decodes
+        values: list[Any] = list(map(decode, records))
+        positions: Sequence[int] = range(len(values))
+        declined: list[int] = []
+    except _DecodeError:  # record by record
+        values, kept, declined = [], [], []
+        for position, data in enumerate(records):
+            try:
+                values.append(decode(data))
+            except _DecodeError:
+                declined.append(position)
+            else:
+                kept.append(position)
+        positions = kept
+    if list not in set(map(type, values)):  # no arrays: one reading per record
+        return values, list(positions), declined
+    plains: list[Any] = []
+    owners: list[int] = []
+    for position, value in zip(positions, values, strict=True):
+        if type(value) is not list:
+            plains.append(value)
             owners.append(position)
         else:  # an array (an empty one is a record of no readings)
-            plains.extend(decoded)
-            owners.extend(repeat(position, len(decoded)))
+            plains.extend(value)
+            owners.extend(repeat(position, len(value)))
     return plains, owners, declined
 
 
