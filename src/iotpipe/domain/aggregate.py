@@ -153,7 +153,7 @@ class Stats(NamedTuple):
         general way; :func:`~iotpipe.domain.window.absorb_all` grows the common window inline
         with the same steps)."""
         located = self.located
-        candidate = _last_located(columns, last)
+        candidate = last_located(columns, last)
         if candidate is not None and (located is None or candidate > located):
             located = candidate
         if self.first_ms is not None and self.first_ms < first:
@@ -197,7 +197,7 @@ _EMPTY = Stats()
 _new = tuple.__new__  # builds the named tuples above without their Python-level __new__
 
 
-def _last_located(columns: ReadingColumns, last: int) -> Located | None:
+def last_located(columns: ReadingColumns, last: int) -> Located | None:
     """The greatest ``(time, lat, lon)`` among the readings that carry a location (``last`` is
     their greatest event time)."""
     times, lats, lons = columns.times, columns.lats, columns.lons

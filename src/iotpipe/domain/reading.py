@@ -94,8 +94,7 @@ class Reading(NamedTuple):
 
 def fingerprints(readings: Iterable[Reading]) -> list[int]:
     """:meth:`Reading.fingerprint` of each reading, in bulk (absorbing a window needs them all)."""
-    digests = reading_digests(readings)
-    return _words(_fingerprint_words(digests), len(digests)).tolist()
+    return fingerprints_of(reading_digests(readings))
 
 
 def reading_digests(readings: Iterable[Reading]) -> array[int]:

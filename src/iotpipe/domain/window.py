@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from iotpipe.domain.aggregate import Located, Moments, Stats
+from iotpipe.domain.aggregate import Located, Moments, Stats, last_located
 from iotpipe.domain.columns import ReadingColumns
 from iotpipe.domain.errors import IotPipeError
 from iotpipe.domain.reading import Location, Reading
@@ -167,23 +167,15 @@ class HourlyWindow(NamedTuple):
         return absorb_all((self,), (readings,))[0]
 
     def _absorb(self, columns: ReadingColumns) -> tuple[HourlyWindow, Absorption]:
-        """:meth:`absorb`, the general way: checked, then grown or sifted."""
-        n = len(columns)
-        if not n:
-            return self, Absorption()
-        hour = self.hour_ms
-        times = columns.times
-        first, last = min(times), max(times)
-        if first < hour or last >= hour + MS_PER_HOUR or columns.devices.count(self.device_id) != n:
-            raise ValueError(f"readings outside window {self.key} were offered to it")
-        seen = self.seen
+        """:meth:`absorb` the general way, reading by reading (some identities repeat, or the
+        window is full), once the readings are known to belong to this window."""
+        hour, times = self.hour_ms, columns.times
         if (
-            first - hour > seen.last_offset()
-            and len(set(times)) == n
-            and len(seen) + n <= MAX_READINGS_PER_WINDOW
+            min(times) < hour
+            or max(times) >= hour + MS_PER_HOUR
+            or columns.devices.count(self.device_id) != len(times)
         ):
-            absorbed = _new(Absorption, (columns, (), (), ()))
-            return self._grow(columns, first, last), absorbed
+            raise ValueError(f"readings outside window {self.key} were offered to it")
         return self._sift(columns)
 
     def _sift(self, columns: ReadingColumns) -> tuple[HourlyWindow, Absorption]:
@@ -217,9 +209,9 @@ class HourlyWindow(NamedTuple):
         rows = columns.rows() if duplicates or conflicts or overflow else []
         absorbed = Absorption(
             new,
-            [rows[i] for i in duplicates],
-            [rows[i] for i in conflicts],
-            [rows[i] for i in overflow],
+            tuple([rows[i] for i in duplicates]),
+            tuple([rows[i] for i in conflicts]),
+            tuple([rows[i] for i in overflow]),
         )
         if not fresh:
             return self, absorbed
@@ -269,23 +261,23 @@ def absorb_all(
             continue
         ordered = sorted(times)
         first, last = ordered[0], ordered[-1]
-        newest = times.index(last)
-        lat = columns.lats[newest]
         if (
             first < hour
             or last >= hour + MS_PER_HOUR
             or (held and first - hour <= held[-1] >> 16)
             or len(held) + n > MAX_READINGS_PER_WINDOW
-            or lat is None
             or len(set(times)) != n
             or columns.devices.count(device) != n
         ):
             append(window._absorb(columns))
             continue
         # Every reading is new: grow the window as _grow does, inline.
+        newest = times.index(last)
+        lat, lon = columns.lats[newest], columns.lons[newest]
+        where = None if lat is None else _new(Location, (lat, lon))
+        candidate = last_located(columns, last) if where is None else _new(Located, (last, *where))
         located = stats.located
-        candidate = _new(Located, (last, lat, columns.lons[newest]))
-        if located is None or candidate > located:
+        if candidate is not None and (located is None or candidate > located):
             located = candidate
         low, high = stats.first_ms, stats.last_ms
         grown = _new(
@@ -305,8 +297,7 @@ def absorb_all(
         _set_keys(identities, held + (keys if ordered == times else array("Q", sorted(keys))))
         if latest is None or latest.timestamp_ms < last:
             values = tuple([column[newest] for column in columns.values])
-            located_at = _new(Location, (lat, columns.lons[newest]))
-            latest = _new(Reading, (columns.devices[newest], last, values, located_at))
+            latest = _new(Reading, (columns.devices[newest], last, values, where))
         updated = _new(HourlyWindow, (device, hour, grown, identities, latest))
         append((updated, _new(Absorption, (columns, (), (), ()))))
     return results
