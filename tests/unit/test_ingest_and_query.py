@@ -86,4 +86,4 @@ def test_daily_rollups_and_fleet_hours_are_merges_of_hourly_windows() -> None:
     assert pipeline.query.latest("b") is not None
     assert pipeline.query.latest("b").timestamp_ms == T0 + 49 * 20 * 60_000
     assert pipeline.query.latest("zzz") is None
-    assert Stats.empty().count == 0 and MS_PER_HOUR == 3_600_000
+    assert Stats.create().count == 0 and MS_PER_HOUR == 3_600_000

@@ -20,7 +20,7 @@ def stats_json(stats: Stats) -> dict[str, Any]:
         else {"lat": stats.located.lat, "lon": stats.located.lon},
     }
     for metric, moments in zip(METRICS, stats.metrics, strict=True):
-        s = moments.summary()
+        s = moments.extract()
         body[metric.name] = {
             "count": s.count,
             "mean": s.mean,

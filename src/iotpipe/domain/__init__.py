@@ -1,12 +1,15 @@
 """The pure core of iotpipe: readings, hourly windows and exact, mergeable aggregates.
 
 No I/O, no clock, no environment, no cloud SDK: everything here is a value or a function of
-values, which is what lets the same core run unchanged on every runtime.
+values, which is what lets the same core run unchanged on every runtime. Read it in this order:
+:mod:`~iotpipe.domain.reading`, :mod:`~iotpipe.domain.aggregate`,
+:mod:`~iotpipe.domain.identity`, :mod:`~iotpipe.domain.window`. The fast path that computes the
+same for whole batches is :mod:`iotpipe.domain.kernels`.
 """
 
+import warnings
+
 from iotpipe.domain.aggregate import Located, MetricSummary, Moments, Stats, merge_all
-from iotpipe.domain.columns import ReadingColumns
-from iotpipe.domain.decoding import DecodedRecords, decode_readings, decode_records
 from iotpipe.domain.errors import (
     ArchiveUnavailable,
     InvalidReading,
@@ -16,16 +19,21 @@ from iotpipe.domain.errors import (
     StreamUnavailable,
     WindowConflict,
 )
+from iotpipe.domain.identity import IdentitySet
 from iotpipe.domain.lateness import LatenessPolicy
 from iotpipe.domain.metrics import METRIC_NAMES, METRICS, SCALE, Metric
-from iotpipe.domain.reading import Location, Reading, parse_reading
+from iotpipe.domain.parsing import parse_reading
+from iotpipe.domain.reading import Location, Reading
 from iotpipe.domain.rollup import DailyRollup, daily, fleet
-from iotpipe.domain.window import (
-    MAX_READINGS_PER_WINDOW,
-    Absorption,
-    HourlyWindow,
-    IdentitySet,
-    absorb_all,
+from iotpipe.domain.window import MAX_READINGS_PER_WINDOW, Absorption, HourlyWindow
+
+#: Names that moved to the fast path, :mod:`iotpipe.domain.kernels`.
+_IN_KERNELS = (
+    "DecodedRecords",
+    "ReadingColumns",
+    "absorb_all",
+    "decode_readings",
+    "decode_records",
 )
 
 
@@ -35,6 +43,12 @@ def __getattr__(name: str) -> object:
         from iotpipe.domain.schema import ReadingPayload
 
         return ReadingPayload
+    if name in _IN_KERNELS:
+        from iotpipe.domain import kernels
+
+        message = f"iotpipe.domain.{name} is deprecated: import it from iotpipe.domain.kernels"
+        warnings.warn(message, DeprecationWarning, stacklevel=2)
+        return getattr(kernels, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -46,7 +60,6 @@ __all__ = [
     "Absorption",
     "ArchiveUnavailable",
     "DailyRollup",
-    "DecodedRecords",
     "HourlyWindow",
     "IdentitySet",
     "InvalidReading",
@@ -58,17 +71,13 @@ __all__ = [
     "MetricSummary",
     "Moments",
     "Reading",
-    "ReadingColumns",
     "ReadingPayload",
     "Reason",
     "Stats",
     "StoreUnavailable",
     "StreamUnavailable",
     "WindowConflict",
-    "absorb_all",
     "daily",
-    "decode_readings",
-    "decode_records",
     "fleet",
     "merge_all",
     "parse_reading",

@@ -1,23 +1,23 @@
 """Exact, mergeable aggregates: the algebra behind delivery-independent results.
 
-:class:`Moments` (one metric) and :class:`Stats` (a window's readings) form commutative monoids:
-``empty()`` is the identity and ``merge`` is exactly associative and commutative, because every
-sum is an integer in fixed point (0.001 units, see :mod:`iotpipe.domain.metrics`) and every
-extreme or "latest" is chosen by a total order. Any grouping and any order of the same readings
-therefore gives bit-identical results. In Apache Beam's terms: ``empty`` is
-``create_accumulator``, ``Stats.of`` is ``add_input``, ``merge`` is ``merge_accumulators`` and
-``summary`` is ``extract_output``.
+:class:`Moments` (one metric's values) and :class:`Stats` (a set of readings) are written as
+Apache Beam's ``CombineFn`` is: ``create`` the empty aggregate, ``add`` one input, ``merge``
+two aggregates, ``extract`` the result. ``create()`` is the identity of ``merge``, and
+``merge`` is exactly associative and commutative, because every sum is an integer in fixed
+point (0.001 units, see :mod:`iotpipe.domain.metrics`) and every extreme or "latest" is chosen
+by a total order. Any grouping and any order of the same readings therefore gives bit-identical
+results.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass
-from operator import mul
+from functools import reduce
 from typing import NamedTuple
 
-from iotpipe.domain.columns import ReadingColumns
 from iotpipe.domain.metrics import METRICS, SCALE
 from iotpipe.domain.reading import Location, Reading
 
@@ -34,17 +34,29 @@ class MetricSummary:
 
 
 class Moments(NamedTuple):
-    """Count, sum, sum of squares, min and max of one metric, all in exact fixed point.
-
-    An immutable named tuple rather than a frozen dataclass: it is built several times per
-    window update, and tuple construction is about twice as fast.
-    """
+    """Count, sum, sum of squares, min and max of one metric's values, in exact fixed point."""
 
     count: int = 0  # type: ignore[assignment]  # shadows tuple.count: the domain's word wins
     total: int = 0
     squares: int = 0
     minimum: int | None = None
     maximum: int | None = None
+
+    @staticmethod
+    def create() -> Moments:
+        """The moments of no values: the identity of :meth:`merge`."""
+        return _NO_VALUES
+
+    def add(self, value: int) -> Moments:
+        """These moments with one more value (fixed point)."""
+        low, high = self.minimum, self.maximum
+        return Moments(
+            self.count + 1,
+            self.total + value,
+            self.squares + value * value,
+            value if low is None or value < low else low,
+            value if high is None or value > high else high,
+        )
 
     def merge(self, other: Moments) -> Moments:
         """The moments of both sets of values (exact, associative, commutative)."""
@@ -60,32 +72,7 @@ class Moments(NamedTuple):
             max(self.maximum, other.maximum),  # type: ignore[type-var]
         )
 
-    def grown(self, column: Sequence[int | None]) -> Moments:
-        """These moments merged with the moments of a column of values (``None``: absent),
-        in one step (the processing hot path)."""
-        try:
-            # sorted() raises on None among numbers, sum() on a lone None: no value compared
-            values: Sequence[int] = sorted(column)  # type: ignore[arg-type]
-            added = sum(values)
-        except TypeError:  # some readings lack this metric
-            values = sorted([v for v in column if v is not None])
-            added = sum(values)
-        if not values:
-            return self
-        count, total, squares, low, high = self
-        least, most = values[0], values[-1]
-        return _new(
-            Moments,
-            (
-                count + len(values),
-                total + added,
-                squares + sum(map(mul, values, values)),
-                least if low is None or least < low else low,
-                most if high is None or most > high else high,
-            ),
-        )
-
-    def summary(self) -> MetricSummary:
+    def extract(self) -> MetricSummary:
         """Mean, min, max and population standard deviation, correctly rounded from exact sums."""
         n = self.count
         if not n:
@@ -99,9 +86,13 @@ class Moments(NamedTuple):
             stddev=math.sqrt(spread) / (n * SCALE),
         )
 
+    def summary(self) -> MetricSummary:
+        """Deprecated name of :meth:`extract`."""
+        _renamed("Moments.summary()", "Moments.extract()")
+        return self.extract()
 
-_NONE = Moments()
-_NO_MOMENTS: tuple[Moments, ...] = tuple(_NONE for _ in METRICS)
+
+_NO_VALUES = Moments()
 
 
 class Located(NamedTuple):
@@ -120,55 +111,40 @@ class Located(NamedTuple):
 class Stats(NamedTuple):
     """The aggregate of a set of readings: count, per-metric moments, time span, last location.
 
-    An immutable named tuple (rebuilt on every window update, on the hot path).
+    ``metrics`` is aligned with :data:`~iotpipe.domain.metrics.METRICS`.
     """
 
     count: int = 0  # type: ignore[assignment]  # shadows tuple.count: the domain's word wins
-    metrics: tuple[Moments, ...] = _NO_MOMENTS
+    metrics: tuple[Moments, ...] = tuple(_NO_VALUES for _ in METRICS)
     first_ms: int | None = None
     last_ms: int | None = None
     located: Located | None = None
 
     @staticmethod
-    def empty() -> Stats:
-        """The identity of :meth:`merge`."""
-        return _EMPTY
+    def create() -> Stats:
+        """The aggregate of no readings: the identity of :meth:`merge`."""
+        return _NO_READINGS
 
     @staticmethod
     def of(readings: Iterable[Reading]) -> Stats:
         """The aggregate of readings, each counted once per occurrence (no deduplication)."""
-        return _EMPTY.add(readings if isinstance(readings, Sequence) else list(readings))
+        return reduce(Stats.add, readings, _NO_READINGS)
 
-    def add(self, readings: Sequence[Reading]) -> Stats:
-        """``self.merge(Stats.of(readings))``, computed in one step."""
-        if not readings:
-            return self
-        columns = readings if type(readings) is ReadingColumns else ReadingColumns.of(readings)
-        times = columns.times
-        return self.extend(columns, min(times), max(times))
-
-    def extend(self, columns: ReadingColumns, first: int, last: int) -> Stats:
-        """:meth:`add` for readings held as columns, whose least and greatest event times
-        (``first``, ``last``) the caller has at hand already (a window absorbing them the
-        general way; :func:`~iotpipe.domain.window.absorb_all` grows the common window inline
-        with the same steps)."""
-        located = self.located
-        candidate = last_located(columns, last)
-        if candidate is not None and (located is None or candidate > located):
-            located = candidate
-        if self.first_ms is not None and self.first_ms < first:
-            first = self.first_ms
-        if self.last_ms is not None and self.last_ms > last:
-            last = self.last_ms
-        return _new(
-            Stats,
-            (
-                self.count + len(columns),
-                tuple(map(Moments.grown, self.metrics, columns.values)),
-                first,
-                last,
-                located,
+    def add(self, reading: Reading) -> Stats:
+        """This aggregate with one more reading."""
+        if not isinstance(reading, Reading):  # the former add(readings)
+            _renamed("Stats.add(readings)", "Stats.of(readings) and merge, or add(reading)")
+            return self.merge(Stats.of(reading))
+        at, where = reading.timestamp_ms, reading.location
+        return Stats(
+            self.count + 1,
+            tuple(
+                m if v is None else m.add(v)
+                for m, v in zip(self.metrics, reading.values, strict=True)
             ),
+            at if self.first_ms is None else min(self.first_ms, at),
+            at if self.last_ms is None else max(self.last_ms, at),
+            self.located if where is None else _later(self.located, Located(at, *where)),
         )
 
     def merge(self, other: Stats) -> Stats:
@@ -185,6 +161,10 @@ class Stats(NamedTuple):
             located=_later(self.located, other.located),
         )
 
+    def extract(self) -> dict[str, MetricSummary]:
+        """Each declared metric's summary, by name."""
+        return {m.name: moments.extract() for m, moments in zip(METRICS, self.metrics, strict=True)}
+
     def metric(self, name: str) -> Moments:
         """The moments of one declared metric."""
         for metric, moments in zip(METRICS, self.metrics, strict=True):
@@ -192,30 +172,19 @@ class Stats(NamedTuple):
                 return moments
         raise KeyError(name)
 
+    @staticmethod
+    def empty() -> Stats:
+        """Deprecated name of :meth:`create`."""
+        _renamed("Stats.empty()", "Stats.create()")
+        return _NO_READINGS
 
-_EMPTY = Stats()
-_new = tuple.__new__  # builds the named tuples above without their Python-level __new__
 
-
-def last_located(columns: ReadingColumns, last: int) -> Located | None:
-    """The greatest ``(time, lat, lon)`` among the readings that carry a location (``last`` is
-    their greatest event time)."""
-    times, lats, lons = columns.times, columns.lats, columns.lons
-    newest = times.index(last)
-    lat = lats[newest]
-    if lat is not None and times.count(last) == 1:
-        # The common case, found at C speed: the newest reading is located and alone at its time.
-        return _new(Located, (last, lat, lons[newest]))
-    places = [place for place in zip(times, lats, lons, strict=True) if place[1] is not None]
-    return _new(Located, max(places)) if places else None
+_NO_READINGS = Stats()
 
 
 def merge_all(parts: Iterable[Stats]) -> Stats:
     """Merge any number of aggregates (the empty aggregate for none)."""
-    total = _EMPTY
-    for part in parts:
-        total = total.merge(part)
-    return total
+    return reduce(Stats.merge, parts, _NO_READINGS)
 
 
 def _later(a: Located | None, b: Located | None) -> Located | None:
@@ -225,3 +194,7 @@ def _later(a: Located | None, b: Located | None) -> Located | None:
         return a
     # Tuple order (time, then coordinates) is total: the merge stays commutative on ties.
     return max(a, b)
+
+
+def _renamed(old: str, new: str) -> None:
+    warnings.warn(f"{old} is deprecated: use {new}", DeprecationWarning, stacklevel=3)

@@ -1,14 +1,16 @@
 """The pydantic declaration of the reading payload: the authoritative validation rules.
 
-:func:`~iotpipe.domain.reading.parse_reading` takes a fast path for well-formed readings and
-comes here for everything else, which also words the errors: each failure becomes an
-:class:`~iotpipe.domain.errors.InvalidReading` with a stable reason code. A property test holds
-the two paths together. This module is imported lazily, so pydantic costs nothing at start-up.
+:func:`~iotpipe.domain.parse_reading` takes a fast path for well-formed readings
+(:func:`~iotpipe.domain.kernels.fast_reading`) and comes here for everything else, which also
+words the errors: each failure becomes an :class:`~iotpipe.domain.errors.InvalidReading` with a
+stable reason code. A property test holds the two paths together. This module is imported
+lazily, so pydantic costs nothing at start-up.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from typing import Annotated, Any
 
 from pydantic import (
@@ -25,14 +27,15 @@ from pydantic_core import PydanticCustomError
 
 from iotpipe.domain.errors import InvalidReading, Reason
 from iotpipe.domain.metrics import METRIC_NAMES, METRICS, Metric, to_fixed
-from iotpipe.domain.reading import (
-    _DEVICE_ID,
-    _NO_METRICS_MESSAGE,
-    _RFC3339,
-    Location,
-    Reading,
-)
+from iotpipe.domain.reading import DEVICE_ID_PATTERN, Location, Reading
 from iotpipe.domain.time import MAX_MS, MIN_MS, parse_instant
+
+_DEVICE_ID = re.compile(DEVICE_ID_PATTERN)
+_RFC3339 = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})?"
+    r"(?P<offset>[Zz]|[+-][0-9]{2}:[0-9]{2})?"
+)
+_NO_METRICS_MESSAGE = f"a reading carries at least one of {', '.join(METRIC_NAMES)}"
 
 
 def validate(payload: dict[str, Any]) -> Reading:
