@@ -21,8 +21,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from iotpipe.entrypoints.cli import main
-from iotpipe.entrypoints.packaging import (
+from iotpipe.entrypoints.aws.packaging import (
     CODE_ZIP,
     HANDLERS,
     LAYER_ZIP,
@@ -35,6 +34,7 @@ from iotpipe.entrypoints.packaging import (
     installed_pins,
     layer_requirements,
 )
+from iotpipe.entrypoints.cli import main
 
 pytestmark = pytest.mark.integration
 
@@ -223,7 +223,7 @@ def test_the_zips_run_on_a_matching_interpreter(tmp_path: Path) -> None:
         sys.path[:0] = sys.argv[1:]
         import orjson, pydantic
         from iotpipe import parse_reading
-        from iotpipe.domain import decode_readings
+        from iotpipe.domain.kernels import decode_readings
         from iotpipe.entrypoints.http.dashboard import PLACEHOLDER, dashboard_page
         line = b'{"device_id": "d1", "timestamp": "2025-08-31T10:00:00Z", "temperature": 25.5}'
         reading = parse_reading(orjson.loads(line))

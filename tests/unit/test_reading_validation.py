@@ -22,7 +22,7 @@ from pydantic import ValidationError
 
 import iotpipe
 from iotpipe.domain import InvalidReading, Location, Reading, Reason, parse_reading
-from iotpipe.domain.reading import _fast_path
+from iotpipe.domain.kernels import fast_reading
 from iotpipe.domain.schema import ReadingPayload, _to_reading
 from tests.strategies import BASE_MS, payload, readings
 
@@ -473,7 +473,7 @@ def _declared_path(body: dict[str, Any]) -> Reading | None:
 @settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(payloads())
 def test_fast_path_agrees_with_the_declared_path(body: dict[str, Any]) -> None:
-    fast = _fast_path(body)
+    fast = fast_reading(body)
     declared = _declared_path(body)
     if fast is not None:
         assert declared is not None, f"fast path accepted what pydantic refuses: {body!r}"
@@ -491,7 +491,7 @@ def test_fast_path_agrees_with_the_declared_path(body: dict[str, Any]) -> None:
 @given(readings())
 def test_well_formed_payloads_take_the_fast_path(reading: Reading) -> None:
     body = payload(reading)
-    assert _fast_path(body) == reading
+    assert fast_reading(body) == reading
     assert _declared_path(body) == reading
 
 

@@ -18,7 +18,9 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from iotpipe.domain import InvalidReading, Reading, decode_readings, decode_records, parse_reading
+from iotpipe.domain import InvalidReading, Reading
+from iotpipe.domain.kernels import decode_readings, decode_records
+from tests.oracle import plain_parse
 from tests.strategies import payload, readings
 from tests.unit.test_reading_validation import payloads
 
@@ -26,14 +28,15 @@ pytestmark = pytest.mark.unit
 
 
 def general_path(data: bytes) -> list[Reading] | None:
-    """What the pipeline makes of a record without the decoder (``None``: something refused)."""
+    """What the declared rules make of a record, without any fast path (``None``: something
+    refused)."""
     try:
         value = orjson.loads(data)
     except orjson.JSONDecodeError:
         return None
     items = value if isinstance(value, list) else [value]
     try:
-        return [parse_reading(item) for item in items]
+        return [plain_parse(item) for item in items]
     except InvalidReading:
         return None
 

@@ -17,16 +17,15 @@ from itertools import repeat
 from operator import and_, itemgetter
 from typing import Any, overload
 
-from iotpipe.domain.metrics import METRICS
-from iotpipe.domain.reading import (
-    Location,
-    Reading,
+from iotpipe.domain.kernels.packing import (
     column_digests,
     fingerprints_of,
     identity_keys,
     location_or_none,
     reading_digests,
 )
+from iotpipe.domain.metrics import METRICS
+from iotpipe.domain.reading import Location, Reading
 
 _new = tuple.__new__  # builds the named tuples without their Python-level __new__
 
@@ -39,7 +38,7 @@ class ReadingColumns(Sequence[Reading]):
       point, ``None`` where a reading does not carry the metric;
     - ``lats``, ``lons``: the location, ``None`` in both where a reading has none;
     - ``fingerprints`` and ``identity_keys``: each reading's :meth:`Reading.fingerprint` and
-      its identity as a window's :class:`~iotpipe.domain.window.IdentitySet` packs it,
+      its identity as a window's :class:`~iotpipe.domain.identity.IdentitySet` packs it,
       computed for the whole batch on first use.
 
     Treat the columns as immutable. The :class:`Reading` objects are built on first access and
@@ -109,7 +108,7 @@ class ReadingColumns(Sequence[Reading]):
     @property
     def identity_keys(self) -> array[int]:
         """Each reading's identity within its hourly window, packed as an
-        :class:`~iotpipe.domain.window.IdentitySet` holds it: ``offset_in_hour << 16 |
+        :class:`~iotpipe.domain.identity.IdentitySet` holds it: ``offset_in_hour << 16 |
         fingerprint`` (computed once, on first use)."""
         keys = self._keys
         if keys is None:

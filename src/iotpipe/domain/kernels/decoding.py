@@ -2,9 +2,9 @@
 
 A stream record holds one JSON object or a JSON array of them. :func:`decode_records` takes the
 common record (only the declared fields, well-formed and in range) straight from its bytes into
-:class:`~iotpipe.domain.columns.ReadingColumns`: msgspec decodes and checks it in one pass in C,
-and the batch is finished here column by column. Any other record is declined, for the general
-path (``orjson.loads``, then :func:`~iotpipe.domain.reading.parse_reading` per item), which
+:class:`~iotpipe.domain.kernels.columns.ReadingColumns`: msgspec decodes and checks it in one
+pass in C, and the batch is finished here column by column. Any other record is declined, for
+the general path (``orjson.loads``, then :func:`~iotpipe.domain.parse_reading` per item), which
 decides and words every verdict: this decoder only ever agrees with it (property tests hold the
 two together on the same bytes).
 """
@@ -13,26 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from itertools import compress, repeat
-from operator import add, attrgetter, mul
+from operator import attrgetter, mul
 from typing import Annotated, Any, NamedTuple, TypeVar
 
-from iotpipe.domain.columns import ReadingColumns
+from iotpipe.domain.kernels.columns import ReadingColumns
+from iotpipe.domain.kernels.stamps import STAMPS
 from iotpipe.domain.metrics import METRIC_NAMES, METRICS, SCALE
-from iotpipe.domain.reading import (
-    _ENDING_TEXT,
-    _ENDINGS,
-    _HOUR_TEXT,
-    _HOURS,
-    _KNOWN_DEVICES,
-    _MINUTE_SECOND_TEXT,
-    _MINUTES_SECONDS,
-    _PIECES,
-    Reading,
-    _instant,
-    _learn_device,
-    _learn_piece,
-)
-from iotpipe.domain.time import MAX_MS, MIN_MS
+from iotpipe.domain.reading import Reading
 
 _T = TypeVar("_T")
 
@@ -143,45 +130,18 @@ class _Columns(NamedTuple):
 def _device_ids(plains: list[Any], odd: set[int]) -> list[str]:
     """Each device id as the one instance the cache holds: its hash is computed once, and the
     windows' dictionaries and sets downstream compare it by identity."""
-    ids = list(map(_DEVICE_OF, plains))
-    try:
-        return list(map(_KNOWN_DEVICES.__getitem__, ids))
-    except KeyError:  # a device not seen yet, or not a valid id
-        known = [_KNOWN_DEVICES.get(d) or _learn_device(d) for d in ids]
-    odd.update(i for i, d in enumerate(known) if d is None)
+    known = STAMPS.devices(list(map(_DEVICE_OF, plains)))
+    if None in known:
+        odd.update(i for i, d in enumerate(known) if d is None)
     return known  # type: ignore[return-value]  # the odd ones' readings are dropped
 
 
 def _event_times(plains: list[Any], odd: set[int]) -> list[int]:
-    stamps = list(map(_TIMESTAMP, plains))
-    times = _summed_pieces(stamps)
-    if times is None:  # pieces not seen yet: learn each once (a new hour, say), then again
-        for kind in _PIECES:
-            for piece in set(map(kind.cut, stamps)).difference(kind.cache):
-                _learn_piece(kind, piece)
-        times = _summed_pieces(stamps)
-    if times is None:  # some piece is not valid: stamp by stamp
-        times = []
-        for i, stamp in enumerate(stamps):
-            instant = _instant(stamp)
-            if instant is None:
-                odd.add(i)
-            times.append(instant or 0)
-    if min(times) < MIN_MS or max(times) >= MAX_MS:
-        odd.update(i for i, t in enumerate(times) if not MIN_MS <= t < MAX_MS)
-    return times
-
-
-def _summed_pieces(stamps: list[str]) -> list[int] | None:
-    """Each timestamp's instant from the cached values of its pieces, at C speed; ``None`` if
-    a piece is not in its cache (``None + int`` raises: no comparison per stamp)."""
-    hours = map(_HOURS.get, map(_HOUR_TEXT, stamps))
-    minutes = map(_MINUTES_SECONDS.get, map(_MINUTE_SECOND_TEXT, stamps))
-    endings = map(_ENDINGS.get, map(_ENDING_TEXT, stamps))
-    try:
-        return list(map(add, map(add, hours, minutes), endings))
-    except TypeError:
-        return None
+    times = STAMPS.instants(list(map(_TIMESTAMP, plains)))
+    if None in times:
+        odd.update(i for i, t in enumerate(times) if t is None)
+        return [t or 0 for t in times]
+    return times  # type: ignore[return-value]  # no None among them
 
 
 def _fixed_values(plains: list[Any], odd: set[int]) -> tuple[list[int | None], ...]:

@@ -1,0 +1,128 @@
+"""A batch's readings into their windows, the common window grown inline, column by column.
+
+:meth:`HourlyWindow.absorb <iotpipe.domain.HourlyWindow.absorb>` says what absorbing means,
+reading by reading. A stream batch touches thousands of windows with a few readings each, and
+almost every one is the common case: its readings are columns, all new (distinct, and later
+than every identity the window holds) and within room. That window is grown here in one step
+per column: moments from sorted columns, identities appended as packed keys. Every other window
+takes the plain definition itself, so the two can only differ where a property test holds them
+equal.
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections.abc import Sequence
+from operator import mul
+
+from iotpipe.domain import window as plain
+from iotpipe.domain.aggregate import Located, Moments, Stats
+from iotpipe.domain.identity import IdentitySet
+from iotpipe.domain.kernels.columns import ReadingColumns
+from iotpipe.domain.reading import Reading
+from iotpipe.domain.time import MS_PER_HOUR
+from iotpipe.domain.window import Absorption, HourlyWindow
+
+_new = tuple.__new__  # builds the named tuples without their Python-level __new__
+
+
+def absorb_all(
+    windows: Sequence[HourlyWindow], offered: Sequence[Sequence[Reading]]
+) -> list[tuple[HourlyWindow, Absorption]]:
+    """``[w.absorb(r) for w, r in zip(windows, offered)]``, the common window grown inline."""
+    return list(map(_absorb, windows, offered))
+
+
+def _absorb(window: HourlyWindow, readings: Sequence[Reading]) -> tuple[HourlyWindow, Absorption]:
+    if type(readings) is not ReadingColumns or not _all_new(window, readings):
+        return window.absorb(readings)
+    return _grown(window, readings), _new(Absorption, (tuple(range(len(readings))), (), (), ()))
+
+
+def _all_new(window: HourlyWindow, columns: ReadingColumns) -> bool:
+    """Whether every reading is the window's, new, at its own time and within room."""
+    times, held = columns.times, window.seen.keys
+    n = len(times)
+    if not n or len(held) + n > plain.MAX_READINGS_PER_WINDOW:
+        return False
+    hour, first, last = window.hour_ms, min(times), max(times)
+    return (
+        hour <= first
+        and last < hour + MS_PER_HOUR
+        and (not held or first - hour > held[-1] >> 16)
+        and len(set(times)) == n
+        and columns.devices.count(window.device_id) == n
+    )
+
+
+def _grown(window: HourlyWindow, columns: ReadingColumns) -> HourlyWindow:
+    """The window with every reading of the columns added (all new: see :func:`_all_new`)."""
+    device, hour, stats, seen, latest = window
+    times = columns.times
+    first, last = min(times), max(times)
+    newest = times.index(last)
+    if latest is None or latest.timestamp_ms < last:
+        latest = columns.row(newest)
+    low, high = stats.first_ms, stats.last_ms
+    grown = _new(
+        Stats,
+        (
+            stats.count + len(times),
+            tuple(map(_grown_moments, stats.metrics, columns.values)),
+            first if low is None or first < low else low,
+            last if high is None or last > high else high,
+            _later_located(stats.located, columns, newest),
+        ),
+    )
+    # The new identities all follow the held ones: appended in order, the keys stay sorted.
+    keys = columns.identity_keys
+    added = keys if _ascending(times) else array("Q", sorted(keys))
+    return _new(HourlyWindow, (device, hour, grown, IdentitySet(seen.keys + added), latest))
+
+
+def _grown_moments(moments: Moments, column: list[int | None]) -> Moments:
+    """The moments with a column of values added (``None``: absent), in one step."""
+    try:
+        # sorted() raises on None among numbers, sum() on a lone None: no value compared
+        values: list[int] = sorted(column)  # type: ignore[type-var]
+        added = sum(values)
+    except TypeError:  # some readings lack this metric
+        values = sorted([v for v in column if v is not None])
+        added = sum(values)
+    if not values:
+        return moments
+    count, total, squares, low, high = moments
+    least, most = values[0], values[-1]
+    return _new(
+        Moments,
+        (
+            count + len(values),
+            total + added,
+            squares + sum(map(mul, values, values)),
+            least if low is None or least < low else low,
+            most if high is None or most > high else high,
+        ),
+    )
+
+
+def _later_located(held: Located | None, columns: ReadingColumns, newest: int) -> Located | None:
+    """The greater of the held location and the columns' greatest ``(time, lat, lon)``."""
+    lat = columns.lats[newest]
+    if lat is not None:  # the common case: the newest reading is located (its time is unique)
+        candidate: Located | None = _new(
+            Located, (columns.times[newest], lat, columns.lons[newest])
+        )
+    else:
+        places = zip(columns.times, columns.lats, columns.lons, strict=True)
+        located = [place for place in places if place[1] is not None]
+        candidate = _new(Located, max(located)) if located else None
+    if candidate is None or (held is not None and held >= candidate):
+        return held
+    return candidate
+
+
+def _ascending(times: list[int]) -> bool:
+    return times == sorted(times)
+
+
+__all__ = ["absorb_all"]
