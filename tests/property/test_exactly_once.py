@@ -17,6 +17,7 @@ from iotpipe.application.payloads import encode_items
 from iotpipe.application.views import window_json
 from iotpipe.domain import LatenessPolicy, Stats
 from iotpipe.ports import RawBatch, RawRecord
+from tests.oracle import first_of_each_identity, windows_of
 from tests.strategies import BASE_MS, distinct_by_identity, payload, readings
 
 pytestmark = pytest.mark.unit
@@ -31,10 +32,7 @@ def _pipeline(store) -> Pipeline:
 
 
 def _expected(items) -> dict[tuple[str, int], Stats]:
-    windows: dict[tuple[str, int], list] = {}
-    for r in distinct_by_identity(items):
-        windows.setdefault((r.device_id, r.hour_ms), []).append(r)
-    return {key: Stats.of(rs) for key, rs in windows.items()}
+    return windows_of(first_of_each_identity(items))
 
 
 def _stored(pipeline: Pipeline) -> dict[tuple[str, int], Stats]:

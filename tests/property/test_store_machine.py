@@ -1,4 +1,7 @@
-"""A stateful test: the store (each adapter) and a plain-dict model driven by the same steps."""
+"""A stateful test: the store (each adapter) and a plain-dict model driven by the same steps.
+
+The model keeps the first reading of each identity in a dict; the statistics it expects are
+summed with plain integers (:mod:`tests.oracle`), never with the code under test."""
 
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ from hypothesis.stateful import (
 from iotpipe.domain import Reading, Stats
 from iotpipe.domain.time import MS_PER_HOUR, hour_start
 from iotpipe.ports import Contribution
+from tests.oracle import windows_of
 from tests.strategies import BASE_MS, readings
 
 pytestmark = pytest.mark.unit
@@ -109,12 +113,7 @@ def machine_for(factory):
             )
 
         def _windows(self, keep) -> dict[tuple[str, int], Stats]:
-            groups: dict[tuple[str, int], list[Reading]] = {}
-            for r in self.model.values():
-                key = (r.device_id, hour_start(r.timestamp_ms))
-                if keep(key):
-                    groups.setdefault(key, []).append(r)
-            return {k: Stats.of(v) for k, v in groups.items()}
+            return {k: v for k, v in windows_of(self.model.values()).items() if keep(k)}
 
     return StoreMachine
 

@@ -22,9 +22,10 @@ from hypothesis import strategies as st
 from iotpipe.adapters.clock import ManualClock
 from iotpipe.adapters.memory import MemoryQuarantine, MemoryStore
 from iotpipe.application import ProcessService
-from iotpipe.domain import InvalidReading, LatenessPolicy, Reading, Reason, Stats, parse_reading
+from iotpipe.domain import InvalidReading, LatenessPolicy, Reading, Reason, Stats
 from iotpipe.domain.time import MS_PER_HOUR
 from iotpipe.ports import RawBatch, RawRecord
+from tests.oracle import plain_parse, windows_of
 from tests.strategies import BASE_MS, payload, readings
 
 pytestmark = pytest.mark.unit
@@ -72,7 +73,7 @@ def model(records: list[RawRecord]) -> tuple[dict[tuple[str, int], Stats], list[
         arrived = NOW if record.arrived_ms is None else record.arrived_ms
         for index, item in enumerate(items):
             try:
-                reading = parse_reading(item)
+                reading = plain_parse(item)
             except InvalidReading as exc:
                 refused.append((record.record_id, index, exc.reason))
                 continue
@@ -87,10 +88,7 @@ def model(records: list[RawRecord]) -> tuple[dict[tuple[str, int], Stats], list[
                 counts["duplicates"] += 1
             else:
                 refused.append((record.record_id, index, Reason.CONFLICTING_DUPLICATE))
-    windows: dict[tuple[str, int], list[Reading]] = {}
-    for reading in counted.values():
-        windows.setdefault((reading.device_id, reading.hour_ms), []).append(reading)
-    return {k: Stats.of(v) for k, v in windows.items()}, sorted(refused), counts
+    return windows_of(counted.values()), sorted(refused), counts
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
