@@ -80,10 +80,11 @@ def test_reapplying_is_a_no_op_that_writes_nothing(store_factory) -> None:
 def test_a_conflicting_duplicate_is_reported_and_not_counted(store_factory) -> None:
     store = store_factory()
     contribute(store, reading("d1", H0, temperature=20.0))
-    result = contribute(store, reading("d1", H0, temperature=99.0), reading("d1", H0 + 1, 21.0))
+    offered = [reading("d1", H0, temperature=99.0), reading("d1", H0 + 1, 21.0)]
+    result = contribute(store, *offered)
     absorption = result.absorbed[("d1", H0)]
-    assert [r.value("temperature") for r in absorption.conflicts] == [99.0]
-    assert [r.value("temperature") for r in absorption.new] == [21.0]
+    assert [offered[i].value("temperature") for i in absorption.conflicts] == [99.0]
+    assert [offered[i].value("temperature") for i in absorption.new] == [21.0]
     [window] = store.hourly("d1", H0, H1, limit=5).items
     assert window.stats.count == 2
     assert window.stats.metric("temperature").maximum == 21_000

@@ -15,11 +15,10 @@ from iotpipe.domain import (
     InvalidReading,
     LatenessPolicy,
     Reading,
-    ReadingColumns,
     Reason,
-    decode_records,
     parse_reading,
 )
+from iotpipe.domain.kernels import ReadingColumns, decode_records
 from iotpipe.domain.time import MS_PER_HOUR
 from iotpipe.ports import (
     AggregateStore,
@@ -90,8 +89,8 @@ class _Triage:
 
     The decoded records' readings stay in columns (``columns``, with each one's record in
     ``owners``) and are grouped by position (``windows``); the general path's readings are
-    objects (``general``). A window is offered its readings in stream order: the first version
-    of an identity counted wins.
+    objects (``general``). A window is offered its readings in stream order (record, then
+    item): the first version of an identity counted wins.
     """
 
     columns: ReadingColumns = field(default_factory=lambda: ReadingColumns.of(()))
@@ -104,7 +103,6 @@ class _Triage:
     # Where the decoded readings were before the late ones were dropped (item indexes).
     decoded_owners: list[int] = field(default_factory=list)
     kept: list[int] | None = None
-    blocks: dict[WindowKey, ReadingColumns] = field(default_factory=dict)
 
     @property
     def rejections(self) -> list[Rejection]:
@@ -116,33 +114,23 @@ class _Triage:
         return {*self.windows, *self.general}
 
     def contributions(self) -> list[Contribution]:
-        """Each window's readings: a span of the columns regrouped by window, or, where the
-        general path has readings for it too, the objects merged in stream order."""
-        windows, general, owners = self.windows, self.general, self.owners
+        """Each window's readings, in stream order: a span of the columns regrouped by window
+        (cut at C speed), or the :meth:`offered` readings where the general path has some."""
+        windows = {key: block for key, block in self.windows.items() if key not in self.general}
         grouped = self.columns.take(list(chain.from_iterable(windows.values())))
         bounds = list(accumulate(map(len, windows.values()), initial=0))
-        blocks = self.blocks = dict(zip(windows, grouped.split(bounds), strict=True))
-        offered: dict[WindowKey, Sequence[Reading]] = dict(blocks)
-        for key, extra in general.items():
-            block = blocks.get(key)
-            if block is None:
-                offered[key] = [reading for _, reading, _ in extra]
-            else:
-                sources = zip(map(owners.__getitem__, windows[key]), block, strict=True)
-                others = ((record, reading) for record, reading, _ in extra)
-                ordered = sorted([*sources, *others], key=_FIRST)
-                offered[key] = [reading for _, reading in ordered]
-        return [_new(Contribution, (*key, readings)) for key, readings in offered.items()]
+        offers: dict[WindowKey, Sequence[Reading]] = dict(zip(windows, grouped.split(bounds)))  # noqa: B905
+        for key in self.general:
+            offers[key] = [reading for _, reading in self.offered(key)]
+        return [Contribution(device, hour, readings) for (device, hour), readings in offers.items()]
 
-    def origin(self, key: WindowKey) -> dict[int, tuple[int, int]]:
-        """``id(reading)`` -> (record position, item index), for the readings offered to one
-        window (built only when the store refused some)."""
-        found = {id(reading): (record, item) for record, reading, item in self.general.get(key, ())}
-        block = self.blocks.get(key)
-        if block is not None:
-            for reading, position in zip(block, self.windows[key], strict=True):
-                found[id(reading)] = self._place(position)
-        return found
+    def offered(self, key: WindowKey) -> list[tuple[tuple[int, int], Reading]]:
+        """``((record position, item index), reading)`` of each reading offered to a window,
+        in the order :meth:`contributions` offers them."""
+        rows = self.columns.row
+        decoded = [(self._place(p), rows(p)) for p in self.windows.get(key, ())]
+        general = [((record, item), reading) for record, reading, item in self.general.get(key, ())]
+        return sorted([*decoded, *general], key=_FIRST) if general else decoded
 
     def _place(self, position: int) -> tuple[int, int]:
         """(record position, item index) of the reading at a position of the columns."""
@@ -158,7 +146,7 @@ class _Triage:
             found.update(record for record, _, _ in self.general.get(key, ()))
         return found
 
-    def offered(self, key: WindowKey) -> int:
+    def count_offered(self, key: WindowKey) -> int:
         """How many readings the window was offered."""
         return len(self.windows.get(key, ())) + len(self.general.get(key, ()))
 
@@ -229,8 +217,7 @@ class ProcessService:
         triage.received = len(columns)
         triage.decoded_owners = owners
         arrived = list(map(_ARRIVED, records))
-        # The stream's arrival time, else now (dict.get(x, x) is x for anything but None).
-        arrivals: list[int] = list(map({None: now}.get, arrived, arrived))
+        arrivals = [now if at is None else at for at in arrived]  # the stream's, else now
         kept = self._on_time(triage, records, arrivals, columns.times, owners)
         if kept is not None:
             columns, owners = columns.take(kept), [owners[i] for i in kept]
@@ -317,27 +304,20 @@ class ProcessService:
 
     @staticmethod
     def _store_rejections(batch: RawBatch, triage: _Triage, result: ApplyResult) -> list[Rejection]:
+        """The readings the store did not count: conflicting versions and a full window's."""
         found: list[Rejection] = []
         for key, absorption in result.absorbed.items():
             if key in result.failed or not (absorption.conflicts or absorption.overflow):
                 continue
-            origin = triage.origin(key)
-            for reason, readings in (
-                (Reason.CONFLICTING_DUPLICATE, absorption.conflicts),
-                (Reason.WINDOW_FULL, absorption.overflow),
-            ):
-                for reading in readings:
-                    position, index = origin[id(reading)]
-                    triage.rejected_records.add(position)
-                    found.append(
-                        Rejection(
-                            batch.records[position].record_id,
-                            index,
-                            reason,
-                            _STORE_MESSAGES[reason],
-                            encode_item(reading.to_json()),
-                        )
-                    )
+            offered = triage.offered(key)
+            refused = [(i, Reason.CONFLICTING_DUPLICATE) for i in absorption.conflicts]
+            refused += [(i, Reason.WINDOW_FULL) for i in absorption.overflow]
+            for i, reason in refused:
+                (position, index), reading = offered[i]
+                triage.rejected_records.add(position)
+                record_id = batch.records[position].record_id
+                payload = encode_item(reading.to_json())
+                found.append(Rejection(record_id, index, reason, _STORE_MESSAGES[reason], payload))
         return found
 
     @staticmethod
@@ -361,7 +341,7 @@ class ProcessService:
             windows_touched=len(triage.keys()),
             newest_ms=triage.newest(),
             store_retries=result.retries,
-            unapplied=sum(triage.offered(key) for key in result.failed),
+            unapplied=sum(triage.count_offered(key) for key in result.failed),
             failed_records=tuple(batch.records[i].record_id for i in sorted(failed)),
             errors=errors,
         )
@@ -391,7 +371,6 @@ _STORE_MESSAGES = {
 _FIRST = itemgetter(0)
 _DATA = itemgetter(1)  # RawRecord.data, at C speed
 _ARRIVED = itemgetter(2)  # RawRecord.arrived_ms
-_new = tuple.__new__  # builds named tuples without their Python-level __new__
 _FIRST_TWO = itemgetter(0, 1)
 
 
