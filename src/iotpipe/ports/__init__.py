@@ -1,6 +1,9 @@
 """The interfaces between the application and the outside world (hexagonal ports)."""
 
-from iotpipe.ports.archive import Quarantine, RawArchive
+import importlib
+import warnings
+
+from iotpipe.ports.archive import Bucket, Quarantine, RawArchive
 from iotpipe.ports.clock import Clock
 from iotpipe.ports.records import (
     DeviceSummary,
@@ -19,7 +22,6 @@ from iotpipe.ports.store import (
     RetryPolicy,
     Version,
     WindowKey,
-    WindowStoreBase,
 )
 from iotpipe.ports.stream import BatchSource, ReadingStream
 
@@ -27,6 +29,7 @@ __all__ = [
     "AggregateStore",
     "ApplyResult",
     "BatchSource",
+    "Bucket",
     "Clock",
     "Contribution",
     "DeviceSummary",
@@ -43,5 +46,18 @@ __all__ = [
     "StreamMessage",
     "Version",
     "WindowKey",
-    "WindowStoreBase",
 ]
+
+
+def __getattr__(name: str) -> object:
+    if name == "WindowStoreBase":
+        # A deprecated alias, imported by name: ports sit below the adapters, and the layer
+        # contracts hold for every real import.
+        warnings.warn(
+            "iotpipe.ports.WindowStoreBase is deprecated: import it from "
+            "iotpipe.adapters.window_store",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return importlib.import_module("iotpipe.adapters.window_store").WindowStoreBase
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

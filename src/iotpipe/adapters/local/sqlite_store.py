@@ -25,8 +25,8 @@ apply round share one transaction (one sync to disk per batch, not per window), 
 the write lock only while its statements run: windows are encoded before it begins, so no
 lock is held while Python code runs. Exactness comes from the ``version``
 column: an update applies only if the version that was read is still stored (see
-:class:`~iotpipe.ports.WindowStoreBase`). A pool hands each concurrent caller a connection of
-its own, so threads never share one at the same time.
+:class:`~iotpipe.adapters.window_store.WindowStoreBase`). A pool hands each concurrent caller
+a connection of its own, so threads never share one at the same time.
 
 Durability: ``synchronous=FULL``. Once a batch is acknowledged, its stream position moves on, so
 its windows must survive a power cut.
@@ -52,7 +52,8 @@ from typing import Any
 
 import orjson
 
-from iotpipe.adapters.window_codec import window_from_record, window_to_record
+from iotpipe.adapters.window_store import WindowStoreBase
+from iotpipe.application.codecs.window import window_from_record, window_to_record
 from iotpipe.domain import HourlyWindow, IotPipeError, Reading, StoreUnavailable, WindowConflict
 from iotpipe.ports import (
     DeviceSummary,
@@ -61,7 +62,6 @@ from iotpipe.ports import (
     StoreOps,
     Version,
     WindowKey,
-    WindowStoreBase,
 )
 
 SCHEMA_VERSION = 1

@@ -6,6 +6,7 @@ import threading
 from bisect import bisect_left, insort
 from collections.abc import Sequence
 
+from iotpipe.adapters.window_store import WindowStoreBase
 from iotpipe.domain import HourlyWindow, IotPipeError, Reading, WindowConflict
 from iotpipe.ports import (
     DeviceSummary,
@@ -14,7 +15,6 @@ from iotpipe.ports import (
     StoreOps,
     Version,
     WindowKey,
-    WindowStoreBase,
 )
 
 
@@ -22,8 +22,9 @@ class MemoryStore(WindowStoreBase):
     """Windows and latest readings in dictionaries, guarded by one lock.
 
     Every window carries an integer version, so the optimistic-concurrency path of
-    :class:`~iotpipe.ports.WindowStoreBase` is exercised exactly as on a remote store. Reads and
-    writes are counted as a remote store would bill them: one per window or registry item.
+    :class:`~iotpipe.adapters.window_store.WindowStoreBase` is exercised exactly as on a remote
+    store. Reads and writes are counted as a remote store would bill them: one per window or
+    registry item.
     """
 
     def __init__(self, retry: RetryPolicy | None = None) -> None:
