@@ -10,7 +10,7 @@ Single-table design (:data:`TABLE_DEFINITION`, created by :func:`create_table`):
     index "fleet"     FPK = FLEET#<hour_ms>#<shard>, sort key device_id
                       (window items only: registry entries have no FPK, so the index is sparse)
 
-- A window item holds the fields of :func:`~iotpipe.adapters.window_codec.window_to_record`:
+- A window item holds the fields of :func:`~iotpipe.application.codecs.window.window_to_record`:
   ``format``, ``device_id``, ``hour_ms``, ``count``, ``first_ms``, ``last_ms`` (``N``),
   ``metrics`` (``M`` of ``L`` of five ``N``: count, total, squares, min, max, all exact
   integers in fixed point), ``located`` (``L``: ts, and lat, lon as exact decimal text, see
@@ -64,15 +64,14 @@ They are computed, not taken from ``ReturnConsumedCapacity``: moto's figures ign
 from __future__ import annotations
 
 import heapq
-import threading
 import time
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from iotpipe.adapters.aws import dynamodb_items as items
 from iotpipe.adapters.aws.errors import AWS_ERRORS, ClientError, describe, error_code, is_transient
+from iotpipe.adapters.window_store import Meter, WindowStoreBase, check_limit
 from iotpipe.domain import HourlyWindow, Reading, StoreUnavailable, WindowConflict
 from iotpipe.ports import (
     DeviceSummary,
@@ -81,7 +80,6 @@ from iotpipe.ports import (
     StoreOps,
     Version,
     WindowKey,
-    WindowStoreBase,
 )
 
 FLEET_INDEX = "fleet"
@@ -128,26 +126,6 @@ def create_table(client: Any, name: str) -> None:
     client.update_time_to_live(TableName=name, TimeToLiveSpecification=TIME_TO_LIVE)
 
 
-@dataclass(slots=True)
-class _Meter:
-    """Items, requests and capacity units so far (reads in half units: a GSI read is 0.5)."""
-
-    counts: Counter[str] = field(default_factory=Counter)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def add(self, **amounts: int) -> None:
-        with self.lock:
-            self.counts.update(amounts)
-
-    def ops(self) -> StoreOps:
-        with self.lock:
-            c = dict(self.counts)
-        extra = {k: v for k, v in c.items() if k not in {"items_read", "items_written"}}
-        extra["read_units"] = -(-c.get("read_half_units", 0) // 2)  # rounded up
-        extra.setdefault("write_units", 0)
-        return StoreOps(c.get("items_read", 0), c.get("items_written", 0), extra)
-
-
 class DynamoStore(WindowStoreBase):
     """Hourly windows and the device registry in one DynamoDB table (see the module docstring).
 
@@ -176,7 +154,7 @@ class DynamoStore(WindowStoreBase):
         self.fleet_shards = fleet_shards
         self.ttl_days = ttl_days
         self._client = client
-        self._meter = _Meter()
+        self._meter = Meter()
         self._registered: set[str] = set()
 
     # --- hooks -----------------------------------------------------------------------------
@@ -308,7 +286,7 @@ class DynamoStore(WindowStoreBase):
         self, device_id: str, start_ms: int, end_ms: int, *, limit: int, cursor: str | None = None
     ) -> Page[HourlyWindow]:
         """A device's windows in ``[start_ms, end_ms)``; the cursor is the last hour returned."""
-        _check_limit(limit)
+        check_limit(limit)
         low = max(start_ms, 0) if cursor is None else max(start_ms, int(cursor) + 1)
         high = min(end_ms - 1, items.MAX_HOUR_MS)
         if low > high:
@@ -333,7 +311,7 @@ class DynamoStore(WindowStoreBase):
         self, hour_ms: int, *, limit: int, cursor: str | None = None
     ) -> Page[HourlyWindow]:
         """Every device's window for the hour, merged from the index shards in device order."""
-        _check_limit(limit)
+        check_limit(limit)
 
         def shard_query(shard: int) -> dict[str, Any]:
             return {
@@ -362,7 +340,7 @@ class DynamoStore(WindowStoreBase):
         The last event time comes from each device's newest window (one ``Query`` per device
         listed): the registry does not keep it, so that a new reading costs no extra write.
         """
-        _check_limit(limit)
+        check_limit(limit)
 
         def shard_query(shard: int) -> dict[str, Any]:
             return {
@@ -387,7 +365,10 @@ class DynamoStore(WindowStoreBase):
         ``gets``, ``queries``), ``conflicts`` (failed conditional writes), and the capacity
         billed (``write_units``, of which ``index_write_units``; ``read_units`` rounded up, and
         exactly as ``read_half_units``). See the module docstring for how they are counted."""
-        return self._meter.ops()
+        ops = self._meter.ops(reads="items_read", writes="items_written")
+        ops.extra["read_units"] = -(-ops.extra.get("read_half_units", 0) // 2)  # rounded up
+        ops.extra.setdefault("write_units", 0)
+        return ops
 
     def _newest(self, device_id: str) -> dict[str, Any] | None:
         found = self._query(
@@ -538,8 +519,3 @@ def _decode_merge_cursor(cursor: str | None, shards: int) -> tuple[str | None, s
 
 def _failed_condition(exc: ClientError) -> bool:
     return error_code(exc) == "ConditionalCheckFailedException"
-
-
-def _check_limit(limit: int) -> None:
-    if limit < 1:
-        raise ValueError("limit must be at least 1")

@@ -12,7 +12,7 @@ database, e.g. one per test)::
   milliseconds, zero-padded to 15 digits so that ids sort like hours over the whole supported
   range (years 1970-9999).
 - A window document holds the fields of
-  :func:`~iotpipe.adapters.window_codec.window_to_record`: ``format``, ``device_id``,
+  :func:`~iotpipe.application.codecs.window.window_to_record`: ``format``, ``device_id``,
   ``hour_ms``, ``count``, ``first_ms``, ``last_ms`` (integers), ``metrics`` (a map of metric ->
   array of five integers: count, total, squares, min, max, exact fixed point; the largest, a sum
   of squares, stays below 7.2e16, inside Firestore's int64), ``located`` (array: ts, lat, lon),
@@ -83,7 +83,6 @@ from __future__ import annotations
 import importlib
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -94,7 +93,8 @@ from google.cloud.firestore_v1 import SERVER_TIMESTAMP
 from google.cloud.firestore_v1.base_query import FieldFilter
 
 from iotpipe.adapters.gcp.errors import GOOGLE_ERRORS, describe, is_transient
-from iotpipe.adapters.window_codec import RECORD_FIELDS, window_from_record, window_to_record
+from iotpipe.adapters.window_store import Meter, WindowStoreBase, check_limit
+from iotpipe.application.codecs.window import RECORD_FIELDS, window_from_record, window_to_record
 from iotpipe.domain import HourlyWindow, Reading, StoreUnavailable, WindowConflict, parse_reading
 from iotpipe.domain.time import MS_PER_HOUR
 from iotpipe.ports import (
@@ -104,7 +104,6 @@ from iotpipe.ports import (
     StoreOps,
     Version,
     WindowKey,
-    WindowStoreBase,
 )
 
 DEVICES = "devices"
@@ -122,24 +121,6 @@ UNINDEXED_FIELDS = ("seen", "metrics", "located", "latest", TTL_FIELD)
 FLEET_FIELDS = tuple(name for name in RECORD_FIELDS if name != "seen")
 WINDOWS_PER_LOOKUP = 100
 _PREFIX_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
-
-
-class _Meter:
-    """Document reads and writes, requests by kind and conflicts (thread-safe)."""
-
-    def __init__(self) -> None:
-        self._counts: Counter[str] = Counter()
-        self._lock = threading.Lock()
-
-    def add(self, **amounts: int) -> None:
-        with self._lock:
-            self._counts.update(amounts)
-
-    def ops(self) -> StoreOps:
-        with self._lock:
-            counts = dict(self._counts)
-        extra = {k: v for k, v in counts.items() if k not in ("reads", "writes")}
-        return StoreOps(counts.get("reads", 0), counts.get("writes", 0), extra)
 
 
 class FirestoreStore(WindowStoreBase):
@@ -178,7 +159,7 @@ class FirestoreStore(WindowStoreBase):
             ),
             "timeout": timeout_s,
         }
-        self._meter = _Meter()
+        self._meter = Meter()
         self._registered: set[str] = set()
         self._registered_lock = threading.Lock()
 
@@ -295,7 +276,7 @@ class FirestoreStore(WindowStoreBase):
         self, device_id: str, start_ms: int, end_ms: int, *, limit: int, cursor: str | None = None
     ) -> Page[HourlyWindow]:
         """A device's windows in ``[start_ms, end_ms)``; the cursor is the last hour returned."""
-        _check_limit(limit)
+        check_limit(limit)
         low = start_ms if cursor is None else max(start_ms, int(cursor) + 1)
         if low >= end_ms:
             return Page([])
@@ -315,7 +296,7 @@ class FirestoreStore(WindowStoreBase):
         self, hour_ms: int, *, limit: int, cursor: str | None = None
     ) -> Page[HourlyWindow]:
         """Every device's window for the hour, in device order (a collection-group query)."""
-        _check_limit(limit)
+        check_limit(limit)
         query = (
             self._client.collection_group(self.windows_collection)
             .where(filter=FieldFilter("hour_ms", "==", hour_ms))
@@ -337,7 +318,7 @@ class FirestoreStore(WindowStoreBase):
 
     def devices(self, *, limit: int, cursor: str | None = None) -> Page[DeviceSummary]:
         """Devices in id order with the event time of their latest reading."""
-        _check_limit(limit)
+        check_limit(limit)
         query = self._client.collection(self.devices_collection).order_by("device_id")
         if cursor is not None:
             query = query.start_after({"device_id": _check_device_cursor(cursor)})
@@ -392,8 +373,3 @@ def _check_device_cursor(cursor: str) -> str:
     if not cursor:
         raise ValueError("not a cursor of this store: ''")
     return cursor
-
-
-def _check_limit(limit: int) -> None:
-    if limit < 1:
-        raise ValueError("limit must be at least 1")
