@@ -1,34 +1,20 @@
 """The raw archive and the quarantine over any object store: the logic every bucket shares.
 
-Each backend (memory, S3, Cloud Storage) supplies only a :class:`Bucket` (put, get and list
-names under a prefix, its own errors translated to :class:`~iotpipe.domain.ArchiveUnavailable`);
-layout and format come from :mod:`iotpipe.application.archive_format`, so every archive holds
-the same objects and a retried batch overwrites its own.
+Each backend (memory, S3, Cloud Storage) supplies only a :class:`~iotpipe.ports.Bucket` (put,
+get and list names under a prefix, its own errors translated to
+:class:`~iotpipe.domain.ArchiveUnavailable`); layout and format come from
+:mod:`iotpipe.application.codecs.archive`, so every archive holds the same objects and a
+retried batch overwrites its own.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
-from typing import Protocol
+from collections.abc import Iterator, Sequence
 
-from iotpipe.application import archive_format as fmt
-from iotpipe.ports import RawBatch, Rejection
+from iotpipe.application.codecs import archive as fmt
+from iotpipe.ports import Bucket, RawBatch, Rejection
 
-
-class Bucket(Protocol):
-    """The three object operations an archive needs."""
-
-    def put(self, name: str, body: bytes) -> None:
-        """Store ``body`` under ``name``, replacing any object of that name."""
-        ...
-
-    def get(self, name: str) -> bytes:
-        """The body of the object ``name``."""
-        ...
-
-    def names(self, under: str) -> Iterable[str]:
-        """Names of the objects whose names start with ``under``, in name order."""
-        ...
+__all__ = ["Bucket", "BucketArchive", "BucketQuarantine"]  # Bucket: its former home
 
 
 class BucketArchive:
