@@ -24,7 +24,7 @@ from typing import Any
 
 import orjson
 
-from iotpipe.adapters.window_codec import RECORD_FIELDS, window_from_record, window_to_record
+from iotpipe.application.codecs.window import RECORD_FIELDS, window_from_record, window_to_record
 from iotpipe.domain import HourlyWindow, Reading, parse_reading
 from iotpipe.domain.time import MS_PER_HOUR
 

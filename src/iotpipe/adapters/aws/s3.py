@@ -1,6 +1,6 @@
 """The raw archive and the quarantine on Amazon S3.
 
-Objects follow :mod:`iotpipe.application.archive_format` (the layout every archive shares),
+Objects follow :mod:`iotpipe.application.codecs.archive` (the layout every archive shares),
 under an optional key prefix::
 
     <prefix>raw/dt=2025-08-31/hour=10/<batch-id>.jsonl.gz

@@ -1,6 +1,6 @@
 """The raw archive and the quarantine on Cloud Storage, in the same layout as on S3.
 
-Objects follow :mod:`iotpipe.application.archive_format` (the layout every archive shares),
+Objects follow :mod:`iotpipe.application.codecs.archive` (the layout every archive shares),
 under an optional name prefix::
 
     <prefix>raw/dt=2025-08-31/hour=10/<message-id>.jsonl.gz

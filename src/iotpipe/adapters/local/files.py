@@ -1,6 +1,6 @@
 """Raw archive and quarantine on the local filesystem, in the layout and format of the cloud.
 
-Files are named exactly like the objects of :mod:`iotpipe.application.archive_format` under a
+Files are named exactly like the objects of :mod:`iotpipe.application.codecs.archive` under a
 root directory (``<root>/raw/dt=2025-08-31/hour=10/<batch>.jsonl.gz``), so an archive directory
 can be synced to or from a bucket as it is. Every file is written to a temporary file in its
 own directory, flushed to disk and renamed over its final name. A retried batch therefore
@@ -16,7 +16,7 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from iotpipe.application import archive_format as fmt
+from iotpipe.application.codecs import archive as fmt
 from iotpipe.domain import ArchiveUnavailable
 from iotpipe.domain.time import to_ms
 from iotpipe.ports import RawBatch, Rejection
