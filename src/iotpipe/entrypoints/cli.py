@@ -281,8 +281,13 @@ def _env_keys() -> list[str]:
 
 
 def _package(args: argparse.Namespace) -> int:
-    """Build the deployment zips; the build itself lives in ``iotpipe.entrypoints.packaging``."""
-    from iotpipe.entrypoints.packaging import AwsOptions, PackagingError, build_aws, format_report
+    """Build the deployment zips (the builds: ``iotpipe.entrypoints.{aws,gcp}.packaging``)."""
+    from iotpipe.entrypoints.aws.packaging import (
+        AwsOptions,
+        PackagingError,
+        build_aws,
+        format_report,
+    )
 
     if args.target == "gcp":
         return _package_gcp(args)
@@ -304,7 +309,7 @@ def _package(args: argparse.Namespace) -> int:
 
 
 def _package_gcp(args: argparse.Namespace) -> int:
-    from iotpipe.entrypoints import packaging
+    from iotpipe.entrypoints.aws import packaging
     from iotpipe.entrypoints.gcp import packaging as gcp
 
     out = gcp.DEFAULT_OUT if args.out == str(packaging.DEFAULT_OUT) else Path(args.out)
@@ -314,7 +319,7 @@ def _package_gcp(args: argparse.Namespace) -> int:
 
 def _package_options(parser: argparse.ArgumentParser) -> None:
     """The ``package`` command's arguments; the defaults are the packaging module's."""
-    from iotpipe.entrypoints import packaging
+    from iotpipe.entrypoints.aws import packaging
 
     parser.add_argument(
         "target",

@@ -48,22 +48,30 @@ Decisions:
 from __future__ import annotations
 
 import csv
-import hashlib
 import os
 import re
 import subprocess
 import sys
 import tempfile
-import tomllib
-import zipfile
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import orjson
+
+from iotpipe.entrypoints.bundling import (
+    Entry,
+    PackagingError,
+    Project,
+    ZipSummary,
+    code_entries,
+    installed_pins,
+    is_executable,
+    normalised_name,
+    write_zip,
+)
 
 CODE_ZIP = "iotpipe-code.zip"
 LAYER_ZIP = "iotpipe-deps-layer.zip"
@@ -82,14 +90,7 @@ HANDLERS = {
 #: Lambda's limit on a function's unzipped code plus all its layers (AWS's "250 MB").
 LAMBDA_UNZIPPED_LIMIT = 250 * 1024 * 1024
 BOTO3_EXTRA = "aws"
-ZIP_DATE = (1980, 1, 1, 0, 0, 0)
-COMPRESS_LEVEL = 9
 _LAYER_PREFIX = "python/"
-_NAME = re.compile(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
-
-
-class PackagingError(Exception):
-    """The package cannot be built: a bad option, no source tree, or pip failed."""
 
 
 @dataclass(frozen=True)
@@ -101,26 +102,6 @@ class AwsOptions:
     arch: str = DEFAULT_ARCH
     with_boto3: bool = False
     pinned: bool = True
-
-
-@dataclass(frozen=True)
-class Entry:
-    """One file of a zip: its archive name, its bytes and whether it is executable."""
-
-    name: str
-    data: bytes
-    executable: bool = False
-
-
-@dataclass(frozen=True)
-class ZipSummary:
-    """A written zip as the manifest describes it."""
-
-    name: str
-    sha256: str
-    size: int
-    unzipped: int
-    entries: int
 
 
 @dataclass(frozen=True)
@@ -142,80 +123,10 @@ class PackageReport:
 # --- the project --------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Project:
-    """The iotpipe source checkout: its package directory and pyproject.toml settings."""
-
-    package_dir: Path
-    version: str
-    requires_python: str
-    dependencies: tuple[str, ...]
-    extras: dict[str, tuple[str, ...]]
-    package_data: tuple[str, ...]
-
-    @classmethod
-    def locate(cls) -> Project:
-        """The checkout this module is imported from (``src/iotpipe`` beside pyproject.toml)."""
-        package_dir = Path(__file__).resolve().parents[1]
-        pyproject = package_dir.parents[1] / "pyproject.toml"
-        try:
-            config = tomllib.loads(pyproject.read_text(encoding="utf-8"))
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise PackagingError(
-                f"packaging needs the iotpipe source tree (pip install -e .): {pyproject}: {exc}"
-            ) from None
-        project = config.get("project", {})
-        if project.get("name") != "iotpipe":
-            raise PackagingError(f"{pyproject} is not iotpipe's pyproject.toml")
-        data = config.get("tool", {}).get("setuptools", {}).get("package-data", {})
-        return cls(
-            package_dir=package_dir,
-            version=str(project["version"]),
-            requires_python=str(project.get("requires-python", "")),
-            dependencies=tuple(project.get("dependencies", ())),
-            extras={k: tuple(v) for k, v in project.get("optional-dependencies", {}).items()},
-            package_data=tuple(data.get("iotpipe", ())),
-        )
-
-
 def layer_requirements(project: Project, with_boto3: bool = False) -> tuple[str, ...]:
     """The requirements the layer installs: the core dependencies, plus the ``aws`` extra."""
     extra = project.extras.get(BOTO3_EXTRA, ()) if with_boto3 else ()
     return (*project.dependencies, *extra)
-
-
-def installed_pins(requirements: Iterable[str]) -> dict[str, str]:
-    """Installed versions of the requirements and everything they need (extras aside)."""
-    pending = [_requirement_name(r) for r in requirements]
-    visited: set[str] = set()
-    pins: dict[str, str] = {}
-    while pending:
-        name = pending.pop()
-        if name in visited:
-            continue
-        visited.add(name)
-        try:
-            dist = metadata.distribution(name)
-        except metadata.PackageNotFoundError:
-            continue
-        pins[name] = dist.version
-        pending += [_requirement_name(r) for r in dist.requires or () if not _for_extra(r)]
-    return dict(sorted(pins.items()))
-
-
-def _requirement_name(requirement: str) -> str:
-    match = _NAME.match(requirement)
-    if match is None:
-        raise PackagingError(f"cannot read the requirement {requirement!r}")
-    return _normalise(match.group(1))
-
-
-def _normalise(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
-def _for_extra(requirement: str) -> bool:
-    return "extra" in requirement.partition(";")[2]
 
 
 # --- the build ----------------------------------------------------------------------------------
@@ -262,29 +173,6 @@ def _target(options: AwsOptions) -> str:
     return f"python{options.python} {options.arch} ({PLATFORMS[options.arch]})"
 
 
-def code_entries(project: Project) -> list[Entry]:
-    """The iotpipe package's files, as setuptools puts them in the wheel, under ``iotpipe/``."""
-    root = project.package_dir
-    paths = {p for p in root.rglob("*.py") if _in_package(p, root)}
-    for pattern in project.package_data:
-        paths.update(p for p in root.glob(pattern) if p.is_file())
-    return [_entry(f"iotpipe/{p.relative_to(root).as_posix()}", p) for p in sorted(paths)]
-
-
-def _in_package(path: Path, root: Path) -> bool:
-    """Whether every directory from ``root`` down to the file is a package (setuptools' rule)."""
-    directory = path.parent
-    while directory != root:
-        if not (directory / "__init__.py").is_file():
-            return False
-        directory = directory.parent
-    return (root / "__init__.py").is_file()
-
-
-def _entry(name: str, path: Path) -> Entry:
-    return Entry(name, path.read_bytes(), _executable(path))
-
-
 def layer_entries(project: Project, options: AwsOptions) -> list[Entry]:
     """The layer's files under ``python/``: pip's install for the target, but bytecode, bin/."""
     with tempfile.TemporaryDirectory(prefix="iotpipe-layer-") as tmp:
@@ -292,7 +180,7 @@ def layer_entries(project: Project, options: AwsOptions) -> list[Entry]:
         _pip_install(project, options, site, Path(tmp) / "constraints.txt")
         shipped = {p.relative_to(site).as_posix(): p for p in _layer_files(site)}
         return [
-            Entry(_LAYER_PREFIX + name, _layer_bytes(name, path, shipped), _executable(path))
+            Entry(_LAYER_PREFIX + name, _layer_bytes(name, path, shipped), is_executable(path))
             for name, path in sorted(shipped.items())
         ]
 
@@ -335,10 +223,6 @@ def _layer_files(site: Path) -> Iterator[Path]:
             yield path
 
 
-def _executable(path: Path) -> bool:
-    return bool(path.stat().st_mode & 0o111)
-
-
 def _layer_bytes(name: str, path: Path, shipped: dict[str, Path]) -> bytes:
     """A file's bytes; a ``RECORD`` loses the rows of files the layer leaves out."""
     data = path.read_bytes()
@@ -360,7 +244,7 @@ def layer_versions(layer: Iterable[Entry]) -> dict[str, str]:
     for entry in layer:
         if entry.name.count("/") == 2 and entry.name.endswith(".dist-info/METADATA"):
             headers = _metadata_headers(entry.data)
-            versions[_normalise(headers["Name"])] = headers["Version"]
+            versions[normalised_name(headers["Name"])] = headers["Version"]
     return dict(sorted(versions.items()))
 
 
@@ -376,34 +260,6 @@ def _metadata_headers(data: bytes) -> dict[str, str]:
 
 
 # --- zips and the manifest ----------------------------------------------------------------------
-
-
-def write_zip(path: Path, entries: Iterable[Entry]) -> ZipSummary:
-    """Write a deterministic zip (sorted, fixed dates and modes, deflate level 9)."""
-    ordered = sorted(entries, key=lambda e: e.name)
-    partial = path.with_name(path.name + ".partial")
-    with zipfile.ZipFile(partial, "w") as archive:
-        for entry in ordered:
-            archive.writestr(_zip_info(entry), entry.data, compresslevel=COMPRESS_LEVEL)
-    os.replace(partial, path)
-    data = path.read_bytes()
-    return ZipSummary(
-        name=path.name,
-        sha256=hashlib.sha256(data).hexdigest(),
-        size=len(data),
-        unzipped=sum(len(e.data) for e in ordered),
-        entries=len(ordered),
-    )
-
-
-def _zip_info(entry: Entry) -> zipfile.ZipInfo:
-    if entry.name.startswith("/") or ".." in entry.name.split("/"):
-        raise PackagingError(f"refusing a zip entry outside the archive root: {entry.name}")
-    info = zipfile.ZipInfo(entry.name, date_time=ZIP_DATE)
-    info.compress_type = zipfile.ZIP_DEFLATED
-    info.create_system = 3  # Unix, so that external_attr holds the file mode
-    info.external_attr = (0o100755 if entry.executable else 0o100644) << 16
-    return info
 
 
 def manifest_bytes(report: PackageReport, project: Project) -> bytes:

@@ -34,7 +34,7 @@ from typing import Any
 
 import orjson
 
-from iotpipe.entrypoints import packaging as common
+from iotpipe.entrypoints import bundling as common
 
 SOURCE_ZIP = "iotpipe-gcf-source.zip"
 MANIFEST = "manifest.json"
