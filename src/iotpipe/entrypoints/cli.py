@@ -282,12 +282,8 @@ def _env_keys() -> list[str]:
 
 def _package(args: argparse.Namespace) -> int:
     """Build the deployment zips (the builds: ``iotpipe.entrypoints.{aws,gcp}.packaging``)."""
-    from iotpipe.entrypoints.aws.packaging import (
-        AwsOptions,
-        PackagingError,
-        build_aws,
-        format_report,
-    )
+    from iotpipe.entrypoints.aws.packaging import AwsOptions, build_aws, format_report
+    from iotpipe.entrypoints.bundling import PackagingError
 
     if args.target == "gcp":
         return _package_gcp(args)

@@ -15,7 +15,6 @@ from iotpipe.entrypoints.aws.packaging import (
     AwsOptions,
     PackageReport,
     build_aws,
-    code_entries,
     format_report,
     handler_module,
     layer_entries,
@@ -30,6 +29,7 @@ from iotpipe.entrypoints.bundling import (
     PackagingError,
     Project,
     ZipSummary,
+    code_entries,
     installed_pins,
     write_zip,
 )

@@ -84,7 +84,7 @@ def _grown_moments(moments: Moments, column: list[int | None]) -> Moments:
     """The moments with a column of values added (``None``: absent), in one step."""
     try:
         # sorted() raises on None among numbers, sum() on a lone None: no value compared
-        values: list[int] = sorted(column)  # type: ignore[type-var]
+        values: list[int] = sorted(column)  # type: ignore[arg-type]
         added = sum(values)
     except TypeError:  # some readings lack this metric
         values = sorted([v for v in column if v is not None])
