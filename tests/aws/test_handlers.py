@@ -21,7 +21,7 @@ from iotpipe.adapters.aws import create_table
 from iotpipe.application.views import stats_json
 from iotpipe.domain import LatenessPolicy
 from iotpipe.domain.time import MS_PER_HOUR, format_instant, parse_instant
-from iotpipe.entrypoints.aws import api, clients, ingest, process, settings
+from iotpipe.entrypoints.aws import api, bootstrap, clients, ingest, process, settings
 from iotpipe.simulator import Faults, Fleet
 from tests.aws import apigw
 from tests.aws.apigw import answer
@@ -218,7 +218,7 @@ def test_a_store_failure_names_exactly_the_unapplied_records_and_redelivery_conv
     def client(service: str) -> Any:
         return flaky if service == "dynamodb" else real_client(service)
 
-    monkeypatch.setattr(process, "client", client)
+    monkeypatch.setattr(bootstrap, "client", client)
     process._service.cache_clear()
     poller = Poller(deployed, batch_size=1000)
     poller._fill()

@@ -35,7 +35,7 @@ import pytest
 from iotpipe.adapters.gcp import firestore as adapter
 from iotpipe.application import ProcessReport
 from iotpipe.domain.time import MS_PER_HOUR
-from iotpipe.entrypoints.gcp import clients, packaging, settings
+from iotpipe.entrypoints.gcp import bootstrap, clients, packaging, settings
 from iotpipe.entrypoints.gcp import observability as obs
 from tests.terraform.conftest import DEPLOY_GCP, require
 
@@ -293,18 +293,20 @@ def _reads(role: str, monkeypatch: pytest.MonkeyPatch) -> set[str]:
     }
     recording = RecordingSettings(settings.GcpSettings.from_env(values))
     monkeypatch.setattr(module, "settings", lambda: recording)
+    monkeypatch.setattr(bootstrap, "settings", lambda: recording)
     monkeypatch.setattr(obs, "configure_logging", lambda: None)
     for factory in ("firestore", "storage", "publisher"):
         monkeypatch.setattr(clients, factory, lambda *args: mock.MagicMock())
     if role == "process":
-        module.service.__wrapped__()
+        bootstrap.process_service.__wrapped__()
         event = mock.MagicMock(data={})
         event.__getitem__.side_effect = KeyError
         with pytest.raises(ValueError, match="Pub/Sub"):
             module.handle(event)
     else:
-        built = module.analytics_api.__wrapped__()
-        monkeypatch.setattr(module, "analytics_api", lambda: built)
+        root = "ingest_api" if role == "ingest" else "query_api"
+        built = getattr(bootstrap, root).__wrapped__()
+        monkeypatch.setattr(bootstrap, root, lambda: built)
         with flask.Flask(__name__).test_request_context("/v1/health"):
             assert module.handle(flask.request).status_code == 200
     unknown = recording.read - set(FIELD_SETTINGS)

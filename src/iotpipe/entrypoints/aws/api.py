@@ -2,27 +2,14 @@
 
 from __future__ import annotations
 
-import functools
-import os
 from typing import Any
 
-from iotpipe.adapters.aws.dynamodb import DynamoStore
-from iotpipe.application import QueryService
+from iotpipe.entrypoints.aws import bootstrap
 from iotpipe.entrypoints.aws.apigw import to_request, to_result
-from iotpipe.entrypoints.aws.clients import api_keys, client
-from iotpipe.entrypoints.aws.settings import AwsSettings
-from iotpipe.entrypoints.http.api import AnalyticsApi
 
-
-@functools.cache
-def _api() -> AnalyticsApi:
-    settings = AwsSettings.from_env(os.environ)
-    store = DynamoStore(
-        settings.need("table_name"), client("dynamodb"), fleet_shards=settings.fleet_shards
-    )
-    return AnalyticsApi(QueryService(store), None, api_keys(settings))
+_api = bootstrap.query_api  # its former name
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """The API Gateway proxy result for one request."""
-    return to_result(_api().handle(to_request(event)))
+    return to_result(bootstrap.query_api().handle(to_request(event)))

@@ -9,43 +9,23 @@ absorbed again as duplicates, which changes nothing.
 
 from __future__ import annotations
 
-import functools
-import os
 import time
 from typing import Any
 
-from iotpipe.adapters.aws.dynamodb import DynamoStore
 from iotpipe.adapters.aws.events import batch_from_kinesis_event
-from iotpipe.adapters.aws.s3 import S3Archive, S3Quarantine
-from iotpipe.adapters.clock import SystemClock
-from iotpipe.application import ProcessReport, ProcessService
+from iotpipe.application import ProcessReport
+from iotpipe.entrypoints.aws import bootstrap
 from iotpipe.entrypoints.aws import observability as obs
-from iotpipe.entrypoints.aws.clients import client
-from iotpipe.entrypoints.aws.settings import AwsSettings
 
 _FUNCTION = "process"
-
-
-@functools.cache
-def _service() -> ProcessService:
-    settings = AwsSettings.from_env(os.environ)
-    store = DynamoStore(
-        settings.need("table_name"),
-        client("dynamodb"),
-        fleet_shards=settings.fleet_shards,
-        ttl_days=settings.ttl_days,
-    )
-    s3, bucket = client("s3"), settings.need("bucket")
-    return ProcessService(
-        store, SystemClock(), S3Archive(bucket, s3), S3Quarantine(bucket, s3), settings.lateness
-    )
+_service = bootstrap.process_service  # its former name
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Process one Kinesis batch; answer with the sequence numbers to retry."""
     started = time.perf_counter()
     batch = batch_from_kinesis_event(event)
-    report = _service().process(batch)
+    report = bootstrap.process_service().process(batch)
     _observe(report, time.perf_counter() - started, getattr(context, "aws_request_id", None))
     return {"batchItemFailures": [{"itemIdentifier": seq} for seq in report.failed_records]}
 

@@ -19,14 +19,13 @@ log-based metrics are derived from it.
 
 from __future__ import annotations
 
-import functools
 import time
 from collections.abc import Mapping
 from typing import Any
 
 from iotpipe.adapters.gcp.events import NotAPubSubEvent, batch_from_push
-from iotpipe.application import ProcessReport, ProcessService
-from iotpipe.entrypoints.gcp import clients
+from iotpipe.application import ProcessReport
+from iotpipe.entrypoints.gcp import bootstrap
 from iotpipe.entrypoints.gcp import observability as obs
 from iotpipe.entrypoints.gcp.clients import settings
 
@@ -37,26 +36,7 @@ class Redeliver(RuntimeError):
     """Raised so that Pub/Sub delivers the message again: some readings are not applied yet."""
 
 
-@functools.cache
-def service() -> ProcessService:
-    """The process use case over Firestore and Cloud Storage (built on the first event)."""
-    from iotpipe.adapters.clock import SystemClock
-    from iotpipe.adapters.gcp.firestore import FirestoreStore
-    from iotpipe.adapters.gcp.gcs import GcsArchive, GcsQuarantine
-
-    obs.configure_logging()
-    config = settings()
-    store = FirestoreStore(
-        clients.firestore_for(config), prefix=config.firestore_prefix, ttl_days=config.ttl_days
-    )
-    storage, bucket = clients.storage(config.project), config.need_bucket()
-    return ProcessService(
-        store,
-        SystemClock(),
-        GcsArchive(bucket, storage),
-        GcsQuarantine(bucket, storage),
-        config.lateness,
-    )
+service = bootstrap.process_service  # its former name
 
 
 def handle(event: Any) -> None:
@@ -73,7 +53,7 @@ def handle(event: Any) -> None:
             obs.log("ERROR", "not a Pub/Sub message delivery", event_id=_id(event), error=str(exc))
             raise
         try:
-            report = service().process(batch)
+            report = bootstrap.process_service().process(batch)
         except Exception as exc:
             obs.log("ERROR", "batch failed", batch_id=batch.batch_id, error=repr(exc))
             raise

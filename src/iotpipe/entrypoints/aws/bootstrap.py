@@ -1,0 +1,72 @@
+"""The AWS runtime's composition root: each Lambda function's use case, wired to its adapters.
+
+One function per Lambda function, named as on every runtime (:mod:`iotpipe.bootstrap` for the
+in-process and local runtimes, :mod:`iotpipe.entrypoints.gcp.bootstrap` for Google Cloud):
+:func:`process_service`, :func:`ingest_api`, :func:`query_api`. Each is built on the first
+event and kept for the life of the execution environment; nothing is built at import, and each
+imports only what its function needs (a cold start loads no other function's adapters).
+Settings are read once, from the environment, here.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from typing import TYPE_CHECKING
+
+from iotpipe.entrypoints.aws.clients import api_keys, client
+from iotpipe.entrypoints.aws.settings import AwsSettings
+
+if TYPE_CHECKING:
+    from iotpipe.application import ProcessService
+    from iotpipe.entrypoints.http.api import AnalyticsApi
+
+
+@functools.cache
+def process_service() -> ProcessService:
+    """The process use case over DynamoDB, the S3 archive and quarantine."""
+    from iotpipe.adapters.aws.dynamodb import DynamoStore
+    from iotpipe.adapters.aws.s3 import S3Archive, S3Quarantine
+    from iotpipe.adapters.clock import SystemClock
+    from iotpipe.application import ProcessService
+
+    settings = AwsSettings.from_env(os.environ)
+    store = DynamoStore(
+        settings.need("table_name"),
+        client("dynamodb"),
+        fleet_shards=settings.fleet_shards,
+        ttl_days=settings.ttl_days,
+    )
+    s3, bucket = client("s3"), settings.need("bucket")
+    return ProcessService(
+        store, SystemClock(), S3Archive(bucket, s3), S3Quarantine(bucket, s3), settings.lateness
+    )
+
+
+@functools.cache
+def ingest_api() -> AnalyticsApi:
+    """The ingest-only API over the Kinesis stream: it may write the stream, never read the
+    store."""
+    from iotpipe.adapters.aws.kinesis import KinesisStream
+    from iotpipe.adapters.clock import SystemClock
+    from iotpipe.application import IngestService
+    from iotpipe.entrypoints.http.api import AnalyticsApi
+
+    settings = AwsSettings.from_env(os.environ)
+    stream = KinesisStream(settings.need("stream_name"), client("kinesis"))
+    ingest = IngestService(stream, SystemClock(), settings.lateness)
+    return AnalyticsApi(None, ingest, api_keys(settings))
+
+
+@functools.cache
+def query_api() -> AnalyticsApi:
+    """The read-only API over the DynamoDB store."""
+    from iotpipe.adapters.aws.dynamodb import DynamoStore
+    from iotpipe.application import QueryService
+    from iotpipe.entrypoints.http.api import AnalyticsApi
+
+    settings = AwsSettings.from_env(os.environ)
+    store = DynamoStore(
+        settings.need("table_name"), client("dynamodb"), fleet_shards=settings.fleet_shards
+    )
+    return AnalyticsApi(QueryService(store), None, api_keys(settings))
