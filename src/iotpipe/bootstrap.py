@@ -1,5 +1,7 @@
-"""Composition roots: the in-process runtime (memory adapters) and the local runtime (an SQLite
-store and an archive directory).
+"""The composition root of the runtimes in this process: the in-process pipeline (memory
+adapters), the local runtime (an SQLite store and an archive directory) and the CLI's batch run.
+The clouds have theirs: :mod:`iotpipe.entrypoints.aws.bootstrap` and
+:mod:`iotpipe.entrypoints.gcp.bootstrap`.
 
 Nothing is built at import time; each call builds a fresh pipeline.
 """
@@ -13,7 +15,7 @@ from iotpipe.adapters.local import FileArchive, FileQuarantine, SqliteStore
 from iotpipe.adapters.memory import MemoryArchive, MemoryQuarantine, MemoryStore, MemoryStream
 from iotpipe.application import Pipeline
 from iotpipe.domain import LatenessPolicy
-from iotpipe.ports import AggregateStore, Clock
+from iotpipe.ports import AggregateStore, Clock, Quarantine
 
 
 def in_memory_pipeline(
@@ -58,4 +60,15 @@ def local_pipeline(
         archive=FileArchive(archive_dir),
         quarantine=FileQuarantine(archive_dir),
         lateness=lateness,
+    )
+
+
+def batch_pipeline(store: AggregateStore, *, quarantine: Quarantine | None = None) -> Pipeline:
+    """The pipeline of a batch run over a file (``iotpipe process``): no stream and no archive
+    (the input file is the archive), and any event time counts (a backfill)."""
+    return Pipeline(
+        store=store,
+        clock=SystemClock(),
+        quarantine=quarantine,
+        lateness=LatenessPolicy.backfill(),
     )

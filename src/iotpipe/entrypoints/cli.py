@@ -17,8 +17,9 @@ import orjson
 from iotpipe.adapters.clock import SystemClock
 from iotpipe.adapters.local import FileArchive, SqliteStore
 from iotpipe.adapters.memory import MemoryStore
-from iotpipe.application import Pipeline, ProcessReport, ProcessService, ReplayReport, replay
+from iotpipe.application import ProcessReport, ProcessService, ReplayReport, replay
 from iotpipe.application.views import window_json
+from iotpipe.bootstrap import batch_pipeline
 from iotpipe.domain import ArchiveUnavailable, IotPipeError, LatenessPolicy
 from iotpipe.domain.time import MS_PER_HOUR, hour_start, parse_instant
 from iotpipe.ports import AggregateStore, RawRecord, Rejection
@@ -54,12 +55,7 @@ def _process(args: argparse.Namespace) -> int:
         source = _open_in(stack, args.input)
         output = _open_out(stack, args.output) if args.output else sys.stdout.buffer
         rejects = _RejectsFile(_open_out(stack, args.rejects)) if args.rejects else None
-        pipeline = Pipeline(
-            store=store,
-            clock=SystemClock(),
-            quarantine=rejects,
-            lateness=LatenessPolicy.backfill(),
-        )
+        pipeline = batch_pipeline(store, quarantine=rejects)
         totals = _Totals()
         for report in pipeline.process_records(
             _lines(source), batch_size=args.batch_size, source="cli"
