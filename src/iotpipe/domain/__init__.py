@@ -7,8 +7,9 @@ values, which is what lets the same core run unchanged on every runtime. Read it
 same for whole batches is :mod:`iotpipe.domain.kernels`.
 """
 
-import warnings
+from typing import TYPE_CHECKING
 
+from iotpipe._exports import lazy_exports
 from iotpipe.domain.aggregate import Located, MetricSummary, Moments, Stats, merge_all
 from iotpipe.domain.errors import (
     ArchiveUnavailable,
@@ -26,31 +27,6 @@ from iotpipe.domain.parsing import parse_reading
 from iotpipe.domain.reading import Location, Reading
 from iotpipe.domain.rollup import DailyRollup, daily, fleet
 from iotpipe.domain.window import MAX_READINGS_PER_WINDOW, Absorption, HourlyWindow
-
-#: Names that moved to the fast path, :mod:`iotpipe.domain.kernels`.
-_IN_KERNELS = (
-    "DecodedRecords",
-    "ReadingColumns",
-    "absorb_all",
-    "decode_readings",
-    "decode_records",
-)
-
-
-def __getattr__(name: str) -> object:
-    # ReadingPayload pulls in pydantic: load it only when someone asks for it.
-    if name == "ReadingPayload":
-        from iotpipe.domain.schema import ReadingPayload
-
-        return ReadingPayload
-    if name in _IN_KERNELS:
-        from iotpipe.domain import kernels
-
-        message = f"iotpipe.domain.{name} is deprecated: import it from iotpipe.domain.kernels"
-        warnings.warn(message, DeprecationWarning, stacklevel=2)
-        return getattr(kernels, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
 
 __all__ = [
     "MAX_READINGS_PER_WINDOW",
@@ -82,3 +58,24 @@ __all__ = [
     "merge_all",
     "parse_reading",
 ]
+
+if TYPE_CHECKING:  # type checkers read the import instead
+    from iotpipe.domain.schema import ReadingPayload
+else:
+    # ReadingPayload pulls in pydantic: loaded only when someone asks for it. The moved names
+    # are the fast path's, now in iotpipe.domain.kernels.
+    _KERNELS = "iotpipe.domain.kernels"
+    __getattr__, __dir__ = lazy_exports(
+        __name__,
+        {"ReadingPayload": "iotpipe.domain.schema"},
+        moved={
+            name: _KERNELS
+            for name in (
+                "DecodedRecords",
+                "ReadingColumns",
+                "absorb_all",
+                "decode_readings",
+                "decode_records",
+            )
+        },
+    )

@@ -1,8 +1,8 @@
 """The interfaces between the application and the outside world (hexagonal ports)."""
 
-import importlib
-import warnings
+from typing import TYPE_CHECKING
 
+from iotpipe._exports import lazy_exports
 from iotpipe.ports.archive import Bucket, Quarantine, RawArchive
 from iotpipe.ports.clock import Clock
 from iotpipe.ports.records import (
@@ -49,15 +49,8 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> object:
-    if name == "WindowStoreBase":
-        # A deprecated alias, imported by name: ports sit below the adapters, and the layer
-        # contracts hold for every real import.
-        warnings.warn(
-            "iotpipe.ports.WindowStoreBase is deprecated: import it from "
-            "iotpipe.adapters.window_store",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        return importlib.import_module("iotpipe.adapters.window_store").WindowStoreBase
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+if not TYPE_CHECKING:  # a former name, served from the adapters by name: ports sit below
+    # them, and the layer contracts hold for every real import
+    __getattr__, __dir__ = lazy_exports(
+        __name__, {}, moved={"WindowStoreBase": "iotpipe.adapters.window_store"}
+    )
