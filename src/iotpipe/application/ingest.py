@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from iotpipe.application.payloads import encode_items
-from iotpipe.domain import InvalidReading, LatenessPolicy, Reason, parse_reading
+from iotpipe.domain import InvalidReading, LatenessPolicy, Reading, Reason, parse_reading
 from iotpipe.ports import Clock, ReadingStream, StreamMessage
 
 
@@ -49,20 +49,31 @@ class IngestService:
         by_device: dict[str, list[int]] = {}
         for index, item in enumerate(items):
             try:
-                reading = parse_reading(item)
-                late = self._lateness.check(reading.timestamp_ms, now)
-                if late is not None:
-                    raise InvalidReading(late, f"timestamp is {late.value.replace('_', ' ')}")
+                reading = self._valid(item, now)
             except InvalidReading as exc:
                 rejected.append(ItemRejection(index, exc.reason, exc.message))
-                continue
-            by_device.setdefault(reading.device_id, []).append(index)
+            else:
+                by_device.setdefault(reading.device_id, []).append(index)
+        unpublished = self._publish(items, by_device)
+        valid = sum(len(idx) for idx in by_device.values())
+        return IngestResult(valid - len(unpublished), tuple(rejected), unpublished)
+
+    def _publish(self, items: Sequence[object], by_device: dict[str, list[int]]) -> tuple[int, ...]:
+        """Publish one message per device; the indexes of the items the stream refused."""
+        if not by_device:
+            return ()
         groups = list(by_device.items())
         # The original items are published, unknown fields and all: the raw archive keeps them.
         messages = [
             StreamMessage(dev, encode_items([items[i] for i in idx])) for dev, idx in groups
         ]
-        result = self._stream.publish(messages) if messages else None
-        unpublished = sorted(i for m in (result.failed if result else ()) for i in groups[m][1])
-        valid = sum(len(idx) for idx in by_device.values())
-        return IngestResult(valid - len(unpublished), tuple(rejected), tuple(unpublished))
+        result = self._stream.publish(messages)
+        return tuple(sorted(i for m in result.failed for i in groups[m][1]))
+
+    def _valid(self, item: object, now: int) -> Reading:
+        """The item's reading, if it is valid and on time; else raise :class:`InvalidReading`."""
+        reading = parse_reading(item)
+        late = self._lateness.check(reading.timestamp_ms, now)
+        if late is not None:
+            raise InvalidReading(late, f"timestamp is {late.value.replace('_', ' ')}")
+        return reading
