@@ -34,32 +34,37 @@ def absorb_all(
 
 
 def _absorb(window: HourlyWindow, readings: Sequence[Reading]) -> tuple[HourlyWindow, Absorption]:
-    if type(readings) is not ReadingColumns or not _all_new(window, readings):
+    if type(readings) is not ReadingColumns:
         return window.absorb(readings)
-    return _grown(window, readings), _new(Absorption, (tuple(range(len(readings))), (), (), ()))
+    ordered = sorted(readings.times)
+    if not _all_new(window, readings, ordered):
+        return window.absorb(readings)
+    return _grown(window, readings, ordered), _new(
+        Absorption, (tuple(range(len(ordered))), (), (), ())
+    )
 
 
-def _all_new(window: HourlyWindow, columns: ReadingColumns) -> bool:
-    """Whether every reading is the window's, new, at its own time and within room."""
-    times, held = columns.times, window.seen.keys
-    n = len(times)
+def _all_new(window: HourlyWindow, columns: ReadingColumns, ordered: list[int]) -> bool:
+    """Whether every reading is the window's, new, at its own time and within room
+    (``ordered``: the readings' event times, sorted)."""
+    held, n = window.seen.keys, len(ordered)
     if not n or len(held) + n > plain.MAX_READINGS_PER_WINDOW:
         return False
-    hour, first, last = window.hour_ms, min(times), max(times)
+    hour, first, last = window.hour_ms, ordered[0], ordered[-1]
     return (
         hour <= first
         and last < hour + MS_PER_HOUR
         and (not held or first - hour > held[-1] >> 16)
-        and len(set(times)) == n
+        and len(set(ordered)) == n
         and columns.devices.count(window.device_id) == n
     )
 
 
-def _grown(window: HourlyWindow, columns: ReadingColumns) -> HourlyWindow:
+def _grown(window: HourlyWindow, columns: ReadingColumns, ordered: list[int]) -> HourlyWindow:
     """The window with every reading of the columns added (all new: see :func:`_all_new`)."""
     device, hour, stats, seen, latest = window
     times = columns.times
-    first, last = min(times), max(times)
+    first, last = ordered[0], ordered[-1]
     newest = times.index(last)
     if latest is None or latest.timestamp_ms < last:
         latest = columns.row(newest)
@@ -74,9 +79,10 @@ def _grown(window: HourlyWindow, columns: ReadingColumns) -> HourlyWindow:
             _later_located(stats.located, columns, newest),
         ),
     )
-    # The new identities all follow the held ones: appended in order, the keys stay sorted.
+    # The new identities all follow the held ones: appended in order, the keys stay sorted
+    # (readings in time order have their keys in order).
     keys = columns.identity_keys
-    added = keys if _ascending(times) else array("Q", sorted(keys))
+    added = keys if ordered == times else array("Q", sorted(keys))
     return _new(HourlyWindow, (device, hour, grown, IdentitySet(seen.keys + added), latest))
 
 
@@ -119,10 +125,6 @@ def _later_located(held: Located | None, columns: ReadingColumns, newest: int) -
     if candidate is None or (held is not None and held >= candidate):
         return held
     return candidate
-
-
-def _ascending(times: list[int]) -> bool:
-    return times == sorted(times)
 
 
 __all__ = ["absorb_all"]

@@ -130,18 +130,23 @@ class _Columns(NamedTuple):
 def _device_ids(plains: list[Any], odd: set[int]) -> list[str]:
     """Each device id as the one instance the cache holds: its hash is computed once, and the
     windows' dictionaries and sets downstream compare it by identity."""
-    known = STAMPS.devices(list(map(_DEVICE_OF, plains)))
-    if None in known:
-        odd.update(i for i, d in enumerate(known) if d is None)
-    return known  # type: ignore[return-value]  # the odd ones' readings are dropped
+    ids = list(map(_DEVICE_OF, plains))
+    known = STAMPS.known_devices(ids)
+    if known is not None:
+        return known
+    checked = list(map(STAMPS.device, ids))  # a device not seen yet, or not a valid id
+    odd.update(i for i, d in enumerate(checked) if d is None)
+    return checked  # type: ignore[return-value]  # the odd ones' readings are dropped
 
 
 def _event_times(plains: list[Any], odd: set[int]) -> list[int]:
-    times = STAMPS.instants(list(map(_TIMESTAMP, plains)))
-    if None in times:
-        odd.update(i for i, t in enumerate(times) if t is None)
-        return [t or 0 for t in times]
-    return times  # type: ignore[return-value]  # no None among them
+    stamps = list(map(_TIMESTAMP, plains))
+    times = STAMPS.valid_instants(stamps)
+    if times is not None:
+        return times
+    checked = list(map(STAMPS.instant, stamps))  # some stamp is not valid
+    odd.update(i for i, t in enumerate(checked) if t is None)
+    return [t or 0 for t in checked]
 
 
 def _fixed_values(plains: list[Any], odd: set[int]) -> tuple[list[int | None], ...]:

@@ -81,12 +81,13 @@ class Stamps:
         self._devices[device_id] = device_id
         return device_id
 
-    def devices(self, ids: list[str]) -> list[str | None]:
-        """:meth:`device` of each id (at C speed when every one is known)."""
+    def known_devices(self, ids: list[str]) -> list[str] | None:
+        """:meth:`device` of each id, at C speed, if every one is known already; else ``None``
+        (ask :meth:`device` id by id)."""
         try:
             return list(map(self._devices.__getitem__, ids))
         except KeyError:  # a device not seen yet, or not a valid id
-            return list(map(self.device, ids))
+            return None
 
     def instant(self, stamp: str) -> int | None:
         """Epoch ms of a timestamp in the subset and the supported range, or ``None``."""
@@ -100,19 +101,18 @@ class Stamps:
             total += value
         return total if MIN_MS <= total < MAX_MS else None
 
-    def instants(self, stamps: list[str]) -> list[int | None]:
-        """:meth:`instant` of each timestamp; the common batch at C speed."""
+    def valid_instants(self, stamps: list[str]) -> list[int] | None:
+        """:meth:`instant` of each timestamp, at C speed, if every one is valid; else ``None``
+        (ask :meth:`instant` stamp by stamp). Pieces not seen yet are learnt once each."""
         summed = self._summed(stamps)
         if summed is None:  # pieces not seen yet: learn each once (a new hour, say), then again
             for kind, cache in zip(_KINDS, self._pieces, strict=True):
                 for piece in set(map(kind.cut, stamps)).difference(cache):
                     self._learn(kind, cache, piece)
             summed = self._summed(stamps)
-        if summed is None:  # some piece is not valid: stamp by stamp
-            return list(map(self.instant, stamps))
         if summed and (min(summed) < MIN_MS or max(summed) >= MAX_MS):
-            return [t if MIN_MS <= t < MAX_MS else None for t in summed]
-        return summed  # type: ignore[return-value]  # list[int] is a list[int | None]
+            return None
+        return summed
 
     def _summed(self, stamps: list[str]) -> list[int] | None:
         """Each timestamp's instant from the cached values of its pieces, at C speed; ``None``
