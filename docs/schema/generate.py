@@ -175,7 +175,7 @@ DEVICE_FIELDS = {
     "registered_at": ("timestamp", "When the store first saw the device (server time)."),
 }
 WINDOW_FIELDS = {
-    "format": ("integer", "Version of the record format (window_codec.FORMAT)."),
+    "format": ("integer", "Version of the record format (codecs.window.FORMAT)."),
     "device_id": ("string", "The device id (the fleet query orders by it)."),
     "hour_ms": ("integer", "Start of the UTC hour in epoch milliseconds."),
     "count": ("integer", "Distinct readings counted."),
