@@ -225,16 +225,7 @@ class ProcessService:
         triage.columns, triage.owners = columns, owners
         for position in decoded.declined:
             self._parse_record(triage, position, records[position], arrivals[position])
-        windows = triage.windows
-        get = windows.get
-        times = columns.times
-        hours = map(sub, times, map(mod, times, repeat(MS_PER_HOUR)))
-        for position, key in enumerate(zip(columns.devices, hours, strict=True)):
-            bucket = get(key)
-            if bucket is None:
-                windows[key] = [position]
-            else:
-                bucket.append(position)
+        triage.windows = _by_window(columns.devices, columns.times)
         return triage
 
     def _on_time(
@@ -372,6 +363,19 @@ _FIRST = itemgetter(0)
 _DATA = itemgetter(1)  # RawRecord.data, at C speed
 _ARRIVED = itemgetter(2)  # RawRecord.arrived_ms
 _FIRST_TWO = itemgetter(0, 1)
+
+
+def _by_window(devices: list[str], times: list[int]) -> dict[WindowKey, list[int]]:
+    """The positions of a batch's readings grouped by window, in stream order."""
+    windows: dict[WindowKey, list[int]] = {}
+    hours = map(sub, times, map(mod, times, repeat(MS_PER_HOUR)))  # each one's hour, at C speed
+    for position, key in enumerate(zip(devices, hours, strict=True)):
+        bucket = windows.get(key)
+        if bucket is None:
+            windows[key] = [position]
+        else:
+            bucket.append(position)
+    return windows
 
 
 def _lateness_message(reason: Reason) -> str:
