@@ -8,8 +8,9 @@ in :mod:`iotpipe.domain.schema` (the rules) and :func:`iotpipe.domain.parse_read
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
+from iotpipe._exports import lazy_exports
 from iotpipe.domain.metrics import METRIC_NAMES, METRICS, from_fixed
 from iotpipe.domain.time import MS_PER_HOUR, format_instant
 
@@ -94,5 +95,25 @@ def fold(digest: int) -> int:
     """A 64-bit digest folded to 16 bits: the XOR of its four 16-bit lanes."""
     return (digest ^ digest >> 16 ^ digest >> 32 ^ digest >> 48) & 0xFFFF
 
+
+if not TYPE_CHECKING:  # former names, served by name (this module imports neither)
+    _PACKING = "iotpipe.domain.kernels.packing"
+    __getattr__, __dir__ = lazy_exports(
+        __name__,
+        {},
+        moved={
+            "parse_reading": "iotpipe.domain.parsing",
+            **{
+                name: _PACKING
+                for name in (
+                    "column_digests",
+                    "fingerprints_of",
+                    "identity_keys",
+                    "location_or_none",
+                    "reading_digests",
+                )
+            },
+        },
+    )
 
 __all__ = ["ABSENT", "DEVICE_ID_PATTERN", "Location", "Reading", "digest", "fold"]
