@@ -14,7 +14,8 @@ from collections.abc import Iterator, Sequence
 from iotpipe.application.codecs import archive as fmt
 from iotpipe.ports import Bucket, RawBatch, Rejection
 
-__all__ = ["Bucket", "BucketArchive", "BucketQuarantine"]  # Bucket: its former home
+# Bucket (now in iotpipe.ports) stays importable from here, its former home.
+__all__ = ["Bucket", "BucketArchive", "BucketQuarantine"]
 
 
 class BucketArchive:
