@@ -112,19 +112,15 @@ def _grown_moments(moments: Moments, column: list[int | None]) -> Moments:
 
 
 def _later_located(held: Located | None, columns: ReadingColumns, newest: int) -> Located | None:
-    """The greater of the held location and the columns' greatest ``(time, lat, lon)``."""
+    """The window's last location once the columns are added: their greatest
+    ``(time, lat, lon)``, if any reading carries one (every one is later than the window's
+    readings, see :func:`_all_new`), else the held one."""
     lat = columns.lats[newest]
     if lat is not None:  # the common case: the newest reading is located (its time is unique)
-        candidate: Located | None = _new(
-            Located, (columns.times[newest], lat, columns.lons[newest])
-        )
-    else:
-        places = zip(columns.times, columns.lats, columns.lons, strict=True)
-        located = [place for place in places if place[1] is not None]
-        candidate = _new(Located, max(located)) if located else None
-    if candidate is None or (held is not None and held >= candidate):
-        return held
-    return candidate
+        return _new(Located, (columns.times[newest], lat, columns.lons[newest]))
+    places = zip(columns.times, columns.lats, columns.lons, strict=True)
+    located = [place for place in places if place[1] is not None]
+    return _new(Located, max(located)) if located else held
 
 
 __all__ = ["absorb_all"]
