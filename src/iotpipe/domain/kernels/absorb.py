@@ -61,29 +61,28 @@ def _all_new(window: HourlyWindow, columns: ReadingColumns, ordered: list[int]) 
 
 
 def _grown(window: HourlyWindow, columns: ReadingColumns, ordered: list[int]) -> HourlyWindow:
-    """The window with every reading of the columns added (all new: see :func:`_all_new`)."""
-    device, hour, stats, seen, latest = window
+    """The window with every reading of the columns added. All are new and later than every
+    reading the window holds (see :func:`_all_new`): the newest of them is the window's latest,
+    the last event time is theirs, and their keys follow the held ones."""
+    device, hour, stats, seen, _ = window
     times = columns.times
     first, last = ordered[0], ordered[-1]
     newest = times.index(last)
-    if latest is None or latest.timestamp_ms < last:
-        latest = columns.row(newest)
-    low, high = stats.first_ms, stats.last_ms
     grown = _new(
         Stats,
         (
             stats.count + len(times),
             tuple(map(_grown_moments, stats.metrics, columns.values)),
-            first if low is None or first < low else low,
-            last if high is None or last > high else high,
+            first if stats.first_ms is None else stats.first_ms,
+            last,
             _later_located(stats.located, columns, newest),
         ),
     )
-    # The new identities all follow the held ones: appended in order, the keys stay sorted
-    # (readings in time order have their keys in order).
+    # Appended in order, the keys stay sorted (readings in time order have their keys in order).
     keys = columns.identity_keys
     added = keys if ordered == times else array("Q", sorted(keys))
-    return _new(HourlyWindow, (device, hour, grown, IdentitySet(seen.keys + added), latest))
+    identities = IdentitySet(seen.keys + added)
+    return _new(HourlyWindow, (device, hour, grown, identities, columns.row(newest)))
 
 
 def _grown_moments(moments: Moments, column: list[int | None]) -> Moments:
