@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from iotpipe.domain import Stats, merge_all
+from iotpipe.domain import Moments, Reading, Stats, merge_all
+from tests.oracle import plain_stats
 from tests.strategies import readings
 
 pytestmark = pytest.mark.unit
@@ -66,3 +67,31 @@ def test_summary_matches_a_direct_computation(items) -> None:
         latest = max(located, key=lambda r: (r.timestamp_ms, r.location.lat, r.location.lon))
         assert result.located is not None
         assert result.located.location == latest.location
+
+
+@given(st.lists(readings(), max_size=20), st.lists(readings(), max_size=20))
+def test_adding_one_at_a_time_then_merging_is_adding_all(a, b) -> None:
+    # The CombineFn law: add_input folded over each part, then merge_accumulators.
+    assert Stats.of(a).merge(Stats.of(b)) == Stats.of(a + b)
+
+
+@given(st.lists(readings(), max_size=30))
+def test_the_plain_fold_is_what_plain_integers_say(items) -> None:
+    assert Stats.of(items) == plain_stats(items)
+
+
+def test_moments_take_one_value_at_a_time() -> None:
+    moments = Moments.create().add(5).add(-3)
+    assert moments == Moments(count=2, total=2, squares=34, minimum=-3, maximum=5)
+    assert moments.merge(Moments.create()) == moments
+    assert moments.extract().mean == 0.001
+
+
+def test_former_names_still_work_and_say_what_replaces_them() -> None:
+    reading = Reading("d1", 1, (20_000, None))
+    with pytest.warns(DeprecationWarning, match=r"Stats.create\(\)"):
+        assert Stats.empty() == Stats.create()
+    with pytest.warns(DeprecationWarning, match=r"Moments.extract\(\)"):
+        assert Moments().add(1).summary() == Moments().add(1).extract()
+    with pytest.warns(DeprecationWarning, match=r"Stats.of\(readings\)"):
+        assert Stats.create().add([reading, reading]) == Stats.of([reading, reading])
