@@ -185,3 +185,22 @@ def test_digests_fold_word_by_word_as_one_by_one(pairs: list[tuple[int, int]]) -
     assert keys.tolist() == [
         (t % MS_PER_HOUR) << 16 | fp for t, fp in zip(times, plain, strict=True)
     ]
+
+
+@pytest.mark.parametrize(
+    "stranger",
+    [
+        Reading("d2", BASE_MS + 5, (1, None)),  # another device
+        Reading("d1", BASE_MS + MS_PER_HOUR, (1, None)),  # the next hour
+        Reading("d1", BASE_MS - 1, (1, None)),  # the hour before
+    ],
+)
+def test_the_kernel_refuses_another_windows_readings_as_the_plain_definition(
+    stranger: Reading,
+) -> None:
+    window = HourlyWindow("d1", BASE_MS)
+    offer = [Reading("d1", BASE_MS + 1, (1, None)), stranger]
+    with pytest.raises(ValueError, match="outside window"):
+        window.absorb(offer)
+    with pytest.raises(ValueError, match="outside window"):
+        absorb_all([window], [bare(offer)])
