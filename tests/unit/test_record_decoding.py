@@ -165,6 +165,8 @@ VALID = b'{"device_id":"d1","timestamp":"2025-08-31T10:00:00Z","temperature":20.
         (b',"device_id":"d#1"', "a device id outside the pattern, repeated key: the last wins"),
         (b',"timestamp":"2025-08-31t10:00:00z"', "lower-case t and z (valid, the general way)"),
         (b',"timestamp":"2025-08-31T10:00:00"', "no offset"),
+        (b',"timestamp":"1969-12-31T23:59:59.999Z"', "before the supported range"),
+        (b',"timestamp":"9999-12-31T00:00:00Z"', "after the supported range"),
         (b"}", "trailing characters"),
     ],
 )
@@ -176,6 +178,16 @@ def test_unusual_records_are_declined(extra: bytes, why: str) -> None:
     # a reading (like the lower-case timestamp) it is the one the decoder would have built.
     if general is not None:
         assert general[0].device_id == "d1"
+
+
+@pytest.mark.parametrize("stamp", [b"1969-12-31T23:59:59.999Z", b"9999-12-31T00:00:00Z"])
+def test_a_batch_declines_just_its_records_outside_the_supported_range(stamp: bytes) -> None:
+    outside = VALID.replace(b"2025-08-31T10:00:00Z", stamp) % b""
+    batch = [VALID % b"", outside, VALID % b',"humidity":50']
+    decoded = decode_records(batch)
+    assert decoded.declined == [1]
+    assert general_path(outside) is None
+    assert list(decoded.columns) == [*general_path(batch[0]), *general_path(batch[2])]  # type: ignore[misc]
 
 
 def test_an_empty_array_is_a_record_of_no_readings() -> None:
