@@ -39,7 +39,7 @@ def http_event(
             "requestId": "test-1",
             "stage": stage,
             "domainName": domain,
-            "domainPrefix": domain.split(".")[0],
+            "domainPrefix": domain.split(".", maxsplit=1)[0],
         },
         "body": base64.b64encode(body).decode() if body else None,
         "isBase64Encoded": bool(body),

@@ -97,9 +97,8 @@ def test_every_handler_answers_under_a_stage_or_base_path(
     )
     status, reply = answer(ingest.handler(sent, None))
     assert (status, reply["accepted"]) == (202, 1), reply
-    status, health = answer(
-        api.handler(http_event("GET", "/v1/health", stage=stage, domain=domain, prefix=prefix), None)
-    )
+    where = {"stage": stage, "domain": domain, "prefix": prefix}
+    status, health = answer(api.handler(http_event("GET", "/v1/health", **where), None))
     assert (status, health["status"]) == (200, "ok")
     status, page = answer(
         api.handler(

@@ -9,9 +9,9 @@ from __future__ import annotations
 import orjson
 import pytest
 
+from iotpipe.domain.time import format_instant
 from iotpipe.entrypoints.http import AnalyticsApi, HttpRequest
 from tests.http.conftest import KEY, NOW, get
-from iotpipe.domain.time import format_instant
 
 pytestmark = pytest.mark.unit
 
