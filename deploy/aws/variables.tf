@@ -239,7 +239,12 @@ variable "enable_iot" {
 }
 
 variable "iot_topic_filter" {
-  description = "MQTT topic filter of the IoT rule. Each message is one reading (or an array of readings) as JSON."
+  description = "MQTT topic filter of the IoT rule. Each message is one reading (or an array of readings) as JSON. Its second level is the device (the stream's partition key, `$${topic(2)}`)."
   type        = string
   default     = "iotpipe/+/readings"
+
+  validation {
+    condition     = length(split("/", var.iot_topic_filter)) >= 2 && split("/", var.iot_topic_filter)[1] == "+"
+    error_message = "iot_topic_filter: the second level must be the device wildcard '+' (e.g. iotpipe/+/readings): it is the stream's partition key."
+  }
 }

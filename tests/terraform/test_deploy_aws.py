@@ -192,7 +192,7 @@ def test_the_optional_iot_rule_puts_mqtt_readings_on_the_stream(plan: dict[str, 
     assert after["sql"] == "SELECT * FROM 'iotpipe/+/readings'"
     [kinesis] = after["kinesis"]
     assert kinesis["stream_name"] == f"{PREFIX}-readings"
-    assert kinesis["partition_key"] == "${device_id}"  # like ingest: one device, one shard
+    assert kinesis["partition_key"] == "${topic(2)}"  # the device level: arrays have no device_id
     assert after["error_action"][0]["cloudwatch_logs"]
 
 
