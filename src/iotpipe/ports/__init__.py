@@ -13,9 +13,11 @@ from iotpipe.ports.records import (
     StreamMessage,
 )
 from iotpipe.ports.store import (
+    DEADLINE_PASSED,
     AggregateStore,
     ApplyResult,
     Contribution,
+    Deadline,
     RetryPolicy,
     Version,
     WindowKey,
@@ -24,11 +26,13 @@ from iotpipe.ports.store import (
 from iotpipe.ports.stream import BatchSource, ReadingStream
 
 __all__ = [
+    "DEADLINE_PASSED",
     "AggregateStore",
     "ApplyResult",
     "BatchSource",
     "Clock",
     "Contribution",
+    "Deadline",
     "DeviceSummary",
     "Page",
     "PublishResult",
