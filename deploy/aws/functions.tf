@@ -5,8 +5,12 @@
 # Choices common to all four (ingest, process, api, and the API's authorizer):
 # - arm64 (Graviton): ~20% cheaper per GB-second than x86_64 and at least as fast for this
 #   pure-Python + Rust-extension (pydantic-core, orjson) code; the layer is built for it.
-# - X-Ray active tracing: a trace per request/batch through Lambda, Kinesis, DynamoDB and S3
-#   calls, sampled by X-Ray's default rule (1 request/s + 5%), so its cost stays small.
+# - X-Ray active tracing: Lambda's own segments per invocation (the service, initialization and
+#   invocation time, errors and throttles), linked to API Gateway's, sampled by X-Ray's default
+#   rule (1 request/s + 5%), so its cost stays small. The AWS SDK calls made inside (DynamoDB,
+#   S3, Kinesis) are NOT traced: nothing instruments boto3 (the X-Ray SDK or Powertools Tracer
+#   would add their import to every cold start and a few MB to the package); the handlers' EMF
+#   metrics and summary lines (BatchDuration, StoreRetries, Unapplied) cover where time goes.
 # - Log groups /aws/lambda/<name> (Lambda's default) are created here, before the functions, so
 #   that they have a retention and are encrypted; Lambda would otherwise create them on first
 #   use, kept forever. The handlers write JSON lines and EMF metric lines (observability.py).

@@ -115,3 +115,34 @@ def test_the_topic_filter_must_keep_the_device_level_the_key_reads(tf: AwsConfig
     assert level, kinesis["partition_key"]
     [validation] = tf.variables["iot_topic_filter"]["validation"]
     assert f'[{int(level.group(1)) - 1}] == "+"' in validation["condition"]
+
+
+# --- tracing: only what is instrumented is claimed ------------------------------------------------
+
+SDK_SERVICES = ("DynamoDB", "S3", "Kinesis")
+
+
+def _xray_paragraph(text: str) -> str:
+    """The bullet of functions.tf's header comment that describes X-Ray."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("# - X-Ray"))
+    end = next(i for i in range(start + 1, len(lines)) if not lines[i].startswith("#   "))
+    return " ".join(line.lstrip("# ").strip() for line in lines[start:end])
+
+
+def _instruments_boto3() -> bool:
+    """Whether any handler module patches botocore for X-Ray (the SDK or Powertools Tracer)."""
+    source = DEPLOY.parents[1] / "src" / "iotpipe" / "entrypoints" / "aws"
+    text = "\n".join(p.read_text(encoding="utf-8") for p in source.glob("*.py"))
+    return any(marker in text for marker in ("aws_xray_sdk", "patch_all", "Tracer("))
+
+
+def test_tracing_claims_no_sdk_spans_that_nothing_records(tf: AwsConfig) -> None:
+    """Active tracing gives Lambda's own segments; DynamoDB, S3 or Kinesis subsegments exist only
+    if boto3 is instrumented. The configuration used to claim them without that."""
+    functions = [r for a, r in tf.resources.items() if a.startswith("aws_lambda_function.")]
+    assert functions and all(f["tracing_config"] == [{"mode": "Active"}] for f in functions)
+    paragraph = _xray_paragraph((DEPLOY / "functions.tf").read_text(encoding="utf-8"))
+    named = [s for s in SDK_SERVICES if s in paragraph]
+    if not _instruments_boto3():
+        assert named and "NOT traced" in paragraph, paragraph  # named only to say they are not
