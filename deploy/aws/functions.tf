@@ -1,4 +1,4 @@
-# The three Lambda functions, from the zips of `iotpipe package aws` (one code zip shared by
+# The four Lambda functions, from the zips of `iotpipe package aws` (one code zip shared by
 # all, each with its own handler; the dependencies in a layer; boto3 from the runtime), and the
 # Kinesis event source mapping of the process function.
 #
