@@ -23,7 +23,7 @@ from iotpipe.domain.time import MS_PER_HOUR, parse_instant
 from iotpipe.entrypoints.aws import api, clients, ingest, process, settings
 from iotpipe.simulator import Fleet
 from tests.aws.streams import event_record, read_stream
-from tests.aws.throttling import ThrottlingFront
+from tests.aws.throttling import LambdaContext, ThrottlingFront
 from tests.aws_support import REGION, MotoServer
 from tests.oracle import expected_windows
 
@@ -33,18 +33,6 @@ STREAM, TABLE, BUCKET = "throttled-readings", "throttled-windows", "throttled-ar
 T0 = parse_instant("2025-08-31T10:00:00Z")
 HOT = "iot-sensor-002"  # every write of this device's windows is throttled
 TIME_LEFT_S = 10.0
-
-
-class LambdaContext:
-    """The part of Lambda's context the handler reads: the time left of this invocation."""
-
-    aws_request_id = "throttling-test"
-
-    def __init__(self, seconds: float) -> None:
-        self._ends = time.monotonic() + seconds
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self._ends - time.monotonic()) * 1000))
 
 
 def _hot_put(operation: str, body: dict[str, Any]) -> bool:

@@ -16,6 +16,7 @@ import binascii
 import io
 import json
 import threading
+import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -36,6 +37,19 @@ _THROTTLED = {
     "message": "The level of configured provisioned throughput for the table was exceeded. "
     "Consider increasing your provisioning level with the UpdateTable API.",
 }
+
+
+class LambdaContext:
+    """The part of Lambda's context the process handler reads: the time left."""
+
+    aws_request_id = "throttling-test"
+
+    def __init__(self, seconds: float) -> None:
+        self._ends = time.monotonic() + seconds
+
+    def get_remaining_time_in_millis(self) -> int:
+        """Milliseconds until the invocation would be stopped."""
+        return max(0, int((self._ends - time.monotonic()) * 1000))
 
 
 class ThrottlingFront:

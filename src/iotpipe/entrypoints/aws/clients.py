@@ -1,8 +1,9 @@
 """boto3 clients and the API keys, made once per execution environment.
 
-Every client is configured deliberately (:data:`CLIENTS`), never with botocore's defaults: the
-legacy retry mode retries DynamoDB up to 10 times (~25 s of sleeping per call under
-throttling), and the default timeouts are 60 s. Here each service gets botocore's *standard*
+Every client is configured deliberately (:data:`CLIENTS`), never with botocore's defaults,
+which depend on the botocore the Lambda runtime bundles: its ``legacy`` retry mode (the default
+until mid-2025) retries DynamoDB up to 10 times (~25 s of sleeping per call under throttling),
+and the default timeouts are 60 s. Here each service gets botocore's *standard*
 retry mode with few attempts (throttling backs off ~1 s, then ~2 s, with jitter) and short
 connect/read timeouts, so one call has a known worst case under throttling
 (:meth:`ClientPolicy.throttled_bound_s`). The adapters' own retries and the process function's
