@@ -284,6 +284,7 @@ def api_load_rows(d: dict[str, Any]) -> list[Row]:
 def throttled_rows(d: dict[str, Any]) -> list[Row]:
     """throttled_batch.py."""
     base, new, left = d["baseline"], d["configured"], d["time_left"]
+    full = d["configured_full"]
     refusals = "every attempt" if d["refusals"] < 0 else f"{d['refusals']} attempts"
     return [
         (
@@ -295,7 +296,15 @@ def throttled_rows(d: dict[str, Any]) -> list[Row]:
             _ratio(new["seconds"], base["seconds"]),
             f"<= {left:g} s left",
             _verdict(bool(new["in_time"])),
-        )
+        ),
+        (
+            "  the same with 60 s left (the deployed timeout)",
+            f"{full['seconds']:.1f} s, {full['retry']}/{full['records']} records to retry",
+            "the throttled device's records only",
+            "-",
+            "<= 60 s",
+            _verdict(bool(full["in_time"])),
+        ),
     ]
 
 
