@@ -215,6 +215,7 @@ class ProcessService:
                 return self._nothing_applied(batch, f"archive: {exc}")
         triage = self._triage(batch, now)
         contributions = triage.contributions()
+        # Without a deadline the call is the one-argument form every store has always taken.
         result = (
             self._store.apply(contributions)
             if deadline is None
