@@ -1,0 +1,148 @@
+"""``iotpipe replay --runner ...``: the Beam replay's command line (``iotpipe.entrypoints.cli``
+calls it).
+
+Pipeline options after ``--`` go to Beam unchanged (``--project``, ``--region``,
+``--temp_location``, ``--flink_master``, ``--s3_endpoint_url``...). On the DirectRunner the
+replay uses every core in separate processes unless told otherwise
+(``--direct_num_workers``, ``--direct_running_mode``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TextIO
+
+from .stores import BadStoreSpec, StoreSpec
+
+RUNNERS = {
+    "direct": "DirectRunner",
+    "prism": "PrismRunner",
+    "dataflow": "DataflowRunner",
+    "flink": "FlinkRunner",
+    "spark": "SparkRunner",
+}
+
+
+class BeamUnavailable(RuntimeError):
+    """Apache Beam is not installed (``pip install 'iotpipe[beam]'``)."""
+
+
+class BadReplay(ValueError):
+    """The replay's arguments cannot work together (one line, for the command line)."""
+
+
+def replay(
+    *,
+    runner: str,
+    archive: str,
+    store: str,
+    start_ms: int,
+    end_ms: int,
+    quarantine: str | None = None,
+    report: str | None = None,
+    pipeline_options: Sequence[str] = (),
+    out: TextIO = sys.stdout,
+    err: TextIO = sys.stderr,
+) -> int:
+    """Run the Beam replay; print its summary (and each bad archive object); the exit status
+    (0: everything read and written; 1: some archive objects could not be read whole)."""
+    try:
+        from . import pipeline
+    except ImportError as exc:
+        raise BeamUnavailable(
+            f"--runner {runner} needs Apache Beam: pip install 'iotpipe[beam]' ({exc})"
+        ) from None
+    job = pipeline.ReplayJob(
+        archive=_location(archive, "--archive"),
+        store=_store(store, runner),
+        quarantine=_location(quarantine or archive, "--quarantine", create=True),
+        report=report or _default_report(quarantine or archive),
+        start_ms=start_ms,
+        end_ms=end_ms,
+        flags=tuple(_flags(runner, pipeline_options)),
+    )
+    logging.getLogger("apache_beam").setLevel(logging.WARNING)  # Beam's INFO is per bundle
+    done = pipeline.run(job, RUNNERS[runner])
+    for line in done.bad_files:
+        print(f"iotpipe replay: skipped {line}", file=err)
+    print(summary(done), file=out)
+    return 0 if done.ok else 1
+
+
+def summary(done: object) -> str:
+    """The one-line summary, worded like ``iotpipe replay``'s, plus what Beam adds."""
+    from .pipeline import BeamReplayReport
+
+    assert isinstance(done, BeamReplayReport)
+    rejected = done.rejected
+    reasons = ", ".join(f"{k} {v}" for k, v in rejected.items())
+    line = (
+        f"iotpipe replay ({done.runner}, {done.workers} worker processes): "
+        f"{done.get('batches')} batches, {done.get('received')} readings, "
+        f"{done.get('counted')} counted, {done.get('duplicates')} duplicates, "
+        f"{sum(rejected.values())} rejected"
+        + (f" ({reasons})" if reasons else "")
+        + f", {done.get('windows_written')} windows updated"
+        + f", {done.get('store_writes')} store writes"
+    )
+    if done.get("bad_files"):
+        cut = done.get("bad_files_cut_short")
+        line += (
+            f"; {done.get('bad_files')} archive objects NOT read whole "
+            f"({done.get('unread_records')} records unreadable"
+            + (f", {cut} cut short" if cut else "")
+            + "; see above)"
+        )
+    if done.state != "DONE":
+        line += f"; the job ended {done.state}"
+    return line
+
+
+def _location(text: str, option: str, *, create: bool = False) -> str:
+    """A local directory made absolute (workers may start elsewhere); URLs unchanged."""
+    if "://" in text:
+        return text.rstrip("/")
+    path = Path(text)
+    if create:
+        path.mkdir(parents=True, exist_ok=True)
+    if not path.is_dir():
+        raise BadReplay(f"{option} {text}: not a directory")
+    return str(path.resolve())
+
+
+def _store(text: str, runner: str) -> StoreSpec:
+    try:
+        spec = StoreSpec.parse(text)
+    except BadStoreSpec as exc:
+        raise BadReplay(str(exc)) from None
+    if spec.local_only and runner not in ("direct", "prism"):
+        raise BadReplay(
+            f"--store {text}: an SQLite file is reachable only from this machine; "
+            f"--runner {runner} needs dynamodb:TABLE or firestore:PROJECT"
+        )
+    return spec
+
+
+def _default_report(quarantine: str) -> str:
+    """Where workers write the bad-object report: beside the quarantine, one folder per run."""
+    stamp = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+    return f"{_location(quarantine, '--quarantine')}/replay-reports/{stamp}/bad-objects"
+
+
+def _flags(runner: str, given: Sequence[str]) -> list[str]:
+    """The pipeline options: the given ones, and on the DirectRunner real parallelism."""
+    flags = list(given)
+    if runner == "direct":
+        if not any(f.startswith("--direct_running_mode") for f in flags):
+            flags.append("--direct_running_mode=multi_processing")
+        if not any(f.startswith("--direct_num_workers") for f in flags):
+            flags.append(f"--direct_num_workers={os.cpu_count() or 1}")
+        if not any(f.startswith("--default_sdk_harness_log_level") for f in flags):
+            flags.append("--default_sdk_harness_log_level=ERROR")  # Beam's own notices
+    return flags
