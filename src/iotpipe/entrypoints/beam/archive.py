@@ -96,6 +96,8 @@ def read_batch(name: str, body: bytes) -> tuple[RawBatch, BadFile | None]:
     still returned, so no valid reading is lost with the bad ones.
     """
     batch_id = fmt.batch_id_of(name)
+    if not body:  # gzip reads no bytes as nothing; the archive never writes an empty object
+        return RawBatch(batch_id, ()), BadFile(name, "empty object (0 bytes)", 0, True)
     try:
         return fmt.decode_batch(batch_id, body), None
     except Exception:  # any failure of a whole file: salvage it line by line

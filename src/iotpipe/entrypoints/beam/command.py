@@ -16,9 +16,13 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
+from .job import ReplayJob
 from .stores import BadStoreSpec, StoreSpec
+
+if TYPE_CHECKING:
+    from .pipeline import BeamReplayReport
 
 RUNNERS = {
     "direct": "DirectRunner",
@@ -52,13 +56,7 @@ def replay(
 ) -> int:
     """Run the Beam replay; print its summary (and each bad archive object); the exit status
     (0: everything read and written; 1: some archive objects could not be read whole)."""
-    try:
-        from . import pipeline
-    except ImportError as exc:
-        raise BeamUnavailable(
-            f"--runner {runner} needs Apache Beam: pip install 'iotpipe[beam]' ({exc})"
-        ) from None
-    job = pipeline.ReplayJob(
+    job = ReplayJob(
         archive=_location(archive, "--archive"),
         store=_store(store, runner),
         quarantine=_location(quarantine or archive, "--quarantine", create=True),
@@ -67,6 +65,12 @@ def replay(
         end_ms=end_ms,
         flags=tuple(_flags(runner, pipeline_options)),
     )
+    try:
+        from . import pipeline
+    except ImportError as exc:
+        raise BeamUnavailable(
+            f"--runner {runner} needs Apache Beam: pip install 'iotpipe[beam]' ({exc})"
+        ) from None
     logging.getLogger("apache_beam").setLevel(logging.WARNING)  # Beam's INFO is per bundle
     done = pipeline.run(job, RUNNERS[runner])
     for line in done.bad_files:
@@ -75,11 +79,8 @@ def replay(
     return 0 if done.ok else 1
 
 
-def summary(done: object) -> str:
+def summary(done: BeamReplayReport) -> str:
     """The one-line summary, worded like ``iotpipe replay``'s, plus what Beam adds."""
-    from .pipeline import BeamReplayReport
-
-    assert isinstance(done, BeamReplayReport)
     rejected = done.rejected
     reasons = ", ".join(f"{k} {v}" for k, v in rejected.items())
     line = (

@@ -44,7 +44,7 @@ from iotpipe.ports import Quarantine, RawBatch, Rejection, WindowKey
 
 from . import archive
 from .combine import Copy, WindowReadings, merge
-from .stores import StoreSpec
+from .job import ReplayJob
 from .writing import Written, merged, rejections_for, write_windows
 
 NAMESPACE = "iotpipe"
@@ -58,21 +58,9 @@ _GZIP = "application/gzip"
 _AS_STORED = CompressionTypes.UNCOMPRESSED  # Beam would otherwise unpack .gz on the way
 
 
-@dataclass(frozen=True, slots=True)
-class ReplayJob:
-    """What to replay, from where, into what: plain strings, pickled to every worker."""
-
-    archive: str
-    store: StoreSpec
-    quarantine: str
-    report: str
-    start_ms: int
-    end_ms: int
-    flags: tuple[str, ...] = ()
-
-    def options(self) -> PipelineOptions:
-        """The Beam options (file systems' settings: S3 endpoint, GCP project...)."""
-        return PipelineOptions(list(self.flags))
+def _options(job: ReplayJob) -> PipelineOptions:
+    """The job's Beam options (the file systems' settings: S3 endpoint, GCP project...)."""
+    return PipelineOptions(list(job.flags))
 
 
 # --- file systems -----------------------------------------------------------------------------
@@ -133,7 +121,7 @@ class ListObjects(beam.DoFn):  # type: ignore[misc]
         self._job = job
 
     def setup(self) -> None:
-        FileSystems.set_options(self._job.options())
+        FileSystems.set_options(_options(self._job))
 
     def process(self, pattern: str) -> Iterator[str]:
         [found] = FileSystems.match([pattern])
@@ -160,7 +148,7 @@ class ReadAndTriage(beam.DoFn):  # type: ignore[misc]
     def setup(self) -> None:
         from .triage import BatchTriage
 
-        FileSystems.set_options(self._job.options())
+        FileSystems.set_options(_options(self._job))
         self._archive = BeamBucket(self._job.archive)
         self._triage = BatchTriage(SystemClock(), open_quarantine(self._job.quarantine))
         # One counter per worker process: the report says how many really took part.
@@ -265,11 +253,11 @@ class QuarantineRefused(beam.DoFn):  # type: ignore[misc]
         self._job = job
 
     def setup(self) -> None:
-        FileSystems.set_options(self._job.options())
+        FileSystems.set_options(_options(self._job))
         self._archive = BeamBucket(self._job.archive)
         self._quarantine = BeamBucket(self._job.quarantine)
 
-    def process(self, element: tuple[str, Iterable[tuple[str, Reading]]]) -> None:
+    def process(self, element: tuple[str, Iterable[tuple[str, Reading, int]]]) -> None:
         name, refused = element
         batch, _ = archive.read_batch(name, self._archive.get(name))
         hour = archive.partition_hour(name)
@@ -344,7 +332,7 @@ class BeamReplayReport:
 
 def run(job: ReplayJob, runner: str) -> BeamReplayReport:
     """Run the replay on ``runner`` (a Beam runner name) and wait for it to finish."""
-    options = job.options()
+    options = _options(job)
     FileSystems.set_options(options)
     pipeline = beam.Pipeline(runner=runner, options=options)
     build(pipeline, job)

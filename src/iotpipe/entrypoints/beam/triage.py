@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from iotpipe.application import ProcessReport, ProcessService
-from iotpipe.domain import HourlyWindow, LatenessPolicy, Reading, absorb_all
+from iotpipe.domain import Absorption, HourlyWindow, LatenessPolicy, Reading
 from iotpipe.ports import (
     ApplyResult,
     Clock,
@@ -27,23 +27,22 @@ from iotpipe.ports import (
 
 
 class OfferedWindows:
-    """An :class:`~iotpipe.ports.AggregateStore` for one batch at a time that stores nothing.
+    """An :class:`~iotpipe.ports.AggregateStore` for one batch at a time that stores nothing:
+    :attr:`offered` keeps the readings the batch offers each window, in stream order, repeats
+    included.
 
-    Each contribution is absorbed into an empty window, so a batch's own repeats are told apart
-    (duplicate or conflict) by the domain exactly as a live store would tell them apart when
-    the batch comes first; :attr:`offered` keeps the readings each window took. It holds no
-    windows, so every query answers empty.
+    It takes every reading. Whether a repeat is a duplicate or a conflict depends on what was
+    counted before it, in this batch or any other, so only the target store can say, once the
+    combine has put every copy in archive order. It holds no windows: queries answer empty.
     """
 
     def __init__(self) -> None:
         self.offered: list[tuple[WindowKey, Sequence[Reading]]] = []
 
     def apply(self, contributions: Sequence[Contribution]) -> ApplyResult:
-        """Absorb each contribution into an empty window; keep what it took."""
-        empty = [HourlyWindow(c.device_id, c.hour_ms) for c in contributions]
-        results = absorb_all(empty, [c.readings for c in contributions])
-        absorbed = {c.key: absorption for c, (_, absorption) in zip(contributions, results)}  # noqa: B905
-        self.offered = [(key, absorption.new) for key, absorption in absorbed.items()]
+        """Keep each contribution's readings; report them all taken."""
+        self.offered = [(c.key, c.readings) for c in contributions]
+        absorbed = {key: Absorption(new=readings) for key, readings in self.offered}
         return ApplyResult(absorbed, frozenset(absorbed))
 
     def hourly(
@@ -86,8 +85,8 @@ class BatchTriage:
         )
 
     def run(self, batch: RawBatch) -> tuple[ProcessReport, list[tuple[WindowKey, list[Reading]]]]:
-        """The batch's report (``accepted``: readings offered on) and its readings per window
-        (distinct identities, in stream order)."""
+        """The batch's report (``accepted``: readings offered on) and its readings per window,
+        in stream order."""
         self._windows.offered = []
         report = self._service.process(batch)
         offered = [(key, list(readings)) for key, readings in self._windows.offered]

@@ -9,6 +9,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 
 from iotpipe.application.payloads import decode_items, encode_item
 from iotpipe.domain import (
@@ -31,8 +32,9 @@ STORE_MESSAGES = {
     Reason.WINDOW_FULL: "the device's hourly window holds the maximum number of readings",
 }
 
-Refused = tuple[str, tuple[str, Reading]]
-"""A reading the store refused, by its archive object: ``(name, (reason, reading))``."""
+Refused = tuple[str, tuple[str, Reading, int]]
+"""A reading the store refused, by its archive object: ``(name, (reason, reading, rank))``;
+``rank`` tells equal copies of a batch apart (0: the batch's first copy of these values)."""
 
 
 @dataclass(slots=True)
@@ -61,7 +63,7 @@ def write_windows(
     windows a transient failure left unapplied are offered again, then
     :class:`~iotpipe.domain.StoreUnavailable` is raised, so the runner retries the bundle (safe:
     absorption is idempotent)."""
-    origins = {key: {id(reading): origin for origin, reading in copies} for key, copies in windows}
+    offered = dict(windows)
     pending = [Contribution(key[0], key[1], readings_of(copies)) for key, copies in windows]
     before = store.ops().writes
     done = Written(windows=len(pending))
@@ -70,7 +72,7 @@ def write_windows(
         result = store.apply(pending)
         for key, absorption in result.absorbed.items():
             if key not in result.failed:
-                _tally(done, absorption, origins[key])
+                _tally(done, absorption, offered[key])
         done.written += len(result.written)
         pending = [c for c in pending if c.key in result.failed]
         if not pending:
@@ -83,25 +85,40 @@ def write_windows(
     return done
 
 
-def _tally(done: Written, absorption: Absorption, origins: dict[int, Origin]) -> None:
+def _tally(done: Written, absorption: Absorption, copies: Sequence[Copy]) -> None:
     done.counted += len(absorption.new)
     done.duplicates += len(absorption.duplicates)
+    if not (absorption.conflicts or absorption.overflow):
+        return
+    origins = {id(reading): origin for origin, reading in copies}
+    ranks = _ranks(copies)
     for reason, readings in (
         (Reason.CONFLICTING_DUPLICATE, absorption.conflicts),
         (Reason.WINDOW_FULL, absorption.overflow),
     ):
         done.reasons[reason.value] += len(readings)
         for reading in readings:
-            done.refused.append((origins[id(reading)][0], (reason.value, reading)))
+            origin = origins[id(reading)]
+            done.refused.append((origin[0], (reason.value, reading, ranks[origin])))
 
 
-def rejections_for(batch: RawBatch, refused: Sequence[tuple[str, Reading]]) -> list[Rejection]:
+def _ranks(copies: Sequence[Copy]) -> dict[Origin, int]:
+    """Each copy's rank among the equal copies of its batch (copies come in origin order)."""
+    seen: Counter[tuple[str, Reading]] = Counter()
+    ranks: dict[Origin, int] = {}
+    for origin, reading in copies:
+        ranks[origin] = seen[origin[0], reading]
+        seen[origin[0], reading] += 1
+    return ranks
+
+
+def rejections_for(batch: RawBatch, refused: Sequence[tuple[str, Reading, int]]) -> list[Rejection]:
     """The quarantine entries of readings the store refused, found in the batch they came from
-    (record id and item index, as the live path reports them). A refused reading is the first
-    of its values in its batch: the batch's own repeats were settled before the combine."""
-    wanted = {(reading.identity, reading): reason for reason, reading in refused}
-    found: dict[tuple[object, Reading], tuple[str, int]] = {}
-    for record in batch.records:
+    (record id and item index, as the live path reports them): the copy of rank ``r`` is the
+    ``r``-th item of the batch, in stream order, that says exactly that reading."""
+    wanted = {reading for _, reading, _ in refused}
+    found: dict[Reading, list[tuple[int, str, int]]] = {}
+    for position, record in enumerate(batch.records):
         try:
             items = decode_items(record.data)
         except InvalidReading:
@@ -111,22 +128,23 @@ def rejections_for(batch: RawBatch, refused: Sequence[tuple[str, Reading]]) -> l
                 reading = parse_reading(item)
             except InvalidReading:
                 continue
-            key = (reading.identity, reading)
-            if key in wanted and key not in found:
-                found[key] = (record.record_id, index)
-    positions = {record.record_id: n for n, record in enumerate(batch.records)}
-    # Not found (it cannot be, short of a changed object): the batch id stands for the record.
-    places = {key: found.get(key, (batch.batch_id, -1)) for key in wanted}
-    ordered = sorted(wanted, key=lambda k: (positions.get(places[k][0], -1), places[k][1]))
-    return [
-        Rejection(
-            *places[key],
-            Reason(wanted[key]),
-            STORE_MESSAGES[Reason(wanted[key])],
-            encode_item(key[1].to_json()),
-        )
-        for key in ordered
-    ]
+            if reading in wanted:
+                found.setdefault(reading, []).append((position, record.record_id, index))
+    entries = []
+    for reason, reading, rank in refused:
+        places = found.get(reading, [])
+        # Not found (it cannot be, short of a changed object): the batch id stands for the record.
+        place = places[rank] if rank < len(places) else (-1, batch.batch_id, -1)
+        message = STORE_MESSAGES[Reason(reason)]
+        entries.append((place, Rejection(*place[1:], Reason(reason), message, _payload(reading))))
+    return [rejection for _, rejection in sorted(entries, key=_PLACE)]
+
+
+def _payload(reading: Reading) -> bytes:
+    return encode_item(reading.to_json())
+
+
+_PLACE = itemgetter(0)
 
 
 def merged(held: Sequence[Rejection], added: Sequence[Rejection]) -> list[Rejection]:
