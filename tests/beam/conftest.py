@@ -23,7 +23,10 @@ from iotpipe.adapters.local import SqliteStore
 from iotpipe.application import QueryService
 from iotpipe.domain import HourlyWindow
 from iotpipe.entrypoints.cli import main
+from tests.aws_support import moto, moto_server
 from tests.beam.archives import FROM, TO
+
+__all__ = ["moto", "moto_server"]  # the moto fixtures, for the S3 and DynamoDB replay
 
 REPO = Path(__file__).resolve().parents[2]
 VENV = Path(os.environ.get("IOTPIPE_BEAM_VENV", REPO / ".venv-beam"))
