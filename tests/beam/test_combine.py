@@ -13,9 +13,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from iotpipe.domain import HourlyWindow, Reading
+from iotpipe.domain import HourlyWindow, Location, Reading
 from iotpipe.domain.time import MS_PER_HOUR
-from iotpipe.entrypoints.beam.combine import WindowReadings, merge, readings_of
+from iotpipe.entrypoints.beam.combine import WindowReadings, as_readings, merge, pack
 
 pytestmark = pytest.mark.unit
 
@@ -25,7 +25,8 @@ DEVICE = "d1"
 # Few identities and few versions, so that repeats, resends and conflicts are common.
 _times = st.sampled_from([HOUR + 1000 * i for i in range(8)])
 _values = st.sampled_from([(10_000, None), (10_500, None), (None, 40_000)])
-_readings = st.builds(lambda t, v: Reading(DEVICE, t, v, None), _times, _values)
+_places = st.sampled_from([None, Location(34.05, -118.24), Location(34.05, -118.25)])
+_readings = st.builds(lambda t, v, p: Reading(DEVICE, t, v, p), _times, _values, _places)
 _batches = st.lists(
     st.tuples(
         st.sampled_from([f"raw/dt=2025-08-31/hour=0{h}/b{n}" for h in range(3) for n in "xyz"]),
@@ -60,7 +61,7 @@ def combined(batches: list[tuple[str, list[Reading]]], rng: random.Random) -> Wi
     for name, readings in order:
         if not accumulators or rng.random() < 0.5:
             accumulators.append(WindowReadings())
-        rng.choice(accumulators).add(name, readings)
+        rng.choice(accumulators).add(name, pack(readings))
     while len(accumulators) > 1:
         rng.shuffle(accumulators)
         take = rng.randint(2, len(accumulators))
@@ -77,7 +78,7 @@ def test_any_split_any_order_any_merge_tree_stores_what_the_single_process_repla
     expected, tally = single_process(start, batches)
 
     offered = combined(batches, random.Random(seed)).offered()
-    window, absorption = start.absorb(readings_of(offered))
+    window, absorption = start.absorb(as_readings(DEVICE, offered))
 
     assert window == expected
     assert [len(absorption.new), len(absorption.duplicates), len(absorption.conflicts)] == tally
@@ -87,21 +88,23 @@ def test_any_split_any_order_any_merge_tree_stores_what_the_single_process_repla
 
 def test_each_identity_is_kept_once_the_copy_first_in_archive_order() -> None:
     early, late = Reading(DEVICE, HOUR, (1, None), None), Reading(DEVICE, HOUR, (2, None), None)
-    later_first = WindowReadings().add("raw/dt=2025-08-31/hour=05/b", [late, late])
-    earlier = WindowReadings().add("raw/dt=2025-08-31/hour=01/a", [early])
+    later_first = WindowReadings().add("raw/dt=2025-08-31/hour=05/b", pack([late, late]))
+    earlier = WindowReadings().add("raw/dt=2025-08-31/hour=01/a", pack([early]))
     both = merge([later_first, earlier])
     assert len(both) == 1
-    assert both.kept[HOUR] == (("raw/dt=2025-08-31/hour=01/a", 0), early)
-    assert readings_of(both.offered()) == [early, late, late]
-    # An identical repeat costs a reference: it shares the kept copy's object.
-    again = WindowReadings().add("raw/dt=2025-08-31/hour=02/c", [Reading(*early)])
+    assert both.kept[HOUR] == (("raw/dt=2025-08-31/hour=01/a", 0), (HOUR, (1, None), None, None))
+    assert as_readings(DEVICE, both.offered()) == [early, late, late]
+    # An identical repeat costs a reference: it shares the kept copy's row.
+    again = WindowReadings().add("raw/dt=2025-08-31/hour=02/c", pack([Reading(*early)]))
     merged = merge([both, again])
     assert merged.repeats[-1][1] is merged.kept[HOUR][1]
 
 
 def test_offered_copies_are_distinct_objects_so_the_store_can_report_each() -> None:
     reading = Reading(DEVICE, HOUR + MS_PER_HOUR - 1, (1, None), None)
-    accumulator = WindowReadings().add("a", [reading]).add("b", [reading])
+    accumulator = WindowReadings().add("a", pack([reading])).add("b", pack([reading]))
     offered = accumulator.offered()
-    assert len({id(r) for _, r in offered}) == 2
     assert [origin for origin, _ in offered] == [("a", 0), ("b", 0)]
+    rebuilt = as_readings(DEVICE, offered)
+    assert rebuilt == [reading, reading]
+    assert rebuilt[0] is not rebuilt[1]

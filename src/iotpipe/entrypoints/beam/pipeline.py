@@ -43,7 +43,7 @@ from iotpipe.domain import Reading
 from iotpipe.ports import Quarantine, RawBatch, Rejection, WindowKey
 
 from . import archive
-from .combine import Copy, WindowReadings, merge
+from .combine import Copy, Packed, WindowReadings, merge, pack
 from .job import ReplayJob
 from .writing import Written, merged, rejections_for, write_windows
 
@@ -179,7 +179,7 @@ class ReadAndTriage(beam.DoFn):  # type: ignore[misc]
         for reason, n in report.rejected.items():
             _count(f"rejected.{reason}", n)
         for key, readings in offered:
-            yield key, (name, readings)
+            yield key, (name, pack(readings))
 
 
 class ReplayCombine(beam.CombineFn):  # type: ignore[misc]
@@ -188,11 +188,9 @@ class ReplayCombine(beam.CombineFn):  # type: ignore[misc]
     def create_accumulator(self) -> WindowReadings:
         return WindowReadings()
 
-    def add_input(
-        self, accumulator: WindowReadings, element: tuple[str, list[Reading]]
-    ) -> WindowReadings:
-        name, readings = element
-        return accumulator.add(name, readings)
+    def add_input(self, accumulator: WindowReadings, element: tuple[str, Packed]) -> WindowReadings:
+        name, packed = element
+        return accumulator.add(name, packed)
 
     def merge_accumulators(self, accumulators: Iterable[WindowReadings]) -> WindowReadings:
         return merge(accumulators)

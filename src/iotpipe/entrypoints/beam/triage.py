@@ -84,10 +84,11 @@ class BatchTriage:
             self._windows, clock, quarantine=quarantine, lateness=LatenessPolicy.backfill()
         )
 
-    def run(self, batch: RawBatch) -> tuple[ProcessReport, list[tuple[WindowKey, list[Reading]]]]:
+    def run(
+        self, batch: RawBatch
+    ) -> tuple[ProcessReport, list[tuple[WindowKey, Sequence[Reading]]]]:
         """The batch's report (``accepted``: readings offered on) and its readings per window,
         in stream order."""
         self._windows.offered = []
         report = self._service.process(batch)
-        offered = [(key, list(readings)) for key, readings in self._windows.offered]
-        return report, offered
+        return report, self._windows.offered

@@ -22,7 +22,7 @@ from iotpipe.domain import (
 )
 from iotpipe.ports import AggregateStore, Contribution, RawBatch, Rejection, WindowKey
 
-from .combine import Copy, Origin, readings_of
+from .combine import Copy, Origin, Row, as_readings
 
 #: The messages the live path gives the readings a store refuses (the same words, so a
 #: quarantine holds one wording whoever wrote it; a test holds them equal to the live path's).
@@ -63,8 +63,8 @@ def write_windows(
     windows a transient failure left unapplied are offered again, then
     :class:`~iotpipe.domain.StoreUnavailable` is raised, so the runner retries the bundle (safe:
     absorption is idempotent)."""
-    offered = dict(windows)
-    pending = [Contribution(key[0], key[1], readings_of(copies)) for key, copies in windows]
+    offered = {key: (copies, as_readings(key[0], copies)) for key, copies in windows}
+    pending = [Contribution(*key, found) for key, (_, found) in offered.items()]
     before = store.ops().writes
     done = Written(windows=len(pending))
     for attempt in range(1, attempts + 1):
@@ -72,7 +72,7 @@ def write_windows(
         result = store.apply(pending)
         for key, absorption in result.absorbed.items():
             if key not in result.failed:
-                _tally(done, absorption, offered[key])
+                _tally(done, absorption, *offered[key])
         done.written += len(result.written)
         pending = [c for c in pending if c.key in result.failed]
         if not pending:
@@ -85,30 +85,32 @@ def write_windows(
     return done
 
 
-def _tally(done: Written, absorption: Absorption, copies: Sequence[Copy]) -> None:
+def _tally(
+    done: Written, absorption: Absorption, copies: Sequence[Copy], offered: Sequence[Reading]
+) -> None:
     done.counted += len(absorption.new)
     done.duplicates += len(absorption.duplicates)
     if not (absorption.conflicts or absorption.overflow):
         return
-    origins = {id(reading): origin for origin, reading in copies}
+    origins = {id(reading): origin for (origin, _), reading in zip(copies, offered, strict=True)}
     ranks = _ranks(copies)
-    for reason, readings in (
+    for reason, refused in (
         (Reason.CONFLICTING_DUPLICATE, absorption.conflicts),
         (Reason.WINDOW_FULL, absorption.overflow),
     ):
-        done.reasons[reason.value] += len(readings)
-        for reading in readings:
+        done.reasons[reason.value] += len(refused)
+        for reading in refused:
             origin = origins[id(reading)]
             done.refused.append((origin[0], (reason.value, reading, ranks[origin])))
 
 
 def _ranks(copies: Sequence[Copy]) -> dict[Origin, int]:
     """Each copy's rank among the equal copies of its batch (copies come in origin order)."""
-    seen: Counter[tuple[str, Reading]] = Counter()
+    seen: Counter[tuple[str, Row]] = Counter()
     ranks: dict[Origin, int] = {}
-    for origin, reading in copies:
-        ranks[origin] = seen[origin[0], reading]
-        seen[origin[0], reading] += 1
+    for origin, row in copies:
+        ranks[origin] = seen[origin[0], row]
+        seen[origin[0], row] += 1
     return ranks
 
 
