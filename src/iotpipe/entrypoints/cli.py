@@ -424,7 +424,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     replay_.add_argument(
         "--runner",
-        choices=["direct", "prism", "dataflow", "flink", "spark"],
+        choices=["direct", "dataflow", "flink", "spark"],
         help="run on Apache Beam (pip install 'iotpipe[beam]'): DIR may then be s3://BUCKET or "
         "gs://BUCKET and the store dynamodb:TABLE or firestore:PROJECT (default: one process)",
     )

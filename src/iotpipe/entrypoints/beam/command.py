@@ -26,7 +26,6 @@ if TYPE_CHECKING:
 
 RUNNERS = {
     "direct": "DirectRunner",
-    "prism": "PrismRunner",
     "dataflow": "DataflowRunner",
     "flink": "FlinkRunner",
     "spark": "SparkRunner",
@@ -122,7 +121,7 @@ def _store(text: str, runner: str) -> StoreSpec:
         spec = StoreSpec.parse(text)
     except BadStoreSpec as exc:
         raise BadReplay(str(exc)) from None
-    if spec.local_only and runner not in ("direct", "prism"):
+    if spec.local_only and runner != "direct":
         raise BadReplay(
             f"--store {text}: an SQLite file is reachable only from this machine; "
             f"--runner {runner} needs dynamodb:TABLE or firestore:PROJECT"
