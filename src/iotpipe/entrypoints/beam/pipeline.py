@@ -49,8 +49,8 @@ from .writing import Written, merged, rejections_for, write_windows
 
 NAMESPACE = "iotpipe"
 WORKERS = "iotpipe.workers"
-#: Windows per store round trip (one ``AggregateStore.apply``): DynamoDB and Firestore write
-#: them in parallel batches, SQLite in one transaction.
+#: Windows per store round trip (one ``AggregateStore.apply``: one batched load, and the
+#: writes of a round together where the backend can, as SQLite in one transaction).
 WINDOWS_PER_WRITE = 500
 
 log = logging.getLogger("iotpipe.beam")
