@@ -19,6 +19,7 @@ from iotpipe.adapters.aws import DynamoStore, create_table
 from iotpipe.application import QueryService
 from iotpipe.application import archive_format as fmt
 from iotpipe.application.views import window_json
+from iotpipe.ports import AggregateStore
 from tests.aws_support import REGION, MotoServer
 from tests.beam.archives import HardArchive, hard_archive
 from tests.beam.conftest import BeamCli, process_output, single_process_replay
@@ -69,7 +70,7 @@ def _live_rejections(made: HardArchive, tmp_path: Path) -> dict[str, list[tuple[
     return _rejections(_objects(tmp_path / "live"))
 
 
-def _lines(store: DynamoStore) -> list[bytes]:
+def _lines(store: AggregateStore) -> list[bytes]:
     return [orjson.dumps(window_json(w)) + b"\n" for w in QueryService(store).every_window()]
 
 
@@ -116,17 +117,26 @@ def test_replay_from_s3_into_dynamodb_on_moto(
     assert _rejections(held) == _live_rejections(made, tmp_path)
 
 
-def test_replay_from_cloud_storage_on_the_emulator(
+def test_replay_from_cloud_storage_into_firestore_on_the_emulators(
     reference: tuple[HardArchive, Path],
     beam: BeamCli,
     tmp_path: Path,
     capsysbinary: pytest.CaptureFixture[bytes],
 ) -> None:
-    from tests.gcp_support import PROJECT, storage_emulator, unique
-
-    server = storage_emulator()
+    """The Dataflow shape: the archive in a bucket, the windows into Firestore."""
     from google.cloud import storage
 
+    from iotpipe.adapters.gcp import FirestoreStore
+    from tests.gcp_support import (
+        PROJECT,
+        firestore_client,
+        firestore_emulator,
+        storage_emulator,
+        unique,
+    )
+
+    server, firestore = storage_emulator(), firestore_emulator()
+    prefix = unique("beam").replace("-", "_") + "_"
     made, single = reference
     client = storage.Client(project=PROJECT)
     bucket = client.create_bucket(unique("archive"))
@@ -134,16 +144,15 @@ def test_replay_from_cloud_storage_on_the_emulator(
         bucket.blob(f"site-7/{name}").upload_from_string(body, content_type="application/gzip")
     done = beam.replay(
         f"gs://{bucket.name}/site-7",
-        f"sqlite:{tmp_path / 'beam.db'}",
+        f"firestore:{PROJECT}?prefix={prefix}",
         "--",
         f"--project={PROJECT}",
-        env={"STORAGE_EMULATOR_HOST": server.url},
+        env={"STORAGE_EMULATOR_HOST": server.url, "FIRESTORE_EMULATOR_HOST": firestore.host},
     )
     assert done.code == 1, done
     assert "(DirectRunner, 2 worker processes)" in done.out, done.out
-    assert process_output(tmp_path / "beam.db", capsysbinary) == process_output(
-        single, capsysbinary
-    )
+    stored = FirestoreStore(firestore_client(firestore.host), prefix=prefix)
+    assert b"".join(_lines(stored)) == process_output(single, capsysbinary)
     held = {
         blob.name.removeprefix("site-7/"): blob.download_as_bytes()
         for blob in client.list_blobs(bucket.name, prefix="site-7/rejected/")
