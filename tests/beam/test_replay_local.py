@@ -158,3 +158,19 @@ def test_merging_into_windows_that_already_hold_readings_stays_exact(
     assert windows(tmp_path / "beam.db") == windows(tmp_path / "single.db")
     # Every repeat is judged against what the store held first, as the single process judges it.
     assert counts(done.out) == {**counts(single.out), "batches": counts(done.out)["batches"]}
+
+
+def test_a_job_that_fails_on_a_worker_says_so_in_one_line_and_exits_1(
+    tmp_path: Path, beam: BeamCli
+) -> None:
+    made = hard_archive(tmp_path, devices=2, seed=9)
+    quarantine = tmp_path / "quarantine"
+    quarantine.mkdir()
+    (quarantine / "rejected").write_text("a file where the quarantine's directory must go")
+    done = beam.replay(
+        str(made.root), f"sqlite:{tmp_path / 's.db'}", "--quarantine", str(quarantine)
+    )
+    assert done.code == 1, done
+    [line] = [e for e in done.err.splitlines() if e.startswith("iotpipe replay: the DirectRunner")]
+    assert line.startswith("iotpipe replay: the DirectRunner job failed: ")
+    assert "rejected" in line, line  # the cause, named (the workers log their own traceback)

@@ -245,3 +245,18 @@ def test_without_beam_the_runner_says_how_to_install_it(
         "2025-09-01T00:00:00Z",
     ]
     assert "--runner direct needs Apache Beam: pip install 'iotpipe[beam]'" in _error(capsys, *argv)
+
+
+def test_an_unusable_store_or_quarantine_is_one_line_before_any_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "not-a-db").write_text("this is not an SQLite database, not even close " * 20)
+    (tmp_path / "a-file").write_text("x")
+    span = ["--from", "2025-08-31T00:00:00Z", "--to", "2025-09-01T00:00:00Z"]
+    base = ["replay", "--runner", "direct", "--archive", str(tmp_path), *span]
+    bad_store = _error(capsys, *base, "--store", f"sqlite:{tmp_path}/not-a-db")
+    assert bad_store.startswith(f"iotpipe: error: --store sqlite:{tmp_path}/not-a-db: ")
+    bad_quarantine = _error(
+        capsys, *base, "--store", f"sqlite:{tmp_path}/s.db", "--quarantine", f"{tmp_path}/a-file/q"
+    )
+    assert bad_quarantine == f"iotpipe: error: --quarantine {tmp_path}/a-file/q: Not a directory"

@@ -18,6 +18,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
+from iotpipe.domain import IotPipeError
+
 from .job import ReplayJob
 from .stores import BadStoreSpec, StoreSpec
 
@@ -54,7 +56,8 @@ def replay(
     err: TextIO = sys.stderr,
 ) -> int:
     """Run the Beam replay; print its summary (and each bad archive object); the exit status
-    (0: everything read and written; 1: some archive objects could not be read whole)."""
+    (0: everything read and written; 1: some archive objects could not be read whole, or the
+    job failed: running it again is safe)."""
     job = ReplayJob(
         archive=_location(archive, "--archive"),
         store=_store(store, runner),
@@ -71,7 +74,11 @@ def replay(
             f"--runner {runner} needs Apache Beam: pip install 'iotpipe[beam]' ({exc})"
         ) from None
     logging.getLogger("apache_beam").setLevel(logging.WARNING)  # Beam's INFO is per bundle
-    done = pipeline.run(job, RUNNERS[runner])
+    try:
+        done = pipeline.run(job, RUNNERS[runner])
+    except Exception as exc:  # the job failed on a worker: one line, not the runner's traceback
+        print(f"iotpipe replay: the {RUNNERS[runner]} job failed: {_last_line(exc)}", file=err)
+        return 1
     for line in done.bad_files:
         print(f"iotpipe replay: skipped {line}", file=err)
     print(summary(done), file=out)
@@ -104,13 +111,22 @@ def summary(done: BeamReplayReport) -> str:
     return line
 
 
+def _last_line(exc: Exception) -> str:
+    """What went wrong, from a runner's error (often a whole worker traceback)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[-1] if lines else type(exc).__name__
+
+
 def _location(text: str, option: str, *, create: bool = False) -> str:
     """A local directory made absolute (workers may start elsewhere); URLs unchanged."""
     if "://" in text:
         return text.rstrip("/")
     path = Path(text)
     if create:
-        path.mkdir(parents=True, exist_ok=True)
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise BadReplay(f"{option} {text}: {exc.strerror}") from None
     if not path.is_dir():
         raise BadReplay(f"{option} {text}: not a directory")
     return str(path.resolve())
@@ -126,6 +142,12 @@ def _store(text: str, runner: str) -> StoreSpec:
             f"--store {text}: an SQLite file is reachable only from this machine; "
             f"--runner {runner} needs dynamodb:TABLE or firestore:PROJECT"
         )
+    if spec.local_only:  # open it once here: a bad path fails now, not on every worker
+        try:
+            _, close = spec.open()
+        except (IotPipeError, ValueError) as exc:
+            raise BadReplay(f"--store {text}: {exc.__cause__ or exc}") from None
+        close()
     return spec
 
 
