@@ -260,3 +260,23 @@ def test_an_unusable_store_or_quarantine_is_one_line_before_any_work(
         capsys, *base, "--store", f"sqlite:{tmp_path}/s.db", "--quarantine", f"{tmp_path}/a-file/q"
     )
     assert bad_quarantine == f"iotpipe: error: --quarantine {tmp_path}/a-file/q: Not a directory"
+
+
+def test_a_data_directory_given_for_the_archive_is_named_right(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "archive" / "raw").mkdir(parents=True)
+    span = ["--from", "2025-08-31T00:00:00Z", "--to", "2025-09-01T00:00:00Z"]
+    argv = [
+        "replay",
+        "--runner",
+        "direct",
+        "--archive",
+        str(tmp_path),
+        "--store",
+        f"sqlite:{tmp_path}/s.db",
+    ]
+    assert _error(capsys, *argv, *span) == (
+        f"iotpipe: error: --archive {tmp_path} holds no raw/ partitions; "
+        f"did you mean {tmp_path / 'archive'}?"
+    )

@@ -59,7 +59,7 @@ def replay(
     (0: everything read and written; 1: some archive objects could not be read whole, or the
     job failed: running it again is safe)."""
     job = ReplayJob(
-        archive=_location(archive, "--archive"),
+        archive=_archive(archive),
         store=_store(store, runner),
         quarantine=_location(quarantine or archive, "--quarantine", create=True),
         report=report or _default_report(quarantine or archive),
@@ -109,6 +109,18 @@ def summary(done: BeamReplayReport) -> str:
     if done.state != "DONE":
         line += f"; the job ended {done.state}"
     return line
+
+
+def _archive(text: str) -> str:
+    """The archive's root; a local data directory (``iotpipe serve --data``) is refused with
+    the archive it holds named, as ``iotpipe replay`` does."""
+    root = _location(text, "--archive")
+    path = Path(root)
+    if "://" not in root and not (path / "raw").is_dir() and (path / "archive" / "raw").is_dir():
+        raise BadReplay(
+            f"--archive {text} holds no raw/ partitions; did you mean {path / 'archive'}?"
+        )
+    return root
 
 
 def _last_line(exc: Exception) -> str:
