@@ -308,6 +308,39 @@ def throttled_rows(d: dict[str, Any]) -> list[Row]:
     ]
 
 
+def beam_replay_rows(d: dict[str, Any]) -> list[Row]:
+    """beam_replay.py."""
+    runs = f"median of {d['runs']}"
+    startup = d["beam_startup_seconds"]
+    return [
+        (
+            f"Beam replay, DirectRunner, {d['workers']} workers, {d['readings']:,} readings",
+            f"{d['beam_rate']:,.0f} readings/s ({runs}, start-up included)",
+            f"{d['single_rate']:,.0f} readings/s: iotpipe replay (one process)",
+            _ratio(d["beam_rate"], d["single_rate"]),
+            "",
+            "",
+        ),
+        (
+            "  Beam: marginal rate per worker (minus the empty-range start-up)",
+            f"{d['beam_marginal_rate_per_worker']:,.0f} readings/s",
+            f"start-up {min(startup):.1f}-{max(startup):.1f} s; "
+            f"{d['worker_processes_seen']} worker processes seen",
+            "-",
+            "",
+            "",
+        ),
+        (
+            "  store writes / 1,000 readings: Beam replay",
+            f"{d['beam_writes_per_1000']:.1f}",
+            f"{d['single_writes_per_1000']:.1f}: iotpipe replay",
+            _ratio(d["beam_writes_per_1000"], d["single_writes_per_1000"]),
+            "",
+            "",
+        ),
+    ]
+
+
 # The store benchmarks' profiles (profiles.py), and the size of each in the smoke run.
 SMOKE_PROFILES = {
     "fleet": ["--devices", "20", "--minutes", "5"],
@@ -358,6 +391,12 @@ BENCHMARKS = (
         smoke=["--devices", "3", "--hours", "1", "--refusals", "2"],
     ),
     Benchmark("freshness", "freshness.py", freshness_rows, smoke=["--samples", "10"]),
+    Benchmark(
+        "beam_replay",
+        "beam_replay.py",
+        beam_replay_rows,
+        smoke=["--devices", "10", "--minutes", "10", "--repeat", "1"],
+    ),
     Benchmark(
         "api_load",
         "api_load.py",

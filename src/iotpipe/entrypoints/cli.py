@@ -145,6 +145,10 @@ def _replay(args: argparse.Namespace) -> int:
     start, end = _instant(args.start), _instant(args.end)
     if start >= end:
         raise CliError("the time range is empty: --from must be before --to")
+    if args.runner:
+        return _beam_replay(args, start, end)
+    if args.pipeline_options or args.quarantine:
+        raise CliError("--quarantine and pipeline options (after --) need --runner")
     if not args.store.startswith("sqlite:"):
         raise CliError("replay needs a persistent store: --store sqlite:PATH")
     archive = _archive_dir(args.archive)
@@ -158,6 +162,24 @@ def _replay(args: argparse.Namespace) -> int:
             raise CliError(f"--archive {args.archive}: {exc}") from None
     print(_replay_summary(report))
     return 0 if report.ok else 1
+
+
+def _beam_replay(args: argparse.Namespace, start: int, end: int) -> int:
+    """The replay on Apache Beam (``iotpipe.entrypoints.beam``; Beam is imported only here)."""
+    from iotpipe.entrypoints.beam import command
+
+    try:
+        return command.replay(
+            runner=args.runner,
+            archive=args.archive,
+            store=args.store,
+            start_ms=start,
+            end_ms=end,
+            quarantine=args.quarantine,
+            pipeline_options=args.pipeline_options,
+        )
+    except (command.BeamUnavailable, command.BadReplay) as exc:
+        raise CliError(str(exc)) from None
 
 
 def _archive_dir(text: str) -> Path:
@@ -383,24 +405,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     process.set_defaults(run=_process)
 
-    replay_ = commands.add_parser(
-        "replay",
-        help="process archived raw batches again into a store (a backfill; idempotent)",
-        description="Re-process the raw batches archived under DIR whose partition hour lies in "
-        "[--from, --to) into the store. Readings already counted change nothing, so replaying "
-        "twice is harmless. Prints a one-line summary.",
-    )
-    replay_.add_argument(
-        "--archive", metavar="DIR", required=True, help="archive directory (holding raw/)"
-    )
-    replay_.add_argument("--store", metavar="sqlite:PATH", required=True, help="the store")
-    replay_.add_argument(
-        "--from", dest="start", metavar="RFC3339", required=True, help="first hour (inclusive)"
-    )
-    replay_.add_argument(
-        "--to", dest="end", metavar="RFC3339", required=True, help="end (exclusive)"
-    )
-    replay_.set_defaults(run=_replay)
+    _add_replay(commands)
 
     simulate = commands.add_parser(
         "simulate",
@@ -489,6 +494,45 @@ def _parser() -> argparse.ArgumentParser:
 
     redrive.register(commands)
     return parser
+
+
+def _add_replay(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """The ``replay`` command: one process by default, Apache Beam with ``--runner``."""
+    replay_ = commands.add_parser(
+        "replay",
+        help="process archived raw batches again into a store (a backfill; idempotent)",
+        description="Re-process the raw batches archived under DIR whose partition hour lies in "
+        "[--from, --to) into the store. Readings already counted change nothing, so replaying "
+        "twice is harmless. Prints a one-line summary.",
+    )
+    replay_.add_argument(
+        "--archive", metavar="DIR", required=True, help="archive directory (holding raw/)"
+    )
+    replay_.add_argument("--store", metavar="sqlite:PATH", required=True, help="the store")
+    replay_.add_argument(
+        "--from", dest="start", metavar="RFC3339", required=True, help="first hour (inclusive)"
+    )
+    replay_.add_argument(
+        "--to", dest="end", metavar="RFC3339", required=True, help="end (exclusive)"
+    )
+    replay_.add_argument(
+        "--runner",
+        choices=["direct", "dataflow", "flink", "spark"],
+        help="run on Apache Beam (pip install 'iotpipe[beam]'): DIR may then be s3://BUCKET or "
+        "gs://BUCKET and the store dynamodb:TABLE or firestore:PROJECT (default: one process)",
+    )
+    replay_.add_argument(
+        "--quarantine",
+        metavar="LOCATION",
+        help="with --runner: where rejected readings go (default: the archive, under rejected/)",
+    )
+    replay_.add_argument(
+        "pipeline_options",
+        nargs="*",
+        metavar="-- PIPELINE_OPTION",
+        help="with --runner: Beam pipeline options after --, e.g. -- --project=P --region=R",
+    )
+    replay_.set_defaults(run=_replay)
 
 
 def _server_options(parser: argparse.ArgumentParser) -> None:
