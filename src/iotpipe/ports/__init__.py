@@ -21,13 +21,14 @@ from iotpipe.ports.store import (
     WindowKey,
     WindowStoreBase,
 )
-from iotpipe.ports.stream import BatchSource, ReadingStream
+from iotpipe.ports.stream import BatchSource, CommittableSource, ReadingStream
 
 __all__ = [
     "AggregateStore",
     "ApplyResult",
     "BatchSource",
     "Clock",
+    "CommittableSource",
     "Contribution",
     "DeviceSummary",
     "Page",

@@ -7,7 +7,7 @@ errors are raised as :class:`ApiProblem`, and aggregates are rendered by
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
@@ -406,11 +406,18 @@ def _ingest_reply(result: IngestResult) -> Reply:
 # --- service routes ----------------------------------------------------------------------------
 
 
-def service_routes(document: Callable[[], bytes], version: str) -> tuple[Route, ...]:
+def service_routes(
+    document: Callable[[], bytes],
+    version: str,
+    stream_status: Callable[[], Mapping[str, object]] | None = None,
+) -> tuple[Route, ...]:
     """Health, the OpenAPI document and the dashboard: public, no key needed."""
 
     def health(call: Call) -> Reply:
-        return Reply(200, {"status": "ok", "version": version})
+        body: dict[str, object] = {"status": "ok", "version": version}
+        if stream_status is not None:
+            body["stream"] = stream_status()
+        return Reply(200, body)
 
     def openapi(call: Call) -> HttpResponse:
         return bytes_response(
@@ -437,7 +444,8 @@ def service_routes(document: Callable[[], bytes], version: str) -> tuple[Route, 
             "/v1/health",
             "getHealth",
             "Health check",
-            "Answers while the process serves requests; needs no key.",
+            "Answers while the process serves requests; needs no key. The local runtime adds "
+            "`stream`: its durable log's backlog and the age of its oldest unprocessed record.",
             health,
             Success(200, "Serving.", "Health"),
             public=True,

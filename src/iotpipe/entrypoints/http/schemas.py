@@ -184,11 +184,31 @@ class IngestAccepted(_Body):
     )
 
 
+class StreamStatus(_Body):
+    """The local runtime's durable log: what waits to be processed, and since when."""
+
+    backlog_records: int = Field(ge=0, description="Records appended and not yet applied.")
+    backlog_bytes: int = Field(ge=0, description="Their size in bytes.")
+    oldest_unprocessed_age_ms: int | None = Field(
+        ge=0, description="How long the oldest of them has waited (`null`: none waits)."
+    )
+    max_backlog_records: int = Field(ge=1, description="The bound: beyond it ingest answers 503.")
+    max_backlog_bytes: int = Field(ge=1, description="The bound in bytes.")
+    log_bytes: int = Field(ge=0, description="The log's files on disk.")
+    appended: int = Field(ge=0, description="The last log position appended.")
+    applied: int = Field(ge=0, description="The checkpoint: every position up to it is applied.")
+
+
 class Health(_Body):
     """The process is up and serving."""
 
     status: Literal["ok"]
     version: str
+    stream: StreamStatus = Field(  # type: ignore[assignment]  # omitted, never null
+        default=None,
+        description="The local runtime's log (absent on the cloud runtimes).",
+        json_schema_extra=_no_default,
+    )
 
 
 ProblemCode = Enum(  # type: ignore[misc]
