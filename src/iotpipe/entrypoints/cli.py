@@ -560,21 +560,21 @@ def _log_options(parser: argparse.ArgumentParser) -> None:
         type=_positive,
         default=DEFAULT_MAX_BACKLOG_RECORDS,
         help="records waiting to be processed beyond which ingest answers 503 with Retry-After "
-        f"(default: {DEFAULT_MAX_BACKLOG_RECORDS:,}; a record is one device's readings of "
-        "one request)",
+        f"(default: {DEFAULT_MAX_BACKLOG_RECORDS:,}; a record is one request's valid "
+        "readings)",
     )
     parser.add_argument(
         "--max-backlog-bytes",
         type=_positive,
         default=DEFAULT_MAX_BACKLOG_BYTES,
-        help=f"the same bound in bytes (default: {DEFAULT_MAX_BACKLOG_BYTES:,}, 256 MiB)",
+        help=f"the same bound in bytes (default: {DEFAULT_MAX_BACKLOG_BYTES:,}, 64 MiB)",
     )
     parser.add_argument(
         "--processor",
-        choices=["process", "thread"],
+        choices=["process", "thread", "none"],
         default="process",
         help="process (default): the processor runs in a child process, on another core; "
-        "thread: everything in one process",
+        "thread: everything in one process; none: only fill the log (a later start applies it)",
     )
 
 

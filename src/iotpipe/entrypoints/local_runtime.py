@@ -67,7 +67,7 @@ class LocalSettings:
     log_sync: Literal["full", "normal"] = "full"
     max_backlog_records: int = DEFAULT_MAX_BACKLOG_RECORDS
     max_backlog_bytes: int = DEFAULT_MAX_BACKLOG_BYTES
-    processor: Literal["process", "thread"] = "process"
+    processor: Literal["process", "thread", "none"] = "process"
     processor_log_level: str = "INFO"
 
 
@@ -124,11 +124,7 @@ class LocalRuntime:
         clock = SystemClock()
         log_ = open_log(data_dir, settings)
         pipeline = local_pipeline(data_dir, clock=clock, lateness=settings.lateness, stream=log_)
-        processor = (
-            _ThreadProcessor(pipeline, log_, settings)
-            if settings.processor == "thread"
-            else _ChildProcessor(data_dir, settings)
-        )
+        processor = _processor(data_dir, pipeline, log_, settings)
         try:
             api = AnalyticsApi.for_pipeline(
                 pipeline, ApiKeys(keys), stream_status=lambda: log_.status().as_json(clock.now_ms())
@@ -227,8 +223,20 @@ def _try_lock(handle: IO[str]) -> bool:
 
 
 class _Processor:
+    """No processor: the log only fills (``processor="none"``); a later start applies it."""
+
     def stop(self) -> None:
-        raise NotImplementedError
+        """Nothing to stop."""
+
+
+def _processor(
+    data_dir: Path, pipeline: Pipeline, log_: SqliteLog, settings: LocalSettings
+) -> _Processor:
+    if settings.processor == "thread":
+        return _ThreadProcessor(pipeline, log_, settings)
+    if settings.processor == "process":
+        return _ChildProcessor(data_dir, settings)
+    return _Processor()
 
 
 class _ThreadProcessor(_Processor):

@@ -7,8 +7,11 @@ errors are raised as :class:`ApiProblem`, and aggregates are rendered by
 
 from __future__ import annotations
 
+import re
+from array import array
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from itertools import accumulate
 from typing import Any, Protocol, TypeVar
 
 import orjson
@@ -341,7 +344,9 @@ class IngestEndpoints:
             value = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
             raise ApiProblem(MALFORMED_JSON, f"the body is not valid JSON: {exc}") from None
-        if _too_deep(value, MAX_DEPTH):
+        # The exact walk costs ~0.2 us per JSON node in Python; the text's nesting is measured
+        # at C speed and settles every sane body without it.
+        if _nesting(body) > MAX_DEPTH and _too_deep(value, MAX_DEPTH):
             raise ApiProblem(MALFORMED_JSON, f"the JSON nests deeper than {MAX_DEPTH} levels")
         items = value if isinstance(value, list) else [value]
         if not items:
@@ -360,6 +365,17 @@ def _check_media_type(content_type: str | None) -> None:
     media = content_type.split(";")[0].strip().lower()
     if media != JSON and not media.endswith("+json"):
         raise ApiProblem(UNSUPPORTED_MEDIA_TYPE, "send readings as Content-Type: application/json")
+
+
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_BRACKETS = bytes(range(256)).translate(None, b"[]{}")  # every byte but the brackets
+_STEPS = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")
+
+
+def _nesting(body: bytes) -> int:
+    """How deep the containers of a valid JSON text nest (its strings' brackets aside)."""
+    brackets = _JSON_STRING.sub(b"", body).translate(None, _BRACKETS).translate(_STEPS)
+    return max(accumulate(array("b", brackets)), default=0)
 
 
 def _too_deep(value: object, limit: int) -> bool:
