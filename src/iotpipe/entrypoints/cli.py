@@ -161,6 +161,12 @@ def _replay(args: argparse.Namespace) -> int:
             report = replay(FileArchive(archive), processor, start, end)
         except ArchiveUnavailable as exc:
             raise CliError(f"--archive {args.archive}: {exc}") from None
+    for damaged in report.unreadable:
+        lost = "unknown" if damaged.records_lost is None else str(damaged.records_lost)
+        print(
+            f"iotpipe replay: skipped {damaged.name}: {damaged.reason} (records lost: {lost})",
+            file=sys.stderr,
+        )
     print(_replay_summary(report))
     return 0 if report.ok else 1
 
@@ -185,6 +191,7 @@ def _replay_summary(report: ReplayReport) -> str:
         + (f" ({reasons})" if reasons else "")
         + f", {report.windows_updated} windows updated"
         + _unapplied(report.unapplied, report.errors)
+        + (f"; {len(report.unreadable)} files unreadable (see above)" if report.unreadable else "")
     )
 
 

@@ -1,6 +1,6 @@
 """The interfaces between the application and the outside world (hexagonal ports)."""
 
-from iotpipe.ports.archive import Quarantine, RawArchive
+from iotpipe.ports.archive import CheckedArchive, Quarantine, RawArchive, UnreadableObject
 from iotpipe.ports.clock import Clock
 from iotpipe.ports.records import (
     DeviceSummary,
@@ -27,6 +27,7 @@ __all__ = [
     "AggregateStore",
     "ApplyResult",
     "BatchSource",
+    "CheckedArchive",
     "Clock",
     "CommittableSource",
     "Contribution",
@@ -42,6 +43,7 @@ __all__ = [
     "RetryPolicy",
     "StoreOps",
     "StreamMessage",
+    "UnreadableObject",
     "Version",
     "WindowKey",
     "WindowStoreBase",
