@@ -35,7 +35,8 @@ def _archive(root: Path, batches: int = 12, per_batch: int = 50) -> dict[str, li
     written: dict[str, list[bytes]] = {}
     for b in range(batches):
         payloads = [orjson.dumps([_reading(b * per_batch + i)]) for i in range(per_batch)]
-        records = tuple(RawRecord(str(i), data, H10 + b * 60_000) for i, data in enumerate(payloads))
+        arrived = H10 + b * 60_000
+        records = tuple(RawRecord(str(i), data, arrived) for i, data in enumerate(payloads))
         archive.write(RawBatch(f"batch-{b:03d}", records), H10 + (b % 3) * MS_PER_HOUR)
         [path] = [p for p in root.rglob(f"batch-{b:03d}.jsonl.gz")]
         written[str(path)] = payloads
@@ -93,7 +94,8 @@ def test_replay_skips_bad_files_names_them_and_replays_everything_readable(
     assert "4 files unreadable" in captured.out.decode()
 
     # The store holds exactly the readable readings: as `iotpipe process` counts them.
-    readings = [item for payloads in readable.values() for p in payloads for item in orjson.loads(p)]
+    payloads = [p for each in readable.values() for p in each]
+    readings = [item for p in payloads for item in orjson.loads(p)]
     source = tmp_path / "readable.jsonl"
     source.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in readings))
     expected = _windows(capsysbinary, "process", str(source))
