@@ -270,7 +270,10 @@ def reading_payload_schema() -> tuple[str, dict[str, Any]]:
     location = props["location"]["properties"]
     location["lat"].update(minimum=-90, maximum=90)
     location["lon"].update(minimum=-180, maximum=180)
-    schema["anyOf"] = [{"required": [m.name]} for m in METRICS]
+    # Present and a number: a metric that is null does not count (the domain's no_metrics).
+    schema["anyOf"] = [
+        {"required": [m.name], "properties": {m.name: {"type": "number"}}} for m in METRICS
+    ]
     schema["description"] = (
         "One reading. Unknown members are kept in the raw archive and ignored by aggregation; "
         "at least one metric must be present and not null."
