@@ -230,7 +230,8 @@ def _post(lines: Iterator[str], args: argparse.Namespace, total: int) -> int:
     print(
         f"iotpipe simulate: {report.requests} requests ({statuses}); "
         f"{report.accepted} readings accepted, {report.rejected} rejected, "
-        f"{report.failed_requests} requests failed",
+        f"{report.failed_requests} requests failed"
+        + (f"; waited out a full backlog {report.waits} times" if report.waits else ""),
         file=sys.stderr,
     )
     return 1 if report.failed_requests else 0

@@ -22,6 +22,7 @@ class DeliveryReport:
     rejected: int = 0
     failed_requests: int = 0
     statuses: dict[int, int] = field(default_factory=dict)
+    waits: int = 0  # answers that said to come back later (Retry-After), waited out
 
 
 def post_payloads(
@@ -43,8 +44,9 @@ def post_payloads(
     """
     report = DeliveryReport()
     for body, count in _bodies(lines, batch_size):
-        status, answer = _post(url, api_key, body, attempts)
+        status, answer, waits = _post(url, api_key, body, attempts)
         report.requests += 1
+        report.waits += waits
         report.statuses[status] = report.statuses.get(status, 0) + 1
         if status == 202:
             accepted, rejected = answer.get("accepted", 0), answer.get("rejected", [])
@@ -77,25 +79,26 @@ def _bodies(lines: Iterable[str], batch_size: int) -> Iterator[tuple[bytes, int]
 
 def _post(
     url: str, api_key: str | None, body: bytes, attempts: int, max_wait_s: float = 300.0
-) -> tuple[int, dict[str, object]]:
+) -> tuple[int, dict[str, object], int]:
     headers = {"content-type": "application/json"}
     if api_key:
         headers["authorization"] = f"Bearer {api_key}"
     status, answer = 0, {}
-    attempt = 0
+    attempt = waits = 0
     waited = 0.0
     while attempt < attempts:
         request = urllib.request.Request(url, data=body, headers=headers, method="POST")
         try:
             with urllib.request.urlopen(request, timeout=30) as response:
-                return response.status, _json(response.read())
+                return response.status, _json(response.read()), waits
         except urllib.error.HTTPError as exc:
             status, answer = exc.code, _json(exc.read())
             if status != 429 and status < 500:
-                return status, answer
+                return status, answer, waits
             pause = _retry_after(exc.headers.get("retry-after"))
             if pause is not None and waited + pause <= max_wait_s:
                 # The server said when to come back (backpressure): that is not a failure.
+                waits += 1
                 waited += pause
                 time.sleep(pause)
                 continue
@@ -103,7 +106,7 @@ def _post(
             status, answer = 0, {}
         time.sleep(min(2.0, 0.1 * 2**attempt))
         attempt += 1
-    return status, answer
+    return status, answer, waits
 
 
 def _retry_after(value: str | None) -> float | None:

@@ -184,6 +184,8 @@ def open_log(data_dir: Path, settings: LocalSettings) -> SqliteLog:
 def lock_data_dir(data_dir: Path) -> IO[str]:
     """Create ``data_dir`` if needed and lock it for this process (released when the process
     ends, however it ends); :class:`DataDirError` if it cannot be used or is in use."""
+    if data_dir.exists() and not data_dir.is_dir():
+        raise DataDirError(f"--data {data_dir} is a file, not a directory")
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
         handle = open(data_dir / "serve.lock", "a+")  # noqa: SIM115 (held for the runtime's life)
