@@ -175,11 +175,11 @@ class Sender:
             time.sleep(float(headers.get("retry-after", "1")))
 
 
-def windows_of_store(data: Path, tmp: Path) -> bytes:
+def windows_of_store(data: Path, tmp: Path, name: str = "iotpipe.db") -> bytes:
     """Every window of the data directory's store, as ``iotpipe process`` writes them."""
     empty = tmp / "empty.jsonl"
     empty.write_bytes(b"")
-    return run_cli("process", str(empty), "--store", f"sqlite:{data / 'iotpipe.db'}")
+    return run_cli("process", str(empty), "--store", f"sqlite:{data / name}")
 
 
 def windows_of(items: list[Any], tmp: Path) -> bytes:

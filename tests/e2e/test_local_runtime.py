@@ -203,3 +203,65 @@ def test_start_up_problems_are_one_line_and_a_non_zero_exit(tmp_path: Path) -> N
     assert "not a database" in _one_line_error(
         "serve", "--data", str(tmp_path / "junk"), "--port", "0"
     )
+
+
+def _killed_at_random(argv: list[str], chance: random.Random, times: int = 3) -> None:
+    """Start the command and ``kill -9`` it at a random instant, ``times`` times over."""
+    for _ in range(times):
+        process = subprocess.Popen(
+            [*IOTPIPE, *argv], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        time.sleep(chance.uniform(0.7, 1.8))
+        process.kill()
+        process.wait()
+
+
+def test_kill_9_during_process_into_a_store_then_running_again_is_exact(tmp_path: Path) -> None:
+    source = tmp_path / "readings.jsonl"
+    with source.open("wb") as out:
+        subprocess.run(
+            [*IOTPIPE, "simulate", "--devices", "25", "--hours", "8", "--interval", "5"]
+            + ["--seed", "9", "--end", "2025-08-31T12:00:00Z", "--duplicates", "0.05"],
+            stdout=out,
+            check=True,
+            timeout=300,
+        )
+    store = f"sqlite:{tmp_path / 'store.db'}"
+    argv = ["process", str(source), "--store", store, "--batch-size", "2000"]
+    _killed_at_random(argv, random.Random(5))
+    done = subprocess.run([*IOTPIPE, *argv], capture_output=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr.decode()
+    assert b"duplicates" in done.stderr  # the killed runs had stored something already
+    assert done.stdout == windows_of_file(source, tmp_path)
+
+
+def windows_of_file(source: Path, tmp: Path) -> bytes:
+    done = subprocess.run(
+        [*IOTPIPE, "process", str(source)], capture_output=True, timeout=600, check=True
+    )
+    return done.stdout
+
+
+def test_kill_9_during_replay_then_replaying_again_is_exact(tmp_path: Path) -> None:
+    from iotpipe.adapters.local import FileArchive
+    from iotpipe.domain.time import parse_instant
+    from iotpipe.ports import RawBatch, RawRecord
+
+    start = parse_instant("2025-08-31T00:00:00Z")
+    archive, sent = FileArchive(tmp_path / "archive"), []
+    for b in range(240):
+        batch = readings(b * 500, 500, devices=100, start_ms=start)
+        sent += batch
+        records = tuple(
+            RawRecord(str(i), orjson.dumps(batch[i : i + 50]), start + b * 60_000)
+            for i in range(0, 500, 50)
+        )
+        archive.write(RawBatch(f"batch-{b:04d}", records), start + b * 60_000)
+    store = tmp_path / "rebuilt.db"
+    argv = ["replay", "--archive", str(tmp_path / "archive"), "--store", f"sqlite:{store}"]
+    argv += ["--from", "2025-08-31T00:00:00Z", "--to", "2025-09-02T00:00:00Z"]
+    _killed_at_random(argv, random.Random(8))
+    done = subprocess.run([*IOTPIPE, *argv], capture_output=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr.decode()
+    assert b" 0 duplicates" not in done.stdout  # the killed runs had stored something already
+    assert windows_of_store(tmp_path, tmp_path, store.name) == windows_of(sent, tmp_path)
