@@ -117,9 +117,12 @@ def test_the_simulator_waits_out_a_full_backlog_and_delivers_everything(tmp_path
     # First no processor, so the backlog fills and stays full; then one that drains it.
     server = start(data, "--port", port, "--processor", "none", "--max-backlog-records", "3")
     simulate = subprocess.Popen(
-        [*IOTPIPE, "simulate", "--devices", "30", "--hours", "1", "--interval", "10"]
-        + ["--seed", "3", "--post-batch", "20", "--url", f"{server.url}/v1/readings"]
-        + ["--api-key", "e2e-key-0123456789"],
+        [
+            *IOTPIPE,
+            *("simulate", "--devices", "30", "--hours", "1", "--interval", "10", "--seed", "3"),
+            *("--post-batch", "20", "--url", f"{server.url}/v1/readings"),
+            *("--api-key", "e2e-key-0123456789"),
+        ],
         stderr=subprocess.PIPE,
         text=True,
     )
@@ -220,8 +223,11 @@ def test_kill_9_during_process_into_a_store_then_running_again_is_exact(tmp_path
     source = tmp_path / "readings.jsonl"
     with source.open("wb") as out:
         subprocess.run(
-            [*IOTPIPE, "simulate", "--devices", "25", "--hours", "8", "--interval", "5"]
-            + ["--seed", "9", "--end", "2025-08-31T12:00:00Z", "--duplicates", "0.05"],
+            [
+                *IOTPIPE,
+                *("simulate", "--devices", "25", "--hours", "8", "--interval", "5", "--seed", "9"),
+                *("--end", "2025-08-31T12:00:00Z", "--duplicates", "0.05"),
+            ],
             stdout=out,
             check=True,
             timeout=300,

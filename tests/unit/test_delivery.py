@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import io
-import time
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import orjson
