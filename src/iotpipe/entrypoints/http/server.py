@@ -109,6 +109,7 @@ def serve(
         http="h11",  # the same protocol implementation wherever iotpipe is installed
         lifespan="off",
         log_config=None,  # leave logging to the application
+        log_level="warning",  # not uvicorn's start-up banner; its protocol warnings, yes
         access_log=False,  # ours is the JSON line above
         server_header=False,
         timeout_keep_alive=int(SOCKET_TIMEOUT_S),
@@ -195,9 +196,9 @@ class AsgiApp:
         response, close = _refusal(scope, headers, self._api.max_body)
         if response is None:
             body = await _body(receive)
-            if body is None:  # the client hung up: nobody to answer
+            if body is None:  # the client hung up (or sent less than announced): nobody to answer
                 return
-            response = await self._answer(scope, headers, body)
+            response, close = await self._answer(scope, headers, body)
         if close:
             response = HttpResponse(
                 response.status, {**response.headers, "connection": "close"}, response.body
@@ -205,7 +206,10 @@ class AsgiApp:
         await _send(send, response, bare=scope["method"] == "HEAD")
         self._log_access(scope, response.status, started)
 
-    async def _answer(self, scope: Scope, headers: dict[str, str], body: bytes) -> HttpResponse:
+    async def _answer(
+        self, scope: Scope, headers: dict[str, str], body: bytes
+    ) -> tuple[HttpResponse, bool]:
+        """The API's answer, and whether to close the connection after it."""
         request = HttpRequest(
             method=scope["method"],
             path=_path(scope),
@@ -215,11 +219,11 @@ class AsgiApp:
         )
         loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self._pool, self._api.handle, request)
+            return await loop.run_in_executor(self._pool, self._api.handle, request), False
         except Exception:
             # The API never raises; this guards the translation itself.
             _log.exception("unexpected error answering %.32r", scope.get("method"))
-            return problem_response(INTERNAL_ERROR, "an unexpected error occurred")
+            return problem_response(INTERNAL_ERROR, "an unexpected error occurred"), True
 
     def _log_access(self, scope: Scope, status: int, started: float) -> None:
         path = _path(scope)[:512]
