@@ -233,9 +233,9 @@ def overload(url: str, pid: int, args: argparse.Namespace) -> dict[str, Any]:
         "errors": tally.errors,
         "ingest_rate": tally.accepted / posting_s,
         "end_to_end_rate": tally.accepted / (drained - began),
-        "backlog_at_stop_records": backlog,
+        "backlog_at_stop_readings": backlog * BATCH,
         "drain_seconds": round(drain_s, 2),
-        "drain_rate_records": backlog / drain_s,
+        "drain_rate": backlog * BATCH / drain_s,  # a record is one request's 100 readings
         "peak_rss_mb": round(peak["peak_mb"], 1),
         "counted": total,
     }
