@@ -392,13 +392,15 @@ class JsonLines(logging.Formatter):
     Messages that are JSON objects already (the access log) are written as they are.
     """
 
+    converter = time.gmtime  # type: ignore[assignment]  # UTC, as every instant iotpipe writes
+
     def format(self, record: logging.LogRecord) -> str:
         """The record as one JSON line."""
         message = record.getMessage()
         if message.startswith("{"):
             return message
         line: dict[str, Any] = {
-            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
             "level": record.levelname,
             "logger": record.name,
             "message": message,
