@@ -5,7 +5,7 @@ applied a batch. Tables (schema version 1, in ``PRAGMA user_version``)::
 
     records   seq INTEGER PRIMARY KEY AUTOINCREMENT   the log position (never reused)
               arrived_ms INTEGER NOT NULL             when the record was appended
-              data BLOB NOT NULL                      one ingest message (a device's readings)
+              data BLOB NOT NULL                      one publish call's messages (a JSON array)
     cursor    done, done_bytes                        the checkpoint: every seq <= done is applied
               pending_first, pending_last             the batch handed out and not yet committed
     meta      log_id (random, made with the file), appended_bytes
@@ -28,6 +28,10 @@ same id: a retried batch overwrites its own archive file, and only that.
 **Batch ids** are ``log-<log id>-<first seq>-<last seq>``, with zero-padded positions: unique
 across restarts (positions are never reused, even after compaction) and across log files (the
 log id), and sorting in log order.
+
+**One record per publish call.** The messages of one call (ingest publishes one per device)
+are joined into one JSON array: one partition has no use for their keys, and the log and the
+processor then pay per request, not per device.
 
 **Bounded.** Consumed records are deleted when the checkpoint moves (the file's free pages are
 reused, so the file stays about the size of the largest backlog). Publishing is refused with
