@@ -163,3 +163,19 @@ def test_the_worker_commits_only_what_the_store_applied(tmp_path: Path) -> None:
         for w in store.hourly(d, T0, T0 + 3_600_000, limit=5).items
     )
     assert counted == 20 and store.failures == 0
+
+
+def test_consumed_records_are_compacted_so_the_file_stays_bounded(tmp_path: Path) -> None:
+    big = StreamMessage("d", b"[" + b'"' + b"x" * 2000 + b'"' + b"]")
+    sizes = []
+    with SqliteLog(tmp_path / "log.db", sync="normal") as log:
+        for _ in range(4):  # fill and drain, four times over
+            for _ in range(500):
+                log.publish([big])
+            while (batch := log.poll(100)) is not None:
+                log.commit(batch)
+            sizes.append(log.status().file_bytes)
+        assert log.status().backlog_bytes == 0
+    filled_once = 500 * 2000
+    assert max(sizes) < 3 * filled_once  # not the 4 fills that went through
+    assert sizes[-1] <= sizes[0] * 1.5
