@@ -166,11 +166,11 @@ def test_the_worker_commits_only_what_the_store_applied(tmp_path: Path) -> None:
 
 
 def test_consumed_records_are_compacted_so_the_file_stays_bounded(tmp_path: Path) -> None:
-    big = StreamMessage("d", b"[" + b'"' + b"x" * 2000 + b'"' + b"]")
+    big = StreamMessage("d", b"[" + b'"' + b"x" * 4000 + b'"' + b"]")
     sizes = []
     with SqliteLog(tmp_path / "log.db", sync="normal") as log:
         for _ in range(4):  # fill and drain, four times over
-            for _ in range(500):
+            for _ in range(1500):
                 log.publish([big])
             while (batch := log.poll(100)) is not None:
                 log.commit(batch)
@@ -178,5 +178,6 @@ def test_consumed_records_are_compacted_so_the_file_stays_bounded(tmp_path: Path
         assert log.status().backlog_bytes == 0
     # About one fill plus the WAL between checkpoints (1,000 pages, ~4 MB), not the four
     # fills that went through; and no growth from one cycle to the next.
-    assert max(sizes) < 500 * 2000 + 6_000_000 < 4 * 500 * 2000
+    fill = 1500 * 4000
+    assert max(sizes) < fill + 6_000_000 < 4 * fill
     assert sizes[-1] <= sizes[0] * 1.1
