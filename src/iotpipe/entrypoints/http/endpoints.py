@@ -374,7 +374,10 @@ _STEPS = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")
 
 def _nesting(body: bytes) -> int:
     """How deep the containers of a valid JSON text nest (its strings' brackets aside)."""
-    brackets = _JSON_STRING.sub(b"", body).translate(None, _BRACKETS).translate(_STEPS)
+    # Without a backslash every quote delimits a string: what lies outside strings is every
+    # other piece between quotes (a split, much faster than the regular expression).
+    outside = b"".join(body.split(b'"')[::2]) if b"\\" not in body else _JSON_STRING.sub(b"", body)
+    brackets = outside.translate(None, _BRACKETS).translate(_STEPS)
     return max(accumulate(array("b", brackets)), default=0)
 
 
