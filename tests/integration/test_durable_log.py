@@ -181,3 +181,27 @@ def test_consumed_records_are_compacted_so_the_file_stays_bounded(tmp_path: Path
     fill = 1500 * 4000
     assert max(sizes) < fill + 6_000_000 < 4 * fill
     assert sizes[-1] <= sizes[0] * 1.1
+
+
+def test_the_health_route_shows_the_log_as_its_declaration_says(tmp_path: Path) -> None:
+    from iotpipe.adapters.local import SqliteStore
+    from iotpipe.application import Pipeline
+    from iotpipe.entrypoints.http import AnalyticsApi, ApiKeys, HttpRequest
+
+    clock = ManualClock(T0)
+    with SqliteLog(tmp_path / "log.db", clock=clock) as log:
+        pipeline = Pipeline(SqliteStore(tmp_path / "store.db"), clock, stream=log)
+        api = AnalyticsApi.for_pipeline(
+            pipeline,
+            ApiKeys(["k"]),
+            check_responses=True,  # a member the Health model lacks would answer 500
+            stream_status=lambda: log.status().as_json(clock.now_ms()),
+        )
+        log.publish([message(1)])
+        clock.advance(2500)
+        response = api.handle(HttpRequest("GET", "/v1/health"))
+        assert response.status == 200, response.body
+        stream = response.json()["stream"]
+        assert (stream["backlog_records"], stream["oldest_unprocessed_age_ms"]) == (1, 2500)
+        plain = AnalyticsApi.for_pipeline(pipeline, ApiKeys(["k"]), check_responses=True)
+        assert "stream" not in plain.handle(HttpRequest("GET", "/v1/health")).json()
