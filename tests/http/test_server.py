@@ -402,3 +402,22 @@ def test_a_failure_in_the_server_itself_is_a_500_problem(caplog: pytest.LogCaptu
     assert status == 500 and orjson.loads(body)["code"] == "internal_error"
     assert headers["connection"] == "close"
     assert "translation bug" in caplog.text
+
+
+def test_responses_on_a_kept_alive_connection_do_not_wait_for_a_delayed_ack(
+    server: LocalServer,
+) -> None:
+    # Headers and body leave in two writes: with Nagle's algorithm on, the body waited for the
+    # client's delayed ACK, ~40 ms on every response (20 requests took ~900 ms; ~15 ms now).
+    connection = http.client.HTTPConnection(*_address(server), timeout=TIMEOUT_S)
+    try:
+        connection.request("GET", "/v1/health")
+        connection.getresponse().read()
+        began = time.perf_counter()
+        for _ in range(20):
+            connection.request("GET", "/v1/health")
+            connection.getresponse().read()
+        elapsed = time.perf_counter() - began
+    finally:
+        connection.close()
+    assert elapsed < 0.4, f"20 requests took {elapsed * 1000:.0f} ms"
