@@ -123,15 +123,22 @@ class LocalRuntime:
     ) -> LocalRuntime:
         clock = SystemClock()
         log_ = open_log(data_dir, settings)
-        pipeline = local_pipeline(data_dir, clock=clock, lateness=settings.lateness, stream=log_)
-        processor = _processor(data_dir, pipeline, log_, settings)
         try:
+            pipeline = local_pipeline(
+                data_dir, clock=clock, lateness=settings.lateness, stream=log_
+            )
             api = AnalyticsApi.for_pipeline(
                 pipeline, ApiKeys(keys), stream_status=lambda: log_.status().as_json(clock.now_ms())
             )
+            # The address first: a busy port fails before a processor is started for nothing.
             server = serve(api, host=settings.host, port=settings.port)
         except BaseException:
-            processor.stop()
+            log_.close()
+            raise
+        try:
+            processor = _processor(data_dir, pipeline, log_, settings)
+        except BaseException:
+            server.close()
             log_.close()
             raise
         log.info("serving", extra={"url": server.url, "data_dir": str(data_dir)})
