@@ -324,6 +324,33 @@ def local_load_rows(d: dict[str, Any]) -> list[Row]:
     ]
 
 
+def throttled_rows(d: dict[str, Any]) -> list[Row]:
+    """throttled_batch.py."""
+    base, new, left = d["baseline"], d["configured"], d["time_left"]
+    full = d["configured_full"]
+    refusals = "every attempt" if d["refusals"] < 0 else f"{d['refusals']} attempts"
+    return [
+        (
+            f"AWS process under DynamoDB throttling ({d['devices']} devices x {d['hours']} h, "
+            f"one device's writes refused {refusals}): time to answer",
+            f"{new['seconds']:.1f} s, {new['retry']}/{new['records']} records to retry",
+            f"{base['seconds']:.1f} s, {base['retry']}/{base['records']} to retry: "
+            "legacy retries, no deadline",
+            _ratio(new["seconds"], base["seconds"]),
+            f"<= {left:g} s left",
+            _verdict(bool(new["in_time"])),
+        ),
+        (
+            "  the same with 60 s left (the deployed timeout)",
+            f"{full['seconds']:.1f} s, {full['retry']}/{full['records']} records to retry",
+            "the throttled device's records only",
+            "-",
+            "<= 60 s",
+            _verdict(bool(full["in_time"])),
+        ),
+    ]
+
+
 # The store benchmarks' profiles (profiles.py), and the size of each in the smoke run.
 SMOKE_PROFILES = {
     "fleet": ["--devices", "20", "--minutes", "5"],
@@ -367,6 +394,12 @@ BENCHMARKS = (
         "gcp_cold_import", "gcp_cold_import.py", gcp_cold_import_rows, smoke=["--repeat", "1"]
     ),
     Benchmark("package_sizes", "package_sizes.py", package_rows),
+    Benchmark(
+        "throttled_batch",
+        "throttled_batch.py",
+        throttled_rows,
+        smoke=["--devices", "3", "--hours", "1", "--refusals", "2"],
+    ),
     Benchmark("freshness", "freshness.py", freshness_rows, smoke=["--samples", "10"]),
     Benchmark(
         "local_load",

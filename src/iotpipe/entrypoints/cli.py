@@ -543,6 +543,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     _package_options(package)
     package.set_defaults(run=_package)
+
+    from iotpipe.entrypoints.aws import redrive  # boto3 is imported only when it runs
+
+    redrive.register(commands)
     return parser
 
 

@@ -78,6 +78,7 @@ HANDLERS = {
     "ingest": "iotpipe.entrypoints.aws.ingest.handler",
     "process": "iotpipe.entrypoints.aws.process.handler",
     "api": "iotpipe.entrypoints.aws.api.handler",
+    "authorizer": "iotpipe.entrypoints.aws.authorizer.handler",
 }
 #: Lambda's limit on a function's unzipped code plus all its layers (AWS's "250 MB").
 LAMBDA_UNZIPPED_LIMIT = 250 * 1024 * 1024

@@ -13,9 +13,11 @@ from iotpipe.ports.records import (
     StreamMessage,
 )
 from iotpipe.ports.store import (
+    DEADLINE_PASSED,
     AggregateStore,
     ApplyResult,
     Contribution,
+    Deadline,
     RetryPolicy,
     Version,
     WindowKey,
@@ -24,6 +26,7 @@ from iotpipe.ports.store import (
 from iotpipe.ports.stream import BatchSource, CommittableSource, ReadingStream
 
 __all__ = [
+    "DEADLINE_PASSED",
     "AggregateStore",
     "ApplyResult",
     "BatchSource",
@@ -31,6 +34,7 @@ __all__ = [
     "Clock",
     "CommittableSource",
     "Contribution",
+    "Deadline",
     "DeviceSummary",
     "Page",
     "PublishResult",

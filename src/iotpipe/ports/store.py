@@ -18,6 +18,7 @@ import random
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import NamedTuple, Protocol
@@ -62,11 +63,38 @@ class ApplyResult:
     """Window writes repeated because another writer got there first."""
 
 
+@dataclass(frozen=True, slots=True)
+class Deadline:
+    """A point in time (``time.monotonic()`` seconds) after which no new store call starts.
+
+    A serverless function has a hard timeout: work still running then is lost whole, and the
+    platform retries the whole batch. A deadline lets a store stop in time instead, and report
+    what it did not start as failed, so that only that part is retried.
+    """
+
+    at: float
+
+    @staticmethod
+    def after(seconds: float) -> Deadline:
+        """The deadline ``seconds`` from now (at once if ``seconds`` is not positive)."""
+        return Deadline(time.monotonic() + max(0.0, seconds))
+
+    def passed(self) -> bool:
+        """Whether the deadline has passed: start nothing more."""
+        return time.monotonic() >= self.at
+
+
 class AggregateStore(Protocol):
     """Hourly windows and latest readings, updated idempotently and safely under concurrency."""
 
-    def apply(self, contributions: Sequence[Contribution]) -> ApplyResult:
-        """Absorb each contribution into its window exactly once; report windows that failed."""
+    def apply(
+        self, contributions: Sequence[Contribution], deadline: Deadline | None = None
+    ) -> ApplyResult:
+        """Absorb each contribution into its window exactly once; report windows that failed.
+
+        With a ``deadline``, no read or write starts after it: the windows not written by then
+        are reported failed (``"deadline: ..."``), like any transient failure.
+        """
         ...
 
     def hourly(
@@ -120,22 +148,39 @@ class WindowStoreBase(ABC):
         self._retry = retry or RetryPolicy()
         self._sleep = sleep
 
-    def apply(self, contributions: Sequence[Contribution]) -> ApplyResult:
-        """Absorb each contribution exactly once; conflicting writers are retried, then reported."""
+    def apply(
+        self, contributions: Sequence[Contribution], deadline: Deadline | None = None
+    ) -> ApplyResult:
+        """Absorb each contribution exactly once; conflicting writers are retried, then reported.
+
+        With a ``deadline``, windows are written one at a time and none is started after it
+        (nor a read, nor a retry round): those left are failed with ``"deadline: ..."``.
+        Backends see it through :meth:`_out_of_time` (to bound their own retries).
+        """
         absorbed: dict[WindowKey, Absorption] = {}
         written: set[WindowKey] = set()
         failed: dict[WindowKey, str] = {}
         pending = list(contributions)
         retries = 0
-        for attempt in range(1, self._retry.attempts + 1):
-            pending = self._apply_round(pending, absorbed, written, failed)
-            if not pending:
-                break
-            retries += len(pending)
-            self._sleep(self._retry.delay(attempt))
+        token = _DEADLINE.set(deadline)
+        try:
+            for attempt in range(1, self._retry.attempts + 1):
+                pending = self._apply_round(pending, absorbed, written, failed, deadline)
+                if not pending or self._out_of_time():
+                    break
+                retries += len(pending)
+                self._sleep(self._retry.delay(attempt))
+        finally:
+            _DEADLINE.reset(token)
+        reason = DEADLINE_PASSED if self._out_of_time(deadline) else _RETRIES_EXHAUSTED
         for contribution in pending:
-            failed[contribution.key] = "conflict: too many concurrent writers, retries exhausted"
+            failed[contribution.key] = reason
         return ApplyResult(absorbed, frozenset(written), failed, retries)
+
+    def _out_of_time(self, deadline: Deadline | None = None) -> bool:
+        """Whether the deadline of the ``apply`` in progress (or the one given) has passed."""
+        deadline = deadline or _DEADLINE.get()
+        return deadline is not None and deadline.passed()
 
     def _apply_round(
         self,
@@ -143,10 +188,14 @@ class WindowStoreBase(ABC):
         absorbed: dict[WindowKey, Absorption],
         written: set[WindowKey],
         failed: dict[WindowKey, str],
+        deadline: Deadline | None = None,
     ) -> list[Contribution]:
         if not contributions:
             return []
         keys = list(map(_KEY, contributions))
+        if self._out_of_time(deadline):
+            failed.update(dict.fromkeys(keys, DEADLINE_PASSED))
+            return []
         try:
             loaded = self._load(keys)
         except IotPipeError as exc:
@@ -165,7 +214,7 @@ class WindowStoreBase(ABC):
             else:
                 changes.append((key, contribution, absorption))
                 saves.append((updated, None if stored is None else stored[1]))
-        outcomes = self._save_all(saves)
+        outcomes = self._save_all(saves) if deadline is None else self._save_until(saves, deadline)
         conflicted: list[Contribution] = []
         for (key, contribution, absorption), outcome in zip(changes, outcomes, strict=True):
             if outcome is None:
@@ -176,6 +225,19 @@ class WindowStoreBase(ABC):
             else:
                 failed[key] = _describe(outcome)
         return conflicted
+
+    def _save_until(
+        self, windows: Sequence[tuple[HourlyWindow, Version]], deadline: Deadline
+    ) -> list[IotPipeError | None]:
+        """As :meth:`_save_all`, one window at a time, starting none once ``deadline`` passed
+        (a backend's batched writes are given up for the check between windows)."""
+        outcomes: list[IotPipeError | None] = []
+        for window in windows:
+            if deadline.passed():
+                outcomes.append(StoreUnavailable(DEADLINE_PASSED))
+            else:
+                outcomes += self._save_all([window])
+        return outcomes
 
     def _save_all(
         self, windows: Sequence[tuple[HourlyWindow, Version]]
@@ -212,6 +274,12 @@ class WindowStoreBase(ABC):
     def _register(self, device_id: str) -> None:
         """List the device among those seen (idempotent; cheap when already listed)."""
 
+
+#: Why a window was not written: the caller's deadline passed before its write could start.
+DEADLINE_PASSED = "deadline: not started, the time left was too short (retried later)"
+_RETRIES_EXHAUSTED = "conflict: too many concurrent writers, retries exhausted"
+#: The deadline of the ``apply`` running in this thread (or task), for the backends' hooks.
+_DEADLINE: ContextVar[Deadline | None] = ContextVar("iotpipe_store_deadline", default=None)
 
 _KEY = itemgetter(0, 1)  # a contribution's (device_id, hour_ms), at C speed
 _READINGS = itemgetter(2)

@@ -159,7 +159,12 @@ class AnalyticsApi:
         try:
             if not route.public:
                 self._authenticate(request.headers)
-            params = parse_params(route.params, path_params, request.query)
+            params = parse_params(
+                route.params,
+                path_params,
+                request.query,
+                ignore_unknown=route.ignore_unknown_query,
+            )
             reply = route.handler(Call(request, params))
         except ApiProblem as problem:
             return problem.response()

@@ -294,7 +294,8 @@ class IngestEndpoints:
                 f"{limits.max_body} bytes. Each reading is validated on its own: valid readings "
                 "of a mixed batch are accepted, the others listed with a reason. Readings are "
                 "identified by `device_id` + `timestamp`, so resending is always safe: each "
-                "counts once.",
+                "counts once. Query parameters are ignored (a device may add any to its URL, "
+                "e.g. `?v=2`); the query routes refuse those they do not declare.",
                 self.readings,
                 Success(
                     202,
@@ -321,6 +322,7 @@ class IngestEndpoints:
                     }
                 ],
                 tag="ingest",
+                ignore_unknown_query=True,
             ),
         )
 
