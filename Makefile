@@ -18,7 +18,7 @@ $(VENV)/.python:
 	@touch $@
 
 $(VENV)/.installed-run: $(VENV)/.python pyproject.toml
-	$(PY) -m pip install --quiet -e .
+	$(PY) -m pip install --quiet -e '.[serve]'
 	@touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.python pyproject.toml

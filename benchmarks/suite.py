@@ -281,6 +281,49 @@ def api_load_rows(d: dict[str, Any]) -> list[Row]:
     ]
 
 
+def local_load_rows(d: dict[str, Any]) -> list[Row]:
+    """local_load.py: the local runtime under 16 clients, its drain, its memory, freshness."""
+    base, load, fresh = d["baseline"], d["overload"], d["freshness"]
+    return [
+        (
+            f"local runtime, {load['clients']} clients x {load['seconds']:.0f} s: "
+            "POST to queryable",
+            f"{load['end_to_end_rate']:,.0f} readings/s ({load['refused_503']} 503s)",
+            f"{base['ingest_rate']:,.0f} readings/s: ingest alone, nothing processed",
+            _ratio(load["end_to_end_rate"], base["ingest_rate"]),
+            ">= 20,000/s",
+            _verdict(load["end_to_end_rate"] >= 20_000),
+        ),
+        (
+            "  drain after the burst",
+            f"{load['backlog_at_stop_readings']:,} readings waiting, drained in "
+            f"{load['drain_seconds']:.2f} s",
+            f"{base['drain_rate']:,.0f} readings/s: a filled log drained alone",
+            "-",
+            "",
+            "",
+        ),
+        (
+            "  peak RSS, server + processor",
+            f"{load['peak_rss_mb']:.0f} MB",
+            "300 MB limit",
+            f"{load['peak_rss_mb'] / 300:.2f}",
+            "<= 300 MB",
+            _verdict(load["peak_rss_mb"] <= 300),
+        ),
+        (
+            f"local runtime freshness at {fresh['rate']:,.0f} readings/s ({fresh['samples']} "
+            "samples)",
+            f"p50 {fresh['p50_ms']:.0f} ms, p99 {fresh['p99_ms']:.0f} ms",
+            f"p50 {fresh['round_trip_p50_ms']:.0f} ms, p99 {fresh['round_trip_p99_ms']:.0f} ms: "
+            "POST + 1 query",
+            _ratio(fresh["p99_ms"], fresh["round_trip_p99_ms"]),
+            "p99 <= 2 s",
+            _verdict(fresh["p99_ms"] <= 2000),
+        ),
+    ]
+
+
 def throttled_rows(d: dict[str, Any]) -> list[Row]:
     """throttled_batch.py."""
     base, new, left = d["baseline"], d["configured"], d["time_left"]
@@ -396,6 +439,12 @@ BENCHMARKS = (
         "beam_replay.py",
         beam_replay_rows,
         smoke=["--devices", "10", "--minutes", "10", "--repeat", "1"],
+    ),
+    Benchmark(
+        "local_load",
+        "local_load.py",
+        local_load_rows,
+        smoke=["--seconds", "3", "--steady-seconds", "3", "--clients", "4", "--devices", "50"],
     ),
     Benchmark(
         "api_load",

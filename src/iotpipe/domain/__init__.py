@@ -13,6 +13,7 @@ from iotpipe.domain.errors import (
     IotPipeError,
     Reason,
     StoreUnavailable,
+    StreamFull,
     StreamUnavailable,
     WindowConflict,
 )
@@ -63,6 +64,7 @@ __all__ = [
     "Reason",
     "Stats",
     "StoreUnavailable",
+    "StreamFull",
     "StreamUnavailable",
     "WindowConflict",
     "absorb_all",

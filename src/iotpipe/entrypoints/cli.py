@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 import orjson
 
@@ -23,6 +24,10 @@ from iotpipe.domain import ArchiveUnavailable, IotPipeError, LatenessPolicy
 from iotpipe.domain.time import MS_PER_HOUR, hour_start, parse_instant
 from iotpipe.ports import AggregateStore, RawRecord, Rejection
 from iotpipe.simulator import Faults, Fleet
+
+if TYPE_CHECKING:
+    from iotpipe.entrypoints.local_runtime import LocalRuntime as LocalRuntimeT
+    from iotpipe.entrypoints.local_runtime import LocalSettings as LocalSettingsT
 
 
 class CliError(Exception):
@@ -160,6 +165,12 @@ def _replay(args: argparse.Namespace) -> int:
             report = replay(FileArchive(archive), processor, start, end)
         except ArchiveUnavailable as exc:
             raise CliError(f"--archive {args.archive}: {exc}") from None
+    for damaged in report.unreadable:
+        lost = "unknown" if damaged.records_lost is None else str(damaged.records_lost)
+        print(
+            f"iotpipe replay: skipped {damaged.name}: {damaged.reason} (records lost: {lost})",
+            file=sys.stderr,
+        )
     print(_replay_summary(report))
     return 0 if report.ok else 1
 
@@ -202,6 +213,7 @@ def _replay_summary(report: ReplayReport) -> str:
         + (f" ({reasons})" if reasons else "")
         + f", {report.windows_updated} windows updated"
         + _unapplied(report.unapplied, report.errors)
+        + (f"; {len(report.unreadable)} files unreadable (see above)" if report.unreadable else "")
     )
 
 
@@ -240,7 +252,8 @@ def _post(lines: Iterator[str], args: argparse.Namespace, total: int) -> int:
     print(
         f"iotpipe simulate: {report.requests} requests ({statuses}); "
         f"{report.accepted} readings accepted, {report.rejected} rejected, "
-        f"{report.failed_requests} requests failed",
+        f"{report.failed_requests} requests failed"
+        + (f"; waited out a full backlog {report.waits} times" if report.waits else ""),
         file=sys.stderr,
     )
     return 1 if report.failed_requests else 0
@@ -258,10 +271,20 @@ def _time_range(args: argparse.Namespace) -> tuple[int, int]:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from iotpipe.entrypoints.local_runtime import LocalRuntime
+    from iotpipe.entrypoints.local_runtime import LocalSettings, configure_logging
 
+    configure_logging()
     keys = [*args.api_key, *_env_keys()]
-    runtime = LocalRuntime.start(Path(args.data), host=args.host, port=args.port, keys=keys)
+    settings = LocalSettings(
+        host=args.host,
+        port=args.port,
+        keys=keys,
+        log_sync=args.log_sync,
+        max_backlog_records=args.max_backlog_records,
+        max_backlog_bytes=args.max_backlog_bytes,
+        processor=args.processor,
+    )
+    runtime = _start_runtime(Path(args.data), settings)
     generated = "" if keys else " (generated for this run; set IOTPIPE_API_KEYS to choose)"
     print(
         f"iotpipe serve: {runtime.url}/  data in {args.data}\n"
@@ -270,12 +293,46 @@ def _serve(args: argparse.Namespace) -> int:
         flush=True,
     )
     try:
-        while True:
-            time.sleep(3600)
+        with _terminated_as_interrupt():
+            while True:
+                time.sleep(3600)
     except KeyboardInterrupt:
         return 0
     finally:
         runtime.close()
+
+
+def _start_runtime(data_dir: Path, settings: LocalSettingsT) -> LocalRuntimeT:
+    """Start the local runtime, or raise one line saying why it cannot run."""
+    import sqlite3
+
+    from iotpipe.entrypoints.http.server import ServerError
+    from iotpipe.entrypoints.local_runtime import DataDirError, LocalRuntime
+
+    try:
+        return LocalRuntime.start(data_dir, settings)
+    except ModuleNotFoundError as exc:
+        if exc.name != "uvicorn":
+            raise
+        raise CliError("the local server needs uvicorn: pip install 'iotpipe[serve]'") from None
+    except (DataDirError, ServerError) as exc:
+        raise CliError(str(exc)) from None
+    except (IotPipeError, sqlite3.Error) as exc:
+        raise CliError(f"--data {data_dir}: {exc}") from None
+
+
+@contextmanager
+def _terminated_as_interrupt() -> Iterator[None]:
+    """SIGTERM (a service manager's stop) stops the server as Ctrl-C does."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -292,7 +349,7 @@ def _demo(args: argparse.Namespace) -> int:
         duration_s=args.duration,
         api_key=args.api_key or next(iter(_env_keys()), None),
     )
-    return run_demo(options, sys.stdout)
+    return run_demo(options, sys.stdout, start=_start_runtime)
 
 
 def _env_keys() -> list[str]:
@@ -446,9 +503,10 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser(
         "serve",
         help="serve the HTTP API and dashboard over a local store",
-        description="Run the local runtime: POST /v1/readings feeds an in-process stream that a "
-        "worker processes into the SQLite store under --data; the API and dashboard are served "
-        "on --host:--port. Keys come from --api-key or $IOTPIPE_API_KEYS (comma-separated).",
+        description="Run the local runtime: POST /v1/readings answers 202 once the readings are "
+        "in the durable log under --data; a processor applies the log to the SQLite store there "
+        "(resuming after a restart); the API and dashboard are served on --host:--port. Keys "
+        "come from --api-key or $IOTPIPE_API_KEYS (comma-separated). Logs JSON lines to stderr.",
     )
     serve.add_argument(
         "--data", default="iotpipe-data", help="data directory (default: ./iotpipe-data)"
@@ -457,6 +515,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--api-key", action="append", default=[], help="an accepted API key (repeatable)"
     )
+    _log_options(serve)
     serve.set_defaults(run=_serve)
 
     demo = commands.add_parser(
@@ -539,6 +598,39 @@ def _server_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
     parser.add_argument(
         "--port", type=int, default=8080, help="port (default: 8080; 0 picks a free one)"
+    )
+
+
+def _log_options(parser: argparse.ArgumentParser) -> None:
+    from iotpipe.adapters.local.log import DEFAULT_MAX_BACKLOG_BYTES, DEFAULT_MAX_BACKLOG_RECORDS
+
+    parser.add_argument(
+        "--log-sync",
+        choices=["full", "normal"],
+        default="full",
+        help="full (default): a 202 waits for fsync, surviving a power cut; normal: it waits "
+        "for the write to the OS, surviving a crash of iotpipe but not of the machine",
+    )
+    parser.add_argument(
+        "--max-backlog-records",
+        type=_positive,
+        default=DEFAULT_MAX_BACKLOG_RECORDS,
+        help="records waiting to be processed beyond which ingest answers 503 with Retry-After "
+        f"(default: {DEFAULT_MAX_BACKLOG_RECORDS:,}; a record is one request's valid "
+        "readings)",
+    )
+    parser.add_argument(
+        "--max-backlog-bytes",
+        type=_positive,
+        default=DEFAULT_MAX_BACKLOG_BYTES,
+        help=f"the same bound in bytes (default: {DEFAULT_MAX_BACKLOG_BYTES:,}, 64 MiB)",
+    )
+    parser.add_argument(
+        "--processor",
+        choices=["process", "thread", "none"],
+        default="process",
+        help="process (default): the processor runs in a child process, on another core; "
+        "thread: everything in one process; none: only fill the log (a later start applies it)",
     )
 
 

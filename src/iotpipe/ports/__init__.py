@@ -1,6 +1,6 @@
 """The interfaces between the application and the outside world (hexagonal ports)."""
 
-from iotpipe.ports.archive import Quarantine, RawArchive
+from iotpipe.ports.archive import CheckedArchive, Quarantine, RawArchive, UnreadableObject
 from iotpipe.ports.clock import Clock
 from iotpipe.ports.records import (
     DeviceSummary,
@@ -23,14 +23,16 @@ from iotpipe.ports.store import (
     WindowKey,
     WindowStoreBase,
 )
-from iotpipe.ports.stream import BatchSource, ReadingStream
+from iotpipe.ports.stream import BatchSource, CommittableSource, ReadingStream
 
 __all__ = [
     "DEADLINE_PASSED",
     "AggregateStore",
     "ApplyResult",
     "BatchSource",
+    "CheckedArchive",
     "Clock",
+    "CommittableSource",
     "Contribution",
     "Deadline",
     "DeviceSummary",
@@ -45,6 +47,7 @@ __all__ = [
     "RetryPolicy",
     "StoreOps",
     "StreamMessage",
+    "UnreadableObject",
     "Version",
     "WindowKey",
     "WindowStoreBase",
