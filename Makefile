@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PY     := $(BIN)/python
 
-.PHONY: demo test lint bench bench-smoke check clean help
+.PHONY: demo test lint bench bench-smoke check clean help beam-env
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -18,19 +18,32 @@ $(VENV)/.python:
 	@touch $@
 
 $(VENV)/.installed-run: $(VENV)/.python pyproject.toml
-	$(PY) -m pip install --quiet -e .
+	$(PY) -m pip install --quiet -e '.[serve]'
 	@touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.python pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	@touch $@ $(VENV)/.installed-run
 
+# Apache Beam pins protobuf, grpcio, numpy and more: the Beam replay (iotpipe[beam]) gets an
+# environment of its own, used only by tests/beam and the Beam benchmark, which run its
+# `iotpipe replay --runner direct` (about 30 s to build from the package index's cache).
+BEAM_VENV ?= .venv-beam
+
+$(BEAM_VENV)/.installed: $(VENV)/.python pyproject.toml
+	$(PYTHON) -m venv $(BEAM_VENV)
+	$(BEAM_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(BEAM_VENV)/bin/python -m pip install --quiet -e '.[beam,aws,gcp]'
+	@touch $@
+
+beam-env: $(BEAM_VENV)/.installed  ## the Beam replay's own virtualenv (.venv-beam; make test builds it)
+
 DEMO_ARGS ?=
 
 demo: $(VENV)/.installed-run  ## the main job: a simulated fleet through the local runtime, served live (Ctrl-C stops)
 	$(BIN)/iotpipe demo $(DEMO_ARGS)
 
-test: $(VENV)/.installed-dev  ## install what the tests need and run the whole suite
+test: $(VENV)/.installed-dev $(BEAM_VENV)/.installed  ## install what the tests need and run the whole suite
 	$(BIN)/pytest
 
 lint: $(VENV)/.installed-dev  ## ruff, mypy (strict on the core) and the import-linter contracts
@@ -39,10 +52,10 @@ lint: $(VENV)/.installed-dev  ## ruff, mypy (strict on the core) and the import-
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-bench: $(VENV)/.installed-dev  ## every benchmark at full size, one table (~30 minutes; needs the GCP emulators)
+bench: $(VENV)/.installed-dev $(BEAM_VENV)/.installed  ## every benchmark at full size, one table (~30 minutes; needs the GCP emulators)
 	$(PY) benchmarks/suite.py
 
-bench-smoke: $(VENV)/.installed-dev  ## every benchmark at a tiny size, so none can rot (~1 minute)
+bench-smoke: $(VENV)/.installed-dev $(BEAM_VENV)/.installed  ## every benchmark at a tiny size, so none can rot (~1 minute)
 	$(PY) benchmarks/suite.py --smoke
 
 check: test lint bench-smoke  ## everything CI runs
@@ -104,4 +117,4 @@ destroy-gcp: $(VENV)/.installed-run  ## delete the deployed stack, its database 
 	terraform -chdir=deploy/gcp destroy -var protect_data=false $(TF_ARGS)
 
 clean:  ## remove the virtualenv and caches
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(BEAM_VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -21,6 +21,7 @@ HANDLERS = (
     "iotpipe.entrypoints.aws.ingest",
     "iotpipe.entrypoints.aws.process",
     "iotpipe.entrypoints.aws.api",
+    "iotpipe.entrypoints.aws.authorizer",
 )
 TARGET = 1.5
 

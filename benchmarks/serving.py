@@ -11,7 +11,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -20,11 +20,11 @@ KEY = "benchmark-key-0123456789"
 
 
 @contextmanager
-def local_server(data_dir: Path, key: str = KEY) -> Iterator[str]:
+def local_server(data_dir: Path, key: str = KEY, extra_args: Sequence[str] = ()) -> Iterator[str]:
     """Run ``iotpipe serve --data DATA_DIR --port 0``; yields its base URL, stops it after."""
     log = data_dir.with_suffix(".serve.log")
     command = [str(Path(sys.executable).parent / "iotpipe"), "serve", "--data", str(data_dir)]
-    command += ["--port", "0", "--api-key", key]
+    command += ["--port", "0", "--api-key", key, *extra_args]
     with log.open("wb") as out:
         child = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
     try:
@@ -66,6 +66,21 @@ class Client:
                 self._connection.request(method, path, body=body, headers=self._headers)
                 response = self._connection.getresponse()
                 return response.status, response.read()
+            except (ConnectionError, http.client.HTTPException):
+                self._connection.close()
+                self._connection = http.client.HTTPConnection(self._host, self._port, timeout=30)
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def post_with_retry_after(self, path: str, body: bytes) -> tuple[int, bytes, float]:
+        """POST ``body``; the status, the body and the ``Retry-After`` seconds (0 if none)."""
+        for attempt in (1, 2):
+            try:
+                self._connection.request("POST", path, body=body, headers=self._headers)
+                response = self._connection.getresponse()
+                retry = float(response.getheader("retry-after") or 0)
+                return response.status, response.read(), retry
             except (ConnectionError, http.client.HTTPException):
                 self._connection.close()
                 self._connection = http.client.HTTPConnection(self._host, self._port, timeout=30)

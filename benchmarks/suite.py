@@ -281,6 +281,109 @@ def api_load_rows(d: dict[str, Any]) -> list[Row]:
     ]
 
 
+def local_load_rows(d: dict[str, Any]) -> list[Row]:
+    """local_load.py: the local runtime under 16 clients, its drain, its memory, freshness."""
+    base, load, fresh = d["baseline"], d["overload"], d["freshness"]
+    return [
+        (
+            f"local runtime, {load['clients']} clients x {load['seconds']:.0f} s: "
+            "POST to queryable",
+            f"{load['end_to_end_rate']:,.0f} readings/s ({load['refused_503']} 503s)",
+            f"{base['ingest_rate']:,.0f} readings/s: ingest alone, nothing processed",
+            _ratio(load["end_to_end_rate"], base["ingest_rate"]),
+            ">= 20,000/s",
+            _verdict(load["end_to_end_rate"] >= 20_000),
+        ),
+        (
+            "  drain after the burst",
+            f"{load['backlog_at_stop_readings']:,} readings waiting, drained in "
+            f"{load['drain_seconds']:.2f} s",
+            f"{base['drain_rate']:,.0f} readings/s: a filled log drained alone",
+            "-",
+            "",
+            "",
+        ),
+        (
+            "  peak RSS, server + processor",
+            f"{load['peak_rss_mb']:.0f} MB",
+            "300 MB limit",
+            f"{load['peak_rss_mb'] / 300:.2f}",
+            "<= 300 MB",
+            _verdict(load["peak_rss_mb"] <= 300),
+        ),
+        (
+            f"local runtime freshness at {fresh['rate']:,.0f} readings/s ({fresh['samples']} "
+            "samples)",
+            f"p50 {fresh['p50_ms']:.0f} ms, p99 {fresh['p99_ms']:.0f} ms",
+            f"p50 {fresh['round_trip_p50_ms']:.0f} ms, p99 {fresh['round_trip_p99_ms']:.0f} ms: "
+            "POST + 1 query",
+            _ratio(fresh["p99_ms"], fresh["round_trip_p99_ms"]),
+            "p99 <= 2 s",
+            _verdict(fresh["p99_ms"] <= 2000),
+        ),
+    ]
+
+
+def throttled_rows(d: dict[str, Any]) -> list[Row]:
+    """throttled_batch.py."""
+    base, new, left = d["baseline"], d["configured"], d["time_left"]
+    full = d["configured_full"]
+    refusals = "every attempt" if d["refusals"] < 0 else f"{d['refusals']} attempts"
+    return [
+        (
+            f"AWS process under DynamoDB throttling ({d['devices']} devices x {d['hours']} h, "
+            f"one device's writes refused {refusals}): time to answer",
+            f"{new['seconds']:.1f} s, {new['retry']}/{new['records']} records to retry",
+            f"{base['seconds']:.1f} s, {base['retry']}/{base['records']} to retry: "
+            "legacy retries, no deadline",
+            _ratio(new["seconds"], base["seconds"]),
+            f"<= {left:g} s left",
+            _verdict(bool(new["in_time"])),
+        ),
+        (
+            "  the same with 60 s left (the deployed timeout)",
+            f"{full['seconds']:.1f} s, {full['retry']}/{full['records']} records to retry",
+            "the throttled device's records only",
+            "-",
+            "<= 60 s",
+            _verdict(bool(full["in_time"])),
+        ),
+    ]
+
+
+def beam_replay_rows(d: dict[str, Any]) -> list[Row]:
+    """beam_replay.py."""
+    runs = f"median of {d['runs']}"
+    startup = d["beam_startup_seconds"]
+    return [
+        (
+            f"Beam replay, DirectRunner, {d['workers']} workers, {d['readings']:,} readings",
+            f"{d['beam_rate']:,.0f} readings/s ({runs}, start-up included)",
+            f"{d['single_rate']:,.0f} readings/s: iotpipe replay (one process)",
+            _ratio(d["beam_rate"], d["single_rate"]),
+            "",
+            "",
+        ),
+        (
+            "  Beam: marginal rate per worker (minus the empty-range start-up)",
+            f"{d['beam_marginal_rate_per_worker']:,.0f} readings/s",
+            f"start-up {min(startup):.1f}-{max(startup):.1f} s; "
+            f"{d['worker_processes_seen']} worker processes seen",
+            "-",
+            "",
+            "",
+        ),
+        (
+            "  store writes / 1,000 readings: Beam replay",
+            f"{d['beam_writes_per_1000']:.1f}",
+            f"{d['single_writes_per_1000']:.1f}: iotpipe replay",
+            _ratio(d["beam_writes_per_1000"], d["single_writes_per_1000"]),
+            "",
+            "",
+        ),
+    ]
+
+
 # The store benchmarks' profiles (profiles.py), and the size of each in the smoke run.
 SMOKE_PROFILES = {
     "fleet": ["--devices", "20", "--minutes", "5"],
@@ -324,7 +427,25 @@ BENCHMARKS = (
         "gcp_cold_import", "gcp_cold_import.py", gcp_cold_import_rows, smoke=["--repeat", "1"]
     ),
     Benchmark("package_sizes", "package_sizes.py", package_rows),
+    Benchmark(
+        "throttled_batch",
+        "throttled_batch.py",
+        throttled_rows,
+        smoke=["--devices", "3", "--hours", "1", "--refusals", "2"],
+    ),
     Benchmark("freshness", "freshness.py", freshness_rows, smoke=["--samples", "10"]),
+    Benchmark(
+        "beam_replay",
+        "beam_replay.py",
+        beam_replay_rows,
+        smoke=["--devices", "10", "--minutes", "10", "--repeat", "1"],
+    ),
+    Benchmark(
+        "local_load",
+        "local_load.py",
+        local_load_rows,
+        smoke=["--seconds", "3", "--steady-seconds", "3", "--clients", "4", "--devices", "50"],
+    ),
     Benchmark(
         "api_load",
         "api_load.py",

@@ -1,8 +1,13 @@
 # The public HTTP API (API Gateway HTTP API, payload format 2.0):
-#   POST /v1/readings      -> ingest
-#   GET  /v1/{proxy+}      -> api  (devices, hourly, daily, latest, fleet, health, openapi.json)
-#   GET  /                 -> api  (the dashboard)
+#   POST /v1/readings      -> ingest   (key checked by the authorizer first)
+#   GET  /v1/{proxy+}      -> api      (devices, hourly, daily, latest, fleet; the authorizer first)
+#   GET  /v1/health, GET /v1/openapi.json, GET /  -> api, public (no key, as on every runtime)
 # Anything else answers 404 from API Gateway itself, without invoking a function.
+#
+# Authentication happens at the gateway: a Lambda request authorizer (the authorizer function,
+# iotpipe.entrypoints.aws.authorizer) checks the key before a protected route's function is
+# invoked, so an unauthenticated flood never reaches ingest or api, nor their concurrency.
+# The functions still check the key themselves (the same code on every runtime).
 
 resource "aws_apigatewayv2_api" "http" {
   name          = "${var.name_prefix}-http"
@@ -22,21 +27,39 @@ resource "aws_apigatewayv2_integration" "fn" {
 }
 
 locals {
+  # Route -> (function, protected by the authorizer).
   routes = {
-    "POST /v1/readings" = "ingest"
-    "GET /v1/{proxy+}"  = "api"
-    "GET /"             = "api"
+    "POST /v1/readings"    = { fn = "ingest", protected = true }
+    "GET /v1/{proxy+}"     = { fn = "api", protected = true }
+    "GET /v1/health"       = { fn = "api", protected = false }
+    "GET /v1/openapi.json" = { fn = "api", protected = false }
+    "GET /"                = { fn = "api", protected = false }
   }
+}
+
+# The key check, before the function: payload 2.0 with simple responses ({"isAuthorized": ...});
+# a refusal is answered 403 by API Gateway. With authorizer_cache_s > 0 the answer is cached per
+# Authorization header (which API Gateway then requires: 401 without it, no call at all).
+resource "aws_apigatewayv2_authorizer" "keys" {
+  api_id                            = aws_apigatewayv2_api.http.id
+  name                              = "${var.name_prefix}-api-keys"
+  authorizer_type                   = "REQUEST"
+  authorizer_uri                    = aws_lambda_function.fn["authorizer"].invoke_arn
+  authorizer_payload_format_version = "2.0"
+  enable_simple_responses           = true
+  authorizer_result_ttl_in_seconds  = var.authorizer_cache_s
+  identity_sources                  = var.authorizer_cache_s > 0 ? ["$request.header.Authorization"] : []
 }
 
 resource "aws_apigatewayv2_route" "route" {
   for_each = local.routes
-  #checkov:skip=CKV_AWS_309: authentication is done by the functions with the app's API keys from Secrets Manager (auth.tf); /, /v1/health and /v1/openapi.json are public by design
+  #checkov:skip=CKV_AWS_309: /, /v1/health and /v1/openapi.json are public by design (no key on any runtime); every other route has the CUSTOM authorizer
 
   api_id             = aws_apigatewayv2_api.http.id
   route_key          = each.key
-  target             = "integrations/${aws_apigatewayv2_integration.fn[each.value].id}"
-  authorization_type = "NONE"
+  target             = "integrations/${aws_apigatewayv2_integration.fn[each.value.fn].id}"
+  authorization_type = each.value.protected ? "CUSTOM" : "NONE"
+  authorizer_id      = each.value.protected ? aws_apigatewayv2_authorizer.keys.id : null
 }
 
 resource "aws_cloudwatch_log_group" "api_access" {
@@ -86,6 +109,15 @@ resource "aws_apigatewayv2_stage" "default" {
   }
 
   depends_on = [aws_apigatewayv2_route.route]
+}
+
+# API Gateway may invoke the authorizer, from this API's authorizers only.
+resource "aws_lambda_permission" "authorizer" {
+  statement_id  = "AllowApiGatewayAuthorizer"
+  action        = "lambda:InvokeFunction"
+  function_name = aws_lambda_function.fn["authorizer"].function_name
+  principal     = "apigateway.amazonaws.com"
+  source_arn    = "${aws_apigatewayv2_api.http.execution_arn}/authorizers/${aws_apigatewayv2_authorizer.keys.id}"
 }
 
 # API Gateway may invoke ingest and api, from this API only.

@@ -1,12 +1,11 @@
-# Authentication: the application's own API keys, held in a Secrets Manager secret.
+# Authentication: the application's own API keys, held in a Secrets Manager secret, checked at
+# API Gateway by a Lambda request authorizer (api.tf) and again by the functions themselves.
 #
-# The HTTP handlers check `Authorization: Bearer KEY` or `x-api-key` themselves (the same code
-# as every other runtime: one definition of which routes are public), reading the valid keys
-# from the secret named by IOTPIPE_API_KEYS_SECRET once per execution environment
-# (iotpipe.entrypoints.aws.clients.api_keys). So API Gateway routes carry no authorizer (see
-# api.tf). Devices rarely can do OAuth flows (JWT authorizer) or SigV4 (IAM authorizer); a
-# static per-fleet key is what they can do, and keeping the check in the app keeps the
-# public routes (/, /v1/health, /v1/openapi.json) and the error format identical everywhere.
+# The authorizer and the HTTP handlers check `Authorization: Bearer KEY` or `x-api-key` with the
+# same code as every other runtime, reading the valid keys from the secret named by
+# IOTPIPE_API_KEYS_SECRET once per execution environment
+# (iotpipe.entrypoints.aws.clients.api_keys). Devices rarely can do OAuth flows (JWT authorizer)
+# or SigV4 (IAM authorizer); a static per-fleet key is what they can do.
 #
 # The secret's value is a JSON list of keys (or a comma-separated list). Terraform writes
 # var.api_keys once, when the secret is created, and then ignores the value: rotate keys with

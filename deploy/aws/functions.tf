@@ -1,12 +1,16 @@
-# The three Lambda functions, from the zips of `iotpipe package aws` (one code zip shared by
+# The four Lambda functions, from the zips of `iotpipe package aws` (one code zip shared by
 # all, each with its own handler; the dependencies in a layer; boto3 from the runtime), and the
 # Kinesis event source mapping of the process function.
 #
-# Choices common to all three:
+# Choices common to all four (ingest, process, api, and the API's authorizer):
 # - arm64 (Graviton): ~20% cheaper per GB-second than x86_64 and at least as fast for this
 #   pure-Python + Rust-extension (pydantic-core, orjson) code; the layer is built for it.
-# - X-Ray active tracing: a trace per request/batch through Lambda, Kinesis, DynamoDB and S3
-#   calls, sampled by X-Ray's default rule (1 request/s + 5%), so its cost stays small.
+# - X-Ray active tracing: Lambda's own segments per invocation (the service, initialization and
+#   invocation time, errors and throttles), linked to API Gateway's, sampled by X-Ray's default
+#   rule (1 request/s + 5%), so its cost stays small. The AWS SDK calls made inside (DynamoDB,
+#   S3, Kinesis) are NOT traced: nothing instruments boto3 (the X-Ray SDK or Powertools Tracer
+#   would add their import to every cold start and a few MB to the package); the handlers' EMF
+#   metrics and summary lines (BatchDuration, StoreRetries, Unapplied) cover where time goes.
 # - Log groups /aws/lambda/<name> (Lambda's default) are created here, before the functions, so
 #   that they have a retention and are encrypted; Lambda would otherwise create them on first
 #   use, kept forever. The handlers write JSON lines and EMF metric lines (observability.py).
@@ -16,9 +20,10 @@
 
 locals {
   handlers = {
-    ingest  = "iotpipe.entrypoints.aws.ingest.handler"
-    process = "iotpipe.entrypoints.aws.process.handler"
-    api     = "iotpipe.entrypoints.aws.api.handler"
+    ingest     = "iotpipe.entrypoints.aws.ingest.handler"
+    process    = "iotpipe.entrypoints.aws.process.handler"
+    api        = "iotpipe.entrypoints.aws.api.handler"
+    authorizer = "iotpipe.entrypoints.aws.authorizer.handler"
   }
 
   lateness = {
@@ -32,7 +37,7 @@ locals {
     ingest = merge(local.lateness, {
       IOTPIPE_STREAM_NAME     = aws_kinesis_stream.readings.name
       IOTPIPE_API_KEYS_SECRET = aws_secretsmanager_secret.api_keys.arn
-    })
+    }, local.base_path)
     # Applies batches to the table and writes the archive and quarantine. The lateness policy is
     # judged against the record's arrival on the stream; TTL only when var.ttl_days is set.
     process = merge(local.lateness, {
@@ -43,12 +48,19 @@ locals {
       IOTPIPE_TTL_DAYS = tostring(var.ttl_days)
     })
     # Read-only queries: the table (with the same fleet_shards as process) and the keys.
-    api = {
+    api = merge({
       IOTPIPE_TABLE_NAME      = aws_dynamodb_table.windows.name
       IOTPIPE_FLEET_SHARDS    = tostring(var.fleet_shards)
       IOTPIPE_API_KEYS_SECRET = aws_secretsmanager_secret.api_keys.arn
+    }, local.base_path)
+    # The gateway's key check (api.tf): the keys only.
+    authorizer = {
+      IOTPIPE_API_KEYS_SECRET = aws_secretsmanager_secret.api_keys.arn
     }
   }
+
+  # A custom domain's API mapping key, stripped from paths before routing (only when set).
+  base_path = var.api_base_path == null ? {} : { IOTPIPE_API_BASE_PATH = var.api_base_path }
 }
 
 resource "aws_cloudwatch_log_group" "function" {
@@ -80,12 +92,14 @@ resource "aws_lambda_layer_version" "deps" {
 #   store retries with backoff; a batch that times out is retried like any failure.
 # - api, 512 MB / 10 s: a query is a few DynamoDB Query/BatchGetItem pages (a fleet hour merges
 #   fleet_shards of them); 10 s is far above that and below API Gateway's 30 s.
+# - authorizer, 256 MB / 5 s: compares the presented key with the secret's (read once per
+#   execution environment); its imports are the HTTP API's key check only.
 resource "aws_lambda_function" "fn" {
   for_each = local.function_names
-  #checkov:skip=CKV_AWS_116: invoked synchronously (API Gateway) or by the Kinesis mapping, which has its own on-failure SQS destination; a function DLQ applies to async invocations only
+  #checkov:skip=CKV_AWS_116: invoked synchronously (API Gateway) or by the Kinesis mapping, which has its own on-failure S3 destination; a function DLQ applies to async invocations only
   #checkov:skip=CKV_AWS_117: the functions call only AWS APIs under IAM-scoped roles; a VPC would need NAT gateways or VPC endpoints (cost) without protecting anything more
   #checkov:skip=CKV_AWS_272: code signing needs an AWS Signer profile; the zips are reproducible and their hashes pinned by source_code_hash
-  #checkov:skip=CKV_AWS_115: reserved concurrency is opt-in (var.functions): on new accounts with a low concurrency quota reserving any fails the deployment
+  #checkov:skip=CKV_AWS_115: reserved concurrency is opt-in (var.functions: reserved_concurrency): on new accounts with a low concurrency quota reserving any fails the deployment
 
   function_name = each.value
   description   = "iotpipe ${each.key}"
@@ -139,8 +153,9 @@ resource "aws_lambda_event_source_mapping" "process" {
 
   # Transient failures (throttling, a DynamoDB or S3 outage) deserve retries, but a batch
   # retried forever blocks its shard: 10 retries with bisection, and never past 6 hours of
-  # age, then the batch's description goes to the DLQ and the shard moves on. 6 h stays well
-  # inside the stream's 24 h retention, so the records can still be read back and replayed.
+  # age, then the batch itself goes to the S3 failure destination (failures.tf) and the shard
+  # moves on; `iotpipe redrive` processes it from there. The stream keeps records 72 h besides
+  # (stream_retention_hours), so a weekend's outage can also be read back from the stream.
   maximum_retry_attempts        = var.max_retry_attempts
   maximum_record_age_in_seconds = var.max_record_age_s
 
@@ -152,7 +167,7 @@ resource "aws_lambda_event_source_mapping" "process" {
 
   destination_config {
     on_failure {
-      destination_arn = aws_sqs_queue.dlq.arn
+      destination_arn = aws_s3_bucket.archive.arn # the records themselves (failures.tf)
     }
   }
 

@@ -1,8 +1,10 @@
 # One execution role per function, each allowed only its own resources and actions:
 #   ingest:  PutRecords on the stream; read the API-keys secret.
 #   process: read the stream (the event source mapping polls with the function's role); read
-#            and write items of the table; put objects under raw/ and rejected/; send to the DLQ.
+#            and write items of the table; put objects under raw/ and rejected/, and the failed
+#            batches under aws/lambda/ (the on-failure destination).
 #   api:     read items of the table and its fleet index; read the API-keys secret.
+#   authorizer: read the API-keys secret.
 # Every role also writes its own log group and X-Ray segments. KMS: only the operations its data
 # needs, on the stack's key. No action on data has a "*" resource.
 
@@ -82,15 +84,33 @@ locals {
         resources = ["${aws_s3_bucket.archive.arn}/raw/*", "${aws_s3_bucket.archive.arn}/rejected/*"]
       },
       {
-        # The on-failure destination (sent with the function's role).
-        sid       = "ReportFailedBatches"
-        actions   = ["sqs:SendMessage"]
-        resources = [aws_sqs_queue.dlq.arn]
+        # The on-failure destination (written with the function's role): the invocation
+        # records under aws/lambda/, and the listing Lambda documents it needs.
+        sid       = "KeepFailedBatches"
+        actions   = ["s3:PutObject"]
+        resources = ["${aws_s3_bucket.archive.arn}/${local.failure_prefix}*"]
       },
       {
-        # Decrypting the stream's records; encrypting archive objects and DLQ messages.
+        sid       = "ListForFailedBatches"
+        actions   = ["s3:ListBucket"]
+        resources = [aws_s3_bucket.archive.arn]
+      },
+      {
+        # Decrypting the stream's records; encrypting archive objects and failed batches.
         sid       = "UseTheDataKey"
         actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+        resources = [aws_kms_key.data.arn]
+      },
+    ]
+    authorizer = [
+      {
+        sid       = "ReadApiKeys"
+        actions   = ["secretsmanager:GetSecretValue"]
+        resources = [aws_secretsmanager_secret.api_keys.arn]
+      },
+      {
+        sid       = "UseTheDataKey"
+        actions   = ["kms:Decrypt"]
         resources = [aws_kms_key.data.arn]
       },
     ]

@@ -1,7 +1,9 @@
 # Optional (var.enable_iot): devices speaking MQTT to AWS IoT Core instead of HTTP. A topic rule
 # puts each message on the stream as it is (one reading, or a JSON array of readings: the same
-# record format ingest writes), keyed by the reading's device_id like ingest does, so the process
-# function treats both paths alike. Validation happens in process (bad messages are quarantined);
+# record format ingest writes), so the process function treats both paths alike. The partition
+# key is the topic's device segment, `${topic(2)}` of iotpipe/<device>/readings: an array payload
+# has no top-level device_id (`${device_id}` would be empty for it, and the put would fail), and
+# the topic names the device for both shapes, so one device's messages stay on one shard. Validation happens in process (bad messages are quarantined);
 # IoT Core's own device authentication (X.509 certificates, policies) replaces the API keys.
 # Things, certificates and IoT policies are per fleet and left to you.
 
@@ -16,7 +18,7 @@ resource "aws_iot_topic_rule" "readings" {
 
   kinesis {
     stream_name   = aws_kinesis_stream.readings.name
-    partition_key = "$${device_id}" # an IoT substitution template, not Terraform's
+    partition_key = "$${topic(2)}" # an IoT substitution template, not Terraform's
     role_arn      = aws_iam_role.iot[0].arn
   }
 

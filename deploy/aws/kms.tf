@@ -4,7 +4,7 @@
 # granted only the key operations its own data needs (iam.tf).
 
 resource "aws_kms_key" "data" {
-  description             = "${var.name_prefix}: encrypts the pipeline's stream, table, archive, queue, topic, logs and secret"
+  description             = "${var.name_prefix}: encrypts the pipeline's stream, table, archive, topic, logs and secret"
   enable_key_rotation     = true
   deletion_window_in_days = var.kms_deletion_window_days
   policy                  = data.aws_iam_policy_document.kms.json
@@ -44,6 +44,22 @@ data "aws_iam_policy_document" "kms" {
       test     = "ArnLike"
       variable = "kms:EncryptionContext:aws:logs:arn"
       values   = ["arn:${local.partition}:logs:${local.region}:${local.account_id}:log-group:*"]
+    }
+  }
+
+  # S3 announces failed batches on the encrypted SNS topic (failures.tf).
+  statement {
+    sid       = "S3PublishesToTheEncryptedTopic"
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey*"]
+    resources = ["*"]
+    principals {
+      type        = "Service"
+      identifiers = ["s3.amazonaws.com"]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account_id]
     }
   }
 

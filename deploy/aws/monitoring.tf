@@ -7,6 +7,58 @@ resource "aws_sns_topic" "alarms" {
   kms_master_key_id = aws_kms_key.data.arn
 }
 
+# Who may publish to the topic: the account (the default policy's owner statement), CloudWatch
+# alarms, and S3 for the failed batches landing in the archive bucket (failures.tf).
+resource "aws_sns_topic_policy" "alarms" {
+  arn    = aws_sns_topic.alarms.arn
+  policy = data.aws_iam_policy_document.alarm_topic.json
+}
+
+data "aws_iam_policy_document" "alarm_topic" {
+  statement {
+    sid       = "AccountManagesTheTopic"
+    actions   = ["SNS:Publish", "SNS:Subscribe", "SNS:GetTopicAttributes", "SNS:SetTopicAttributes", "SNS:ListSubscriptionsByTopic"]
+    resources = [aws_sns_topic.alarms.arn]
+    principals {
+      type        = "AWS"
+      identifiers = ["arn:${local.partition}:iam::${local.account_id}:root"]
+    }
+  }
+  statement {
+    sid       = "CloudWatchAlarmsPublish"
+    actions   = ["SNS:Publish"]
+    resources = [aws_sns_topic.alarms.arn]
+    principals {
+      type        = "Service"
+      identifiers = ["cloudwatch.amazonaws.com"]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account_id]
+    }
+  }
+  statement {
+    sid       = "FailedBatchesAreAnnounced"
+    actions   = ["SNS:Publish"]
+    resources = [aws_sns_topic.alarms.arn]
+    principals {
+      type        = "Service"
+      identifiers = ["s3.amazonaws.com"]
+    }
+    condition {
+      test     = "ArnLike"
+      variable = "aws:SourceArn"
+      values   = [aws_s3_bucket.archive.arn]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account_id]
+    }
+  }
+}
+
 resource "aws_sns_topic_subscription" "email" {
   count     = var.alarm_email == null ? 0 : 1
   topic_arn = aws_sns_topic.alarms.arn
@@ -25,12 +77,6 @@ locals {
         namespace   = "AWS/Lambda", metric = "IteratorAge", statistic = "Maximum"
         dimensions  = { FunctionName = local.function_names.process }
         threshold   = var.iterator_age_alarm_ms, periods = 3
-      }
-      "dlq-depth" = {
-        description = "A batch was given up after its retries: its range is in the DLQ (see queue.tf to replay it)."
-        namespace   = "AWS/SQS", metric = "ApproximateNumberOfMessagesVisible", statistic = "Maximum"
-        dimensions  = { QueueName = aws_sqs_queue.dlq.name }
-        threshold   = 0, periods = 1
       }
       "api-5xx" = {
         description = "The HTTP API answered with server errors."
@@ -135,9 +181,6 @@ locals {
     { title = "DynamoDB: capacity consumed and throttles", metrics = [
       for m in ["ConsumedReadCapacityUnits", "ConsumedWriteCapacityUnits", "ReadThrottleEvents", "WriteThrottleEvents"] :
       ["AWS/DynamoDB", m, "TableName", aws_dynamodb_table.windows.name, { stat = "Sum" }]
-    ] },
-    { title = "Failed batches in the DLQ", metrics = [
-      ["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", aws_sqs_queue.dlq.name, { stat = "Maximum" }],
     ] },
   ]
 }

@@ -30,14 +30,9 @@ output "bucket" {
   value       = aws_s3_bucket.archive.bucket
 }
 
-output "dlq_url" {
-  description = "URL of the SQS queue receiving batches the process function gave up on."
-  value       = aws_sqs_queue.dlq.id
-}
-
-output "dlq_arn" {
-  description = "ARN of the DLQ."
-  value       = aws_sqs_queue.dlq.arn
+output "failure_destination" {
+  description = "Where the event source mapping keeps the batches it gave up on: s3://<bucket>/<prefix> (`iotpipe redrive` reads them)."
+  value       = "s3://${aws_s3_bucket.archive.bucket}/${local.failure_prefix}"
 }
 
 output "api_keys_secret_arn" {

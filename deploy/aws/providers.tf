@@ -66,10 +66,11 @@ locals {
   # The archive bucket's name must be unique across all of S3: account and region make it so.
   bucket_name = coalesce(var.archive_bucket_name, "${var.name_prefix}-archive-${local.account_id}-${local.region}")
 
-  # The three functions share one code zip (see `iotpipe package aws`); each has its handler.
+  # The four functions share one code zip (see `iotpipe package aws`); each has its handler.
   function_names = {
-    ingest  = "${var.name_prefix}-ingest"
-    process = "${var.name_prefix}-process"
-    api     = "${var.name_prefix}-api"
+    ingest     = "${var.name_prefix}-ingest"
+    process    = "${var.name_prefix}-process"
+    api        = "${var.name_prefix}-api"
+    authorizer = "${var.name_prefix}-authorizer"
   }
 }

@@ -11,8 +11,9 @@ resource "aws_kinesis_stream" "readings" {
     stream_mode = "ON_DEMAND"
   }
 
-  # Must outlive the event source mapping's maximum record age (see variables.tf) so that a
-  # batch sent to the DLQ can still be read back from the stream and replayed.
+  # 72 h by default: a weekend's outage (a batch given up after max_record_age_s, 6 h) can still
+  # be read back from the stream on Monday, besides the copy the S3 failure destination keeps.
+  # Beyond 24 h the stream bills extended retention per GB-month stored (docs/scaling.md).
   retention_period = var.stream_retention_hours
 
   encryption_type = "KMS"

@@ -9,6 +9,14 @@ resource "aws_dynamodb_table" "windows" {
   # follows the number of devices and hours rather than the reading rate.
   billing_mode = "PAY_PER_REQUEST"
 
+  # Cost guard: on-demand capacity is otherwise unbounded (a runaway client or a bug could write
+  # at any rate, and be billed for it). Beyond the cap DynamoDB throttles; the process function
+  # then stops in time and leaves the rest to Lambda's retries (partial batch failures).
+  on_demand_throughput {
+    max_read_request_units  = var.table_max_request_units.read
+    max_write_request_units = var.table_max_request_units.write
+  }
+
   hash_key  = "PK"
   range_key = "SK"
 

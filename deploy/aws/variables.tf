@@ -76,15 +76,46 @@ variable "functions" {
     reserved_concurrency = optional(number)
   }))
   default = {
-    ingest  = { memory_mb = 512, timeout_s = 10 }
-    process = { memory_mb = 1024, timeout_s = 60 }
-    api     = { memory_mb = 512, timeout_s = 10 }
+    ingest     = { memory_mb = 512, timeout_s = 10 }
+    process    = { memory_mb = 1024, timeout_s = 60 }
+    api        = { memory_mb = 512, timeout_s = 10 }
+    authorizer = { memory_mb = 256, timeout_s = 5 }
   }
 
   validation {
-    condition     = alltrue([for k in ["ingest", "process", "api"] : contains(keys(var.functions), k)])
-    error_message = "functions must have the entries ingest, process and api."
+    condition     = alltrue([for k in ["ingest", "process", "api", "authorizer"] : contains(keys(var.functions), k)])
+    error_message = "functions must have the entries ingest, process, api and authorizer."
   }
+
+  validation {
+    # The process function keeps ~8 s back from its time left to finish a batch in time
+    # (iotpipe.entrypoints.aws.process.RESERVE_S): a shorter timeout could start no write.
+    condition     = var.functions["process"].timeout_s >= 15
+    error_message = "functions.process.timeout_s must be at least 15 s."
+  }
+}
+
+variable "table_max_request_units" {
+  description = "Cost guard: DynamoDB on-demand maximum read and write request units per second for the table (its on_demand_throughput; -1: no cap). Requests beyond are throttled, and the process function retries them (partial batch failures). The defaults leave room above the documented scale (docs/scaling.md: ~15,700 WRU/s, ~4,500 RRU/s at 100,000 readings/s)."
+  type        = object({ read = number, write = number })
+  default     = { read = 20000, write = 20000 }
+}
+
+variable "authorizer_cache_s" {
+  description = "Seconds API Gateway caches the authorizer's answer per key (0-3600). 0 (the default) calls it for every request and accepts keys in Authorization or X-API-Key, as every iotpipe runtime does. Above 0 the cache is keyed on the Authorization header, which API Gateway then requires: X-API-Key alone is refused (401). See deploy/aws/README.md."
+  type        = number
+  default     = 0
+
+  validation {
+    condition     = var.authorizer_cache_s >= 0 && var.authorizer_cache_s <= 3600
+    error_message = "authorizer_cache_s must be between 0 and 3600."
+  }
+}
+
+variable "api_base_path" {
+  description = "The API mapping key if you serve the API on a custom domain with one (e.g. \"iot\" for https://api.example.com/iot/v1/...): the handlers strip it from paths. null: no custom-domain base path (a named stage's prefix is stripped either way)."
+  type        = string
+  default     = null
 }
 
 # --- the pipeline's tunables (the handlers' environment) ----------------------------------------
@@ -129,9 +160,14 @@ variable "secret_recovery_days" {
 # --- stream and event source mapping ----------------------------------------------------------
 
 variable "stream_retention_hours" {
-  description = "Kinesis retention (24-8760 h). Must exceed max_record_age_s so a failed batch can still be read when you act on its DLQ message."
+  description = "Kinesis retention (24-8760 h). 72 by default, so that records given up on a Friday night can still be read from the stream on Monday; hours beyond 24 are billed as extended retention (docs/scaling.md)."
   type        = number
-  default     = 24
+  default     = 72
+
+  validation {
+    condition     = var.stream_retention_hours >= 24 && var.stream_retention_hours <= 8760
+    error_message = "stream_retention_hours must be between 24 and 8760."
+  }
 }
 
 variable "batch_size" {
@@ -153,13 +189,13 @@ variable "parallelization_factor" {
 }
 
 variable "max_retry_attempts" {
-  description = "Retries of a failing batch before it goes to the DLQ (-1 = until it expires). See functions.tf."
+  description = "Retries of a failing batch before it goes to the S3 failure destination (-1 = until it expires). See functions.tf."
   type        = number
   default     = 10
 }
 
 variable "max_record_age_s" {
-  description = "Records older than this are not retried but sent to the DLQ (60-604800, or -1). See functions.tf."
+  description = "Records older than this are not retried but sent to the S3 failure destination (60-604800, or -1). See functions.tf."
   type        = number
   default     = 21600
 }
@@ -239,7 +275,12 @@ variable "enable_iot" {
 }
 
 variable "iot_topic_filter" {
-  description = "MQTT topic filter of the IoT rule. Each message is one reading (or an array of readings) as JSON."
+  description = "MQTT topic filter of the IoT rule. Each message is one reading (or an array of readings) as JSON. Its second level is the device (the stream's partition key, `$${topic(2)}`)."
   type        = string
   default     = "iotpipe/+/readings"
+
+  validation {
+    condition     = length(split("/", var.iot_topic_filter)) >= 2 && split("/", var.iot_topic_filter)[1] == "+"
+    error_message = "iot_topic_filter: the second level must be the device wildcard '+' (e.g. iotpipe/+/readings): it is the stream's partition key."
+  }
 }

@@ -21,12 +21,15 @@
 #   per request and publishes (the publisher waits at most 10 s, PubSubStream.timeout_s). Time in
 #   a request is mostly waiting on Pub/Sub, so 16 requests share an instance well. 20 instances
 #   x 16 bounds the intake at ~320 concurrent requests; raise it for a bigger fleet.
-# - process, 512 MiB / 120 s / concurrency 8 / 0-10 instances: one delivery is one message (one
+# - process, 512 MiB / 120 s / concurrency 8 / 0-30 instances: one delivery is one message (one
 #   device's readings of one request): a Firestore lookup, one write per window touched (retried
 #   on conflicts) and one archive upload, each call bounded at 20-30 s by the adapters. 120 s
-#   covers those retries; the subscription's ack deadline equals it. Concurrency 8 x 10
-#   instances caps Firestore writers at 80: a backlog waits in Pub/Sub (7 days of retention)
-#   rather than hammering the store; Pub/Sub's push flow control slows down on failures.
+#   covers those retries; the subscription's ack deadline equals it. 8 x 30 = 240 deliveries in
+#   flight: the documented scale needs ~83 (1,667 messages/s x ~50 ms, docs/scaling.md), so a
+#   backlog drains at ~3x the steady rate. Beyond 240, Cloud Run answers 429, which Pub/Sub
+#   counts as a failed delivery: max_delivery_attempts (100) and the backoff (pubsub.tf) turn
+#   that into a delay, not a dead letter. Raise max_instances with the fleet (it is only a cap:
+#   idle instances cost nothing).
 # - api, 512 MiB / 30 s / concurrency 16 / 0-10 instances: a query is a few Firestore reads; a
 #   fleet hour pages through every device's window, the largest answer.
 # - min_instances 0 everywhere: no cost at rest, at the price of a cold start (~1-2 s: imports

@@ -12,14 +12,15 @@
 # the pipeline needs: exponential backoff, bounded deliveries, a dead-letter topic, 7 days of
 # retention, an ack deadline matching the function's timeout, no expiry.
 #
-# The function still receives a `google.cloud.pubsub.topic.v1.messagePublished` CloudEvent:
-# functions-framework converts a plain Pub/Sub push into one (the `@cloud_event` decorator in
-# main.py fixes the signature type whatever the deployment declares), taking the topic from the
-# request path, hence the `/projects/<p>/topics/<t>` suffix of the push endpoint. The conversion
-# keeps the message (data, attributes, id, publish time) but drops the push body's
-# `subscription` and `deliveryAttempt`, so those two fields of the summary log line are null.
-# tests/gcp/test_end_to_end.py runs this path against the Pub/Sub emulator: push, redelivery on
-# a raised error, dead-lettering after the maximum attempts.
+# The process function is an HTTP function that reads the push request itself
+# (iotpipe.entrypoints.gcp.process): functions-framework's CloudEvent conversion would answer 400
+# for a message without `data` (Pub/Sub omits empty data), so such a message would be retried
+# and dead-lettered instead of quarantined. It keeps the push body's `subscription` and
+# `deliveryAttempt` for the summary log line, and also reads a CloudEvent (binary or structured)
+# should an Eventarc trigger be used instead. The `/projects/<p>/topics/<t>` suffix of the push
+# endpoint names the topic in the function's request logs. tests/gcp/test_end_to_end.py runs
+# this path against the Pub/Sub emulator: push, redelivery on a failure, dead-lettering after
+# the maximum attempts; tests/gcp/test_functions.py posts every documented envelope shape.
 
 resource "google_pubsub_topic" "readings" {
   #checkov:skip=CKV_GCP_83: Google-managed encryption at rest; a CMEK would need a Cloud KMS key ring (never deletable) and grants to several service agents: add one if your compliance requires it
@@ -68,10 +69,15 @@ resource "google_pubsub_subscription" "process" {
   # timeout, so a delivery still being processed is never handed out a second time.
   ack_deadline_seconds = var.functions["process"].timeout_s
 
-  # A failed delivery (the function raised: a transient store or archive failure, see
-  # iotpipe.entrypoints.gcp.process) is retried with exponential backoff from 10 s to 10 min.
-  # With 10 attempts that spans about 40 minutes: a short Firestore or Cloud Storage outage
-  # heals by itself, a message that keeps failing is moved aside instead of retried for days.
+  # A failed delivery is retried with exponential backoff from 10 s to 10 min. Failed deliveries
+  # include overload, not only bad luck: a Cloud Storage upload refused by its rate limits
+  # (429/503 past the client's own 30 s of retries), Firestore contention, or Cloud Run's 429
+  # when the function is at max_instances x concurrency. So the attempts are Pub/Sub's maximum,
+  # 100: with the backoff at its 10 min ceiling from the ~7th attempt on, a message is given
+  # up only after ~15 hours of continuous failure (well inside the 7 days of retention), so an
+  # overload or an outage of a few hours delays healthy data and never dead-letters it; a
+  # message that truly cannot succeed (a permission error, say) still ends on the dead-letter
+  # topic, a day later at most.
   retry_policy {
     minimum_backoff = "${var.retry_backoff.min_s}s"
     maximum_backoff = "${var.retry_backoff.max_s}s"

@@ -63,7 +63,7 @@ variable "functions" {
   }))
   default = {
     ingest  = { memory = "512Mi", cpu = "1", timeout_s = 30, min_instances = 0, max_instances = 20, concurrency = 16 }
-    process = { memory = "512Mi", cpu = "1", timeout_s = 120, min_instances = 0, max_instances = 10, concurrency = 8 }
+    process = { memory = "512Mi", cpu = "1", timeout_s = 120, min_instances = 0, max_instances = 30, concurrency = 8 }
     api     = { memory = "512Mi", cpu = "1", timeout_s = 30, min_instances = 0, max_instances = 10, concurrency = 16 }
   }
 
@@ -120,9 +120,9 @@ variable "public_invokers" {
 # --- Pub/Sub --------------------------------------------------------------------------------------
 
 variable "max_delivery_attempts" {
-  description = "Deliveries of a message to the process function before it goes to the dead-letter topic (5-100). See pubsub.tf."
+  description = "Deliveries of a message to the process function before it goes to the dead-letter topic (5-100). 100 by default: an overload (Cloud Storage or Firestore rate limits, the function at its maximum instances) counts as failed deliveries too, and must delay healthy messages, not dead-letter them. See pubsub.tf."
   type        = number
-  default     = 10
+  default     = 100
 
   validation {
     condition     = var.max_delivery_attempts >= 5 && var.max_delivery_attempts <= 100

@@ -1,6 +1,6 @@
 """The composition root of the runtimes in this process: the in-process pipeline (memory
-adapters), the local runtime (an SQLite store and an archive directory) and the CLI's batch run.
-The clouds have theirs: :mod:`iotpipe.entrypoints.aws.bootstrap` and
+adapters), the local runtime (a durable log, an SQLite store and an archive directory) and the
+CLI's batch run. The clouds have theirs: :mod:`iotpipe.entrypoints.aws.bootstrap` and
 :mod:`iotpipe.entrypoints.gcp.bootstrap`.
 
 Nothing is built at import time; each call builds a fresh pipeline.
@@ -11,11 +11,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from iotpipe.adapters.clock import SystemClock
-from iotpipe.adapters.local import FileArchive, FileQuarantine, SqliteStore
+from iotpipe.adapters.local import FileArchive, FileQuarantine, SqliteLog, SqliteStore
 from iotpipe.adapters.memory import MemoryArchive, MemoryQuarantine, MemoryStore, MemoryStream
 from iotpipe.application import Pipeline
 from iotpipe.domain import LatenessPolicy
-from iotpipe.ports import AggregateStore, Clock, Quarantine
+from iotpipe.ports import AggregateStore, Clock, Quarantine, ReadingStream
+
+#: The durable log's file in a local runtime's data directory.
+LOG_FILE = "log.db"
 
 
 def in_memory_pipeline(
@@ -42,13 +45,18 @@ def in_memory_pipeline(
 
 
 def local_pipeline(
-    data_dir: Path, *, clock: Clock | None = None, lateness: LatenessPolicy | None = None
+    data_dir: Path,
+    *,
+    clock: Clock | None = None,
+    lateness: LatenessPolicy | None = None,
+    stream: ReadingStream | None = None,
 ) -> Pipeline:
     """A pipeline whose results persist in ``data_dir`` (created if missing).
 
     The store is ``data_dir/iotpipe.db`` (SQLite); raw batches and rejections are kept under
     ``data_dir/archive`` (``raw/`` and ``rejected/``). Several processes may open pipelines on
-    the same directory. The stream is in memory: it lives as long as this pipeline.
+    the same directory. The stream is the durable log ``data_dir/log.db`` unless ``stream``
+    is given (the local runtime passes one with its own bounds).
     """
     clock = clock or SystemClock()
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -56,7 +64,7 @@ def local_pipeline(
     return Pipeline(
         store=SqliteStore(data_dir / "iotpipe.db"),
         clock=clock,
-        stream=MemoryStream(clock),
+        stream=stream or SqliteLog(data_dir / LOG_FILE, clock=clock),
         archive=FileArchive(archive_dir),
         quarantine=FileQuarantine(archive_dir),
         lateness=lateness,

@@ -70,7 +70,7 @@ def test_the_runnable_blocks_run(
     state.write_text("")
     namespace: dict[str, object] = {"__name__": "__docs__"}
     for block in RUNNABLE[page]:
-        server.worker.wait_idle(30)  # type: ignore[attr-defined]
+        server.wait_idle(30)  # type: ignore[attr-defined]
         if block.lang == "bash":
             _run_bash(block, state, tmp_path)
         else:

@@ -176,6 +176,15 @@ def test_readings_flow_through_the_functions_exactly_despite_failures(stack: Sta
     for body in [*bodies(lines, size=80), *bodies(poison)]:
         status, reply = call(stack.ingest, "POST", "/v1/readings", body)
         assert status == 202 and reply["unpublished"] == [], reply
+    # An attribute-only message (no data: the emulator pushes "data": "", production omits
+    # the field) is quarantined and acknowledged, never retried into the dead-letter topic.
+    from google.cloud import pubsub_v1
+
+    empty_id = (
+        pubsub_v1.PublisherClient()
+        .publish(stack.deployment.topic_path, b"", device_id="attribute-only")
+        .result()
+    )
     expected = expected_windows(lines)
     devices = sorted({d for d, _ in expected})
 
@@ -217,7 +226,11 @@ def test_readings_flow_through_the_functions_exactly_despite_failures(stack: Sta
         + 1
     )
     gave_up = {e["batch_id"] for e in _entries(stack.process) if e["message"] == "batch failed"}
-    assert len(gave_up) == 1 and len(archived) == published
+    assert len(gave_up) == 1 and len(archived) == published + 1  # + the attribute-only one
     assert {name.removesuffix(".jsonl.gz") for name in archived} == (
         {s["batch_id"] for s in logged} | gave_up
     )
+    quarantined = [b.name for b in bucket.list_blobs(prefix="rejected/")]
+    assert [n for n in quarantined if n.endswith(f"/{empty_id}.jsonl.gz")]
+    [empty] = [s for s in logged if s["batch_id"] == empty_id]
+    assert empty["failed_records"] == 0 and empty["subscription"]  # the push body's own field

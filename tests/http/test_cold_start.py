@@ -82,6 +82,8 @@ NOT_AT_IMPORT = (
         ("iotpipe.entrypoints.aws.process", ("iotpipe.entrypoints.http.api",)),
         ("iotpipe.entrypoints.aws.ingest", ()),
         ("iotpipe.entrypoints.aws.api", ()),
+        # The API Gateway authorizer: the key check only, no application service.
+        ("iotpipe.entrypoints.aws.authorizer", ("iotpipe.entrypoints.http.api",)),
     ],
 )
 def test_a_handler_module_imports_only_what_its_function_needs(

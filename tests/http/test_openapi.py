@@ -176,3 +176,28 @@ def test_configured_limits_shape_the_document() -> None:
         "at most 2 days"
         in document["paths"]["/v1/devices/{device_id}/hourly"]["get"]["description"]
     )
+
+
+_METRIC_VALUES = {"absent": ..., "null": None, "number": 20.5}
+
+
+@pytest.mark.parametrize("temperature", sorted(_METRIC_VALUES))
+@pytest.mark.parametrize("humidity", sorted(_METRIC_VALUES))
+def test_the_reading_schema_accepts_exactly_the_metrics_the_parser_accepts(
+    document: dict[str, Any], temperature: str, humidity: str
+) -> None:
+    import jsonschema
+
+    from iotpipe.domain import InvalidReading, parse_reading
+
+    reading: dict[str, Any] = {"device_id": "d1", "timestamp": "2025-08-31T10:00:00Z"}
+    for name, kind in (("temperature", temperature), ("humidity", humidity)):
+        if kind != "absent":
+            reading[name] = _METRIC_VALUES[kind]
+    schema = document["components"]["schemas"]["ReadingPayload"]
+    try:
+        parse_reading(reading)
+        parsed = True
+    except InvalidReading:
+        parsed = False
+    assert jsonschema.Draft202012Validator(schema).is_valid(reading) == parsed

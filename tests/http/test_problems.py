@@ -279,7 +279,9 @@ def test_a_read_only_api_does_not_route_ingest(filled_pipeline: Pipeline) -> Non
     assert "/v1/readings" not in api.openapi()["paths"]
 
 
-def _drifted_health(document: object, version: str) -> tuple[Route, ...]:
+def _drifted_health(
+    document: object, version: str, stream_status: object = None
+) -> tuple[Route, ...]:
     return (
         Route(
             "GET",

@@ -204,3 +204,29 @@ def test_head_answers_like_get(api: AnalyticsApi) -> None:
     head = api.handle(HttpRequest("HEAD", "/v1/devices", {}, {"x-api-key": KEY}))
     assert head.status == 200
     assert head.headers["content-length"] == str(len(get(api, "/v1/devices").body))
+
+
+def test_the_text_nesting_check_agrees_with_walking_the_json() -> None:
+    # The C-speed measure of the body's text decides for the exact walk: they must agree.
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from iotpipe.entrypoints.http.endpoints import _nesting, _too_deep
+
+    scalars = (
+        st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.floats(allow_nan=False)
+    )
+    text = st.text(alphabet=st.sampled_from('[]{}"\\ab,:'), max_size=8)
+    values = st.recursive(
+        scalars | text,
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(text, inner, max_size=3),
+        max_leaves=40,
+    )
+
+    @settings(max_examples=300, deadline=None)
+    @given(values, st.integers(min_value=0, max_value=12))
+    def agree(value: object, limit: int) -> None:
+        body = orjson.dumps(value)
+        assert (_nesting(body) > limit) == _too_deep(value, limit)
+
+    agree()

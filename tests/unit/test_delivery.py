@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import orjson
@@ -79,3 +80,47 @@ def test_progress_draws_on_a_terminal_and_stays_silent_elsewhere() -> None:
         bar.close()
     assert "100.0% 10/10" in terminal.getvalue() and terminal.getvalue().endswith("\n")
     assert pipe.getvalue() == ""
+
+
+class _Busy(BaseHTTPRequestHandler):
+    """A full backlog: 503 with ``Retry-After`` for the first ``refusals`` requests."""
+
+    refusals: list[str]  # the Retry-After values still to answer, in order
+    accepted: list[float]
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["content-length"]))
+        if self.refusals:
+            self._answer(503, {"code": "ingest_unavailable"}, self.refusals.pop(0))
+            return
+        self.accepted.append(time.monotonic())
+        self._answer(202, {"accepted": len(orjson.loads(body)), "rejected": []}, None)
+
+    def _answer(self, status: int, body: dict, retry_after: str | None) -> None:
+        data = orjson.dumps(body)
+        self.send_response(status)
+        if retry_after is not None:
+            self.send_header("retry-after", retry_after)
+        self.send_header("content-length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_a_full_backlog_is_waited_out_as_retry_after_says_not_given_up_on() -> None:
+    # Seven refusals: more than the five attempts a failing server gets, so only honouring
+    # Retry-After (which is not a failure) delivers the batch; the last pause is one second.
+    _Busy.refusals, _Busy.accepted = ["0"] * 6 + ["1"], []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Busy)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/v1/readings"
+        began = time.monotonic()
+        report = post_payloads(['{"ok": 1}', '{"ok": 2}'], url, None, attempts=5)
+    finally:
+        server.shutdown()
+    assert report.accepted == 2 and report.failed_requests == 0
+    assert report.statuses == {202: 1}
+    assert _Busy.accepted[0] - began >= 1.0

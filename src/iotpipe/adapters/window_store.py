@@ -4,7 +4,9 @@
 concurrency: read the windows and their versions, absorb, write each only if its version is
 unchanged, retry the conflicted ones. Backends implement only the ``_load``/``_save``/
 ``_register`` hooks and the queries (and may override ``_save_all`` to write a round's windows
-together), so exactness is proven once, in the domain, for all of them.
+together), so exactness is proven once, in the domain, for all of them. With a deadline (a
+serverless function's time left), no read, write or retry starts after it: the windows left
+are reported failed, so that only they are delivered again.
 """
 
 from __future__ import annotations
@@ -14,11 +16,21 @@ import time
 from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Callable, Sequence
+from contextvars import ContextVar
 from operator import itemgetter
 
 from iotpipe.domain import Absorption, HourlyWindow, IotPipeError, StoreUnavailable, WindowConflict
 from iotpipe.domain.kernels import absorb_all
-from iotpipe.ports import ApplyResult, Contribution, RetryPolicy, StoreOps, Version, WindowKey
+from iotpipe.ports import (
+    DEADLINE_PASSED,
+    ApplyResult,
+    Contribution,
+    Deadline,
+    RetryPolicy,
+    StoreOps,
+    Version,
+    WindowKey,
+)
 
 _Saved = tuple[WindowKey, Contribution, Absorption]
 
@@ -32,30 +44,54 @@ class WindowStoreBase(ABC):
         self._retry = retry or RetryPolicy()
         self._sleep = sleep
 
-    def apply(self, contributions: Sequence[Contribution]) -> ApplyResult:
-        """Absorb each contribution exactly once; conflicting writers are retried, then reported."""
-        round_ = _Round()
-        pending = list(contributions)
+    def apply(
+        self, contributions: Sequence[Contribution], deadline: Deadline | None = None
+    ) -> ApplyResult:
+        """Absorb each contribution exactly once; conflicting writers are retried, then reported.
+
+        With a ``deadline``, windows are written one at a time and none is started after it
+        (nor a read, nor a retry round): those left are failed with ``"deadline: ..."``.
+        Backends see it through :meth:`_out_of_time` (to bound their own retries).
+        """
+        done = _Round()
+        token = _DEADLINE.set(deadline)
+        try:
+            pending, retries = self._rounds(list(contributions), done, deadline)
+        finally:
+            _DEADLINE.reset(token)
+        reason = DEADLINE_PASSED if self._out_of_time(deadline) else _RETRIES_EXHAUSTED
+        done.failed.update(dict.fromkeys(map(_KEY, pending), reason))
+        return ApplyResult(done.absorbed, frozenset(done.written), done.failed, retries)
+
+    def _rounds(
+        self, pending: list[Contribution], done: _Round, deadline: Deadline | None
+    ) -> tuple[list[Contribution], int]:
+        """Rounds until no write conflicts, the attempts are spent or the deadline passed;
+        the contributions left and the number of window writes retried."""
         retries = 0
         for attempt in range(1, self._retry.attempts + 1):
-            pending = self._apply_round(pending, round_)
-            if not pending:
+            pending = self._apply_round(pending, done, deadline)
+            if not pending or self._out_of_time(deadline):
                 break
             retries += len(pending)
             self._sleep(self._retry.delay(attempt))
-        for contribution in pending:
-            round_.failed[contribution.key] = (
-                "conflict: too many concurrent writers, retries exhausted"
-            )
-        return ApplyResult(round_.absorbed, frozenset(round_.written), round_.failed, retries)
+        return pending, retries
+
+    def _out_of_time(self, deadline: Deadline | None = None) -> bool:
+        """Whether the deadline of the ``apply`` in progress (or the one given) has passed."""
+        deadline = deadline or _DEADLINE.get()
+        return deadline is not None and deadline.passed()
 
     def _apply_round(
-        self, contributions: Sequence[Contribution], done: _Round
+        self, contributions: Sequence[Contribution], done: _Round, deadline: Deadline | None
     ) -> list[Contribution]:
         """One read-absorb-write round; the contributions whose write conflicted."""
         if not contributions:
             return []
         keys = list(map(_KEY, contributions))
+        if self._out_of_time(deadline):
+            done.failed.update(dict.fromkeys(keys, DEADLINE_PASSED))
+            return []
         try:
             loaded = self._load(keys)
         except IotPipeError as exc:
@@ -74,7 +110,21 @@ class WindowStoreBase(ABC):
             else:
                 saving.append((contribution.key, contribution, absorption))
                 saves.append((updated, None if found is None else found[1]))
-        return done.settle(saving, self._save_all(saves))
+        outcomes = self._save_all(saves) if deadline is None else self._save_until(saves, deadline)
+        return done.settle(saving, outcomes)
+
+    def _save_until(
+        self, windows: Sequence[tuple[HourlyWindow, Version]], deadline: Deadline
+    ) -> list[IotPipeError | None]:
+        """As :meth:`_save_all`, one window at a time, starting none once ``deadline`` passed
+        (a backend's batched writes are given up for the check between windows)."""
+        outcomes: list[IotPipeError | None] = []
+        for window in windows:
+            if deadline.passed():
+                outcomes.append(StoreUnavailable(DEADLINE_PASSED))
+            else:
+                outcomes += self._save_all([window])
+        return outcomes
 
     def _save_all(
         self, windows: Sequence[tuple[HourlyWindow, Version]]
@@ -162,6 +212,10 @@ def check_limit(limit: int) -> None:
     if limit < 1:
         raise ValueError("limit must be at least 1")
 
+
+_RETRIES_EXHAUSTED = "conflict: too many concurrent writers, retries exhausted"
+#: The deadline of the ``apply`` running in this thread (or task), for the backends' hooks.
+_DEADLINE: ContextVar[Deadline | None] = ContextVar("iotpipe_store_deadline", default=None)
 
 _KEY = itemgetter(0, 1)  # a contribution's (device_id, hour_ms), at C speed
 _READINGS = itemgetter(2)

@@ -14,6 +14,7 @@ from iotpipe.ports import (
     AggregateStore,
     BatchSource,
     Clock,
+    CommittableSource,
     Quarantine,
     RawArchive,
     RawBatch,
@@ -53,12 +54,21 @@ class Pipeline:
         return self.processor.process(batch)
 
     def drain(self, batch_size: int = 500) -> Iterator[ProcessReport]:
-        """Process everything waiting on a pollable stream, batch by batch."""
+        """Process everything waiting on a pollable stream, batch by batch.
+
+        A durable stream's batch is committed once applied; one that left readings unapplied
+        stays on it (to be delivered again) and ends the drain.
+        """
         stream = self.stream
         if not isinstance(stream, BatchSource):
             raise RuntimeError("this pipeline's stream cannot be polled")
         while (batch := stream.poll(batch_size)) is not None:
-            yield self.processor.process(batch)
+            report = self.processor.process(batch)
+            yield report
+            if isinstance(stream, CommittableSource):
+                if report.failed_records:
+                    return
+                stream.commit(batch)
 
     def process_payloads(
         self, payloads: Iterable[bytes], *, batch_size: int = 500, source: str = "payloads"

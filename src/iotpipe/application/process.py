@@ -21,10 +21,12 @@ from iotpipe.domain import (
 from iotpipe.domain.kernels import ReadingColumns, decode_records
 from iotpipe.domain.time import MS_PER_HOUR
 from iotpipe.ports import (
+    DEADLINE_PASSED,
     AggregateStore,
     ApplyResult,
     Clock,
     Contribution,
+    Deadline,
     Quarantine,
     RawArchive,
     RawBatch,
@@ -179,21 +181,34 @@ class ProcessService:
         self._quarantine = quarantine
         self._lateness = lateness or LatenessPolicy()
 
-    def process(self, batch: RawBatch) -> ProcessReport:
-        """Process one batch; transient failures are reported as ``failed_records``, not raised."""
-        with gc_paused():
-            return self._process(batch)
+    def process(self, batch: RawBatch, deadline: Deadline | None = None) -> ProcessReport:
+        """Process one batch; transient failures are reported as ``failed_records``, not raised.
 
-    def _process(self, batch: RawBatch) -> ProcessReport:
+        With a ``deadline`` (a function's time left, less what finishing takes), no store read
+        or write starts after it: the records of the windows left are reported failed, to be
+        delivered again, instead of the whole batch timing out.
+        """
+        with gc_paused():
+            return self._process(batch, deadline)
+
+    def _process(self, batch: RawBatch, deadline: Deadline | None = None) -> ProcessReport:
         now = self._clock.now_ms()
         partition = batch.arrived_ms() or now
+        if deadline is not None and deadline.passed():
+            return self._nothing_applied(batch, f"store: {DEADLINE_PASSED}")
         if self._archive is not None:
             try:
                 self._archive.write(batch, partition)
             except ArchiveUnavailable as exc:
                 return self._nothing_applied(batch, f"archive: {exc}")
         triage = self._triage(batch, now)
-        result = self._store.apply(triage.contributions())
+        contributions = triage.contributions()
+        # Without a deadline the call is the one-argument form every store has always taken.
+        result = (
+            self._store.apply(contributions)
+            if deadline is None
+            else self._store.apply(contributions, deadline)
+        )
         rejections = triage.rejections + self._store_rejections(batch, triage, result)
         failed = triage.records_of(result.failed.keys())
         errors = sorted(set(result.failed.values()))

@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from iotpipe.application.process import ProcessReport, ProcessService
-from iotpipe.ports import RawArchive
+from iotpipe.ports import CheckedArchive, RawArchive, UnreadableObject
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,7 +31,8 @@ class ReplayReport:
     """What a replay did, summed over the batches it processed.
 
     ``failed_batches`` are the ids of batches that left readings unapplied (a transient store
-    failure). Replaying again is the retry.
+    failure). Replaying again is the retry. ``unreadable`` are the archive's damaged objects:
+    what could be read of each was replayed, the rest could not be.
     """
 
     batches: int = 0
@@ -44,11 +45,12 @@ class ReplayReport:
     unapplied: int = 0
     failed_batches: tuple[str, ...] = ()
     errors: tuple[str, ...] = ()
+    unreadable: tuple[UnreadableObject, ...] = ()
 
     @property
     def ok(self) -> bool:
-        """Whether every archived reading was applied (or deliberately rejected)."""
-        return not self.failed_batches
+        """Whether every archived reading was read and applied (or deliberately rejected)."""
+        return not self.failed_batches and not self.unreadable
 
 
 def replay(
@@ -57,12 +59,18 @@ def replay(
     """Process every archived batch whose partition hour lies in ``[start_ms, end_ms)``.
 
     Batches are read and processed one at a time, so memory does not grow with the archive.
+    A damaged object of an archive that can say so (:class:`~iotpipe.ports.CheckedArchive`)
+    does not stop the replay: it is reported in ``unreadable`` and the others are processed.
     ``processor`` must have no archive and should use ``LatenessPolicy.backfill()`` (see the
     module docstring).
     """
     totals = _Totals()
-    for batch in archive.read(start_ms, end_ms):
-        totals.add(processor.process(batch))
+    items = archive.scan(start_ms, end_ms) if isinstance(archive, CheckedArchive) else None
+    for item in items or archive.read(start_ms, end_ms):
+        if isinstance(item, UnreadableObject):
+            totals.unreadable.append(item)
+        else:
+            totals.add(processor.process(item))
     return totals.report()
 
 
@@ -78,6 +86,7 @@ class _Totals:
     unapplied: int = 0
     failed: list[str] = field(default_factory=list)
     errors: dict[str, None] = field(default_factory=dict)  # insertion-ordered set
+    unreadable: list[UnreadableObject] = field(default_factory=list)
 
     def add(self, report: ProcessReport) -> None:
         self.batches += 1
@@ -104,4 +113,5 @@ class _Totals:
             unapplied=self.unapplied,
             failed_batches=tuple(self.failed),
             errors=tuple(self.errors),
+            unreadable=tuple(self.unreadable),
         )

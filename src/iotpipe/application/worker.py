@@ -2,19 +2,26 @@
 
 This is the local runtime's stand-in for the platform's stream trigger (Lambda's Kinesis event
 source mapping, Eventarc's Pub/Sub push): poll, process, and redeliver what failed. Like those
-triggers it never drops a batch: records the processor reports as failed are processed again,
-with capped exponential backoff, until they succeed or the worker is stopped.
+triggers it never drops a batch: a batch the processor reports failures for is processed again,
+whole and under the same id (so its archive file is rewritten with the same records), with
+capped exponential backoff, until it succeeds or the worker is stopped. A durable source's
+batch is committed only after that, so a crash at any instant re-delivers at most the batch in
+hand, which exactness makes harmless.
+
+Batches are as large as what is waiting, up to ``batch_size`` records: small when the worker
+keeps up (fresh results), large when a backlog builds up, which amortises the per-window cost
+of a store round over more readings.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
-from dataclasses import replace
 
 from iotpipe.application.process import ProcessReport, ProcessService
-from iotpipe.ports import BatchSource, RawBatch
+from iotpipe.ports import BatchSource, CommittableSource, RawBatch
 
 log = logging.getLogger("iotpipe.worker")
 
@@ -48,7 +55,7 @@ class StreamWorker:
     def start(self) -> StreamWorker:
         """Start the background thread (once)."""
         if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="iotpipe-worker", daemon=True)
+            self._thread = threading.Thread(target=self.run, name="iotpipe-worker", daemon=True)
             self._thread.start()
         return self
 
@@ -64,7 +71,8 @@ class StreamWorker:
             target = self._polls + 1
             return self._changed.wait_for(lambda: self._last_empty_poll >= target, timeout_s)
 
-    def _run(self) -> None:
+    def run(self) -> None:
+        """Poll and process until :meth:`stop` (the thread's body; callable in the foreground)."""
         while not self._stop.is_set():
             with self._changed:
                 self._polls += 1
@@ -75,23 +83,27 @@ class StreamWorker:
                     self._last_empty_poll = number
                     self._changed.notify_all()
                 continue
-            self._process_until_done(batch)
+            if self._process_until_done(batch) and isinstance(self._source, CommittableSource):
+                self._source.commit(batch)
 
-    def _process_until_done(self, batch: RawBatch) -> None:
+    def _process_until_done(self, batch: RawBatch) -> bool:
+        """Process the batch until nothing failed; ``False`` if stopped before that."""
         delay = 0.05
         while not self._stop.is_set():
+            started = time.perf_counter()
             report = self._processor.process(batch)
-            self._emit(report)
+            self._emit(report, time.perf_counter() - started)
             if not report.failed_records:
-                return
-            # Redeliver only what failed, as Lambda does from the first failed record.
-            failed = set(report.failed_records)
-            batch = replace(batch, records=tuple(r for r in batch.records if r.record_id in failed))
+                return True
+            # The whole batch again, not only its failed records: the same id must archive
+            # the same records, and what was applied already counts as duplicates.
             self._stop.wait(delay)
             delay = min(self._max_backoff_s, delay * 2)
+        return False
 
-    def _emit(self, report: ProcessReport) -> None:
+    def _emit(self, report: ProcessReport, seconds: float) -> None:
         level = logging.WARNING if report.failed_records else logging.INFO
-        log.log(level, "batch processed", extra={"report": report.counts()})
+        counts = {**report.counts(), "duration_ms": round(seconds * 1000, 1)}
+        log.log(level, "batch processed", extra={"report": counts})
         if self._on_report is not None:
             self._on_report(report)

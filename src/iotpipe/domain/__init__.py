@@ -17,6 +17,7 @@ from iotpipe.domain.errors import (
     IotPipeError,
     Reason,
     StoreUnavailable,
+    StreamFull,
     StreamUnavailable,
     WindowConflict,
 )
@@ -51,6 +52,7 @@ __all__ = [
     "Reason",
     "Stats",
     "StoreUnavailable",
+    "StreamFull",
     "StreamUnavailable",
     "WindowConflict",
     "daily",

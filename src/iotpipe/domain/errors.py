@@ -30,6 +30,15 @@ class StreamUnavailable(IotPipeError):
     """The stream could not accept or deliver records (transient)."""
 
 
+class StreamFull(StreamUnavailable):
+    """The stream's backlog is at its bound: nothing was accepted; try again in
+    ``retry_after_s`` seconds (backpressure, not an outage)."""
+
+    def __init__(self, message: str, *, retry_after_s: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
 class ArchiveUnavailable(IotPipeError):
     """The raw archive or quarantine could not be written or read (transient)."""
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 import orjson
 
@@ -24,6 +25,10 @@ from iotpipe.domain import ArchiveUnavailable, IotPipeError, LatenessPolicy
 from iotpipe.domain.time import MS_PER_HOUR, hour_start, parse_instant
 from iotpipe.ports import AggregateStore, RawRecord, Rejection
 from iotpipe.simulator import Faults, Fleet
+
+if TYPE_CHECKING:
+    from iotpipe.entrypoints.local_runtime import LocalRuntime as LocalRuntimeT
+    from iotpipe.entrypoints.local_runtime import LocalSettings as LocalSettingsT
 
 
 class CliError(Exception):
@@ -141,6 +146,10 @@ def _replay(args: argparse.Namespace) -> int:
     start, end = _instant(args.start), _instant(args.end)
     if start >= end:
         raise CliError("the time range is empty: --from must be before --to")
+    if args.runner:
+        return _beam_replay(args, start, end)
+    if args.pipeline_options or args.quarantine:
+        raise CliError("--quarantine and pipeline options (after --) need --runner")
     if not args.store.startswith("sqlite:"):
         raise CliError("replay needs a persistent store: --store sqlite:PATH")
     archive = _archive_dir(args.archive)
@@ -152,8 +161,32 @@ def _replay(args: argparse.Namespace) -> int:
             report = replay(FileArchive(archive), processor, start, end)
         except ArchiveUnavailable as exc:
             raise CliError(f"--archive {args.archive}: {exc}") from None
+    for damaged in report.unreadable:
+        lost = "unknown" if damaged.records_lost is None else str(damaged.records_lost)
+        print(
+            f"iotpipe replay: skipped {damaged.name}: {damaged.reason} (records lost: {lost})",
+            file=sys.stderr,
+        )
     print(_replay_summary(report))
     return 0 if report.ok else 1
+
+
+def _beam_replay(args: argparse.Namespace, start: int, end: int) -> int:
+    """The replay on Apache Beam (``iotpipe.entrypoints.beam``; Beam is imported only here)."""
+    from iotpipe.entrypoints.beam import command
+
+    try:
+        return command.replay(
+            runner=args.runner,
+            archive=args.archive,
+            store=args.store,
+            start_ms=start,
+            end_ms=end,
+            quarantine=args.quarantine,
+            pipeline_options=args.pipeline_options,
+        )
+    except (command.BeamUnavailable, command.BadReplay) as exc:
+        raise CliError(str(exc)) from None
 
 
 def _archive_dir(text: str) -> Path:
@@ -176,6 +209,7 @@ def _replay_summary(report: ReplayReport) -> str:
         + (f" ({reasons})" if reasons else "")
         + f", {report.windows_updated} windows updated"
         + _unapplied(report.unapplied, report.errors)
+        + (f"; {len(report.unreadable)} files unreadable (see above)" if report.unreadable else "")
     )
 
 
@@ -214,7 +248,8 @@ def _post(lines: Iterator[str], args: argparse.Namespace, total: int) -> int:
     print(
         f"iotpipe simulate: {report.requests} requests ({statuses}); "
         f"{report.accepted} readings accepted, {report.rejected} rejected, "
-        f"{report.failed_requests} requests failed",
+        f"{report.failed_requests} requests failed"
+        + (f"; waited out a full backlog {report.waits} times" if report.waits else ""),
         file=sys.stderr,
     )
     return 1 if report.failed_requests else 0
@@ -232,10 +267,20 @@ def _time_range(args: argparse.Namespace) -> tuple[int, int]:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from iotpipe.entrypoints.local_runtime import LocalRuntime
+    from iotpipe.entrypoints.local_runtime import LocalSettings, configure_logging
 
+    configure_logging()
     keys = [*args.api_key, *_env_keys()]
-    runtime = LocalRuntime.start(Path(args.data), host=args.host, port=args.port, keys=keys)
+    settings = LocalSettings(
+        host=args.host,
+        port=args.port,
+        keys=keys,
+        log_sync=args.log_sync,
+        max_backlog_records=args.max_backlog_records,
+        max_backlog_bytes=args.max_backlog_bytes,
+        processor=args.processor,
+    )
+    runtime = _start_runtime(Path(args.data), settings)
     generated = "" if keys else " (generated for this run; set IOTPIPE_API_KEYS to choose)"
     print(
         f"iotpipe serve: {runtime.url}/  data in {args.data}\n"
@@ -244,12 +289,46 @@ def _serve(args: argparse.Namespace) -> int:
         flush=True,
     )
     try:
-        while True:
-            time.sleep(3600)
+        with _terminated_as_interrupt():
+            while True:
+                time.sleep(3600)
     except KeyboardInterrupt:
         return 0
     finally:
         runtime.close()
+
+
+def _start_runtime(data_dir: Path, settings: LocalSettingsT) -> LocalRuntimeT:
+    """Start the local runtime, or raise one line saying why it cannot run."""
+    import sqlite3
+
+    from iotpipe.entrypoints.http.server import ServerError
+    from iotpipe.entrypoints.local_runtime import DataDirError, LocalRuntime
+
+    try:
+        return LocalRuntime.start(data_dir, settings)
+    except ModuleNotFoundError as exc:
+        if exc.name != "uvicorn":
+            raise
+        raise CliError("the local server needs uvicorn: pip install 'iotpipe[serve]'") from None
+    except (DataDirError, ServerError) as exc:
+        raise CliError(str(exc)) from None
+    except (IotPipeError, sqlite3.Error) as exc:
+        raise CliError(f"--data {data_dir}: {exc}") from None
+
+
+@contextmanager
+def _terminated_as_interrupt() -> Iterator[None]:
+    """SIGTERM (a service manager's stop) stops the server as Ctrl-C does."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -266,7 +345,7 @@ def _demo(args: argparse.Namespace) -> int:
         duration_s=args.duration,
         api_key=args.api_key or next(iter(_env_keys()), None),
     )
-    return run_demo(options, sys.stdout)
+    return run_demo(options, sys.stdout, start=_start_runtime)
 
 
 def _env_keys() -> list[str]:
@@ -380,24 +459,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     process.set_defaults(run=_process)
 
-    replay_ = commands.add_parser(
-        "replay",
-        help="process archived raw batches again into a store (a backfill; idempotent)",
-        description="Re-process the raw batches archived under DIR whose partition hour lies in "
-        "[--from, --to) into the store. Readings already counted change nothing, so replaying "
-        "twice is harmless. Prints a one-line summary.",
-    )
-    replay_.add_argument(
-        "--archive", metavar="DIR", required=True, help="archive directory (holding raw/)"
-    )
-    replay_.add_argument("--store", metavar="sqlite:PATH", required=True, help="the store")
-    replay_.add_argument(
-        "--from", dest="start", metavar="RFC3339", required=True, help="first hour (inclusive)"
-    )
-    replay_.add_argument(
-        "--to", dest="end", metavar="RFC3339", required=True, help="end (exclusive)"
-    )
-    replay_.set_defaults(run=_replay)
+    _add_replay(commands)
 
     simulate = commands.add_parser(
         "simulate",
@@ -438,9 +500,10 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser(
         "serve",
         help="serve the HTTP API and dashboard over a local store",
-        description="Run the local runtime: POST /v1/readings feeds an in-process stream that a "
-        "worker processes into the SQLite store under --data; the API and dashboard are served "
-        "on --host:--port. Keys come from --api-key or $IOTPIPE_API_KEYS (comma-separated).",
+        description="Run the local runtime: POST /v1/readings answers 202 once the readings are "
+        "in the durable log under --data; a processor applies the log to the SQLite store there "
+        "(resuming after a restart); the API and dashboard are served on --host:--port. Keys "
+        "come from --api-key or $IOTPIPE_API_KEYS (comma-separated). Logs JSON lines to stderr.",
     )
     serve.add_argument(
         "--data", default="iotpipe-data", help="data directory (default: ./iotpipe-data)"
@@ -449,6 +512,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--api-key", action="append", default=[], help="an accepted API key (repeatable)"
     )
+    _log_options(serve)
     serve.set_defaults(run=_serve)
 
     demo = commands.add_parser(
@@ -481,13 +545,89 @@ def _parser() -> argparse.ArgumentParser:
     )
     _package_options(package)
     package.set_defaults(run=_package)
+
+    from iotpipe.entrypoints.aws import redrive  # boto3 is imported only when it runs
+
+    redrive.register(commands)
     return parser
+
+
+def _add_replay(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """The ``replay`` command: one process by default, Apache Beam with ``--runner``."""
+    replay_ = commands.add_parser(
+        "replay",
+        help="process archived raw batches again into a store (a backfill; idempotent)",
+        description="Re-process the raw batches archived under DIR whose partition hour lies in "
+        "[--from, --to) into the store. Readings already counted change nothing, so replaying "
+        "twice is harmless. Prints a one-line summary.",
+    )
+    replay_.add_argument(
+        "--archive", metavar="DIR", required=True, help="archive directory (holding raw/)"
+    )
+    replay_.add_argument("--store", metavar="sqlite:PATH", required=True, help="the store")
+    replay_.add_argument(
+        "--from", dest="start", metavar="RFC3339", required=True, help="first hour (inclusive)"
+    )
+    replay_.add_argument(
+        "--to", dest="end", metavar="RFC3339", required=True, help="end (exclusive)"
+    )
+    replay_.add_argument(
+        "--runner",
+        choices=["direct", "dataflow", "flink", "spark"],
+        help="run on Apache Beam (pip install 'iotpipe[beam]'): DIR may then be s3://BUCKET or "
+        "gs://BUCKET and the store dynamodb:TABLE or firestore:PROJECT (default: one process)",
+    )
+    replay_.add_argument(
+        "--quarantine",
+        metavar="LOCATION",
+        help="with --runner: where rejected readings go (default: the archive, under rejected/)",
+    )
+    replay_.add_argument(
+        "pipeline_options",
+        nargs="*",
+        metavar="-- PIPELINE_OPTION",
+        help="with --runner: Beam pipeline options after --, e.g. -- --project=P --region=R",
+    )
+    replay_.set_defaults(run=_replay)
 
 
 def _server_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
     parser.add_argument(
         "--port", type=int, default=8080, help="port (default: 8080; 0 picks a free one)"
+    )
+
+
+def _log_options(parser: argparse.ArgumentParser) -> None:
+    from iotpipe.adapters.local.log import DEFAULT_MAX_BACKLOG_BYTES, DEFAULT_MAX_BACKLOG_RECORDS
+
+    parser.add_argument(
+        "--log-sync",
+        choices=["full", "normal"],
+        default="full",
+        help="full (default): a 202 waits for fsync, surviving a power cut; normal: it waits "
+        "for the write to the OS, surviving a crash of iotpipe but not of the machine",
+    )
+    parser.add_argument(
+        "--max-backlog-records",
+        type=_positive,
+        default=DEFAULT_MAX_BACKLOG_RECORDS,
+        help="records waiting to be processed beyond which ingest answers 503 with Retry-After "
+        f"(default: {DEFAULT_MAX_BACKLOG_RECORDS:,}; a record is one request's valid "
+        "readings)",
+    )
+    parser.add_argument(
+        "--max-backlog-bytes",
+        type=_positive,
+        default=DEFAULT_MAX_BACKLOG_BYTES,
+        help=f"the same bound in bytes (default: {DEFAULT_MAX_BACKLOG_BYTES:,}, 64 MiB)",
+    )
+    parser.add_argument(
+        "--processor",
+        choices=["process", "thread", "none"],
+        default="process",
+        help="process (default): the processor runs in a child process, on another core; "
+        "thread: everything in one process; none: only fill the log (a later start applies it)",
     )
 
 

@@ -22,6 +22,7 @@ class DeliveryReport:
     rejected: int = 0
     failed_requests: int = 0
     statuses: dict[int, int] = field(default_factory=dict)
+    waits: int = 0  # answers that said to come back later (Retry-After), waited out
 
 
 def post_payloads(
@@ -37,12 +38,15 @@ def post_payloads(
 
     A line that is not valid JSON cannot ride inside an array without spoiling it, so it is
     sent on its own, as a broken device would. 429/5xx answers and connection errors are
-    retried with exponential backoff, ``attempts`` times at most.
+    retried with exponential backoff, ``attempts`` times at most; an answer with
+    ``Retry-After`` (the local runtime's full backlog) is retried after that many seconds,
+    without counting as an attempt, for up to five minutes per request.
     """
     report = DeliveryReport()
     for body, count in _bodies(lines, batch_size):
-        status, answer = _post(url, api_key, body, attempts)
+        status, answer, waits = _post(url, api_key, body, attempts)
         report.requests += 1
+        report.waits += waits
         report.statuses[status] = report.statuses.get(status, 0) + 1
         if status == 202:
             accepted, rejected = answer.get("accepted", 0), answer.get("rejected", [])
@@ -74,25 +78,42 @@ def _bodies(lines: Iterable[str], batch_size: int) -> Iterator[tuple[bytes, int]
 
 
 def _post(
-    url: str, api_key: str | None, body: bytes, attempts: int
-) -> tuple[int, dict[str, object]]:
+    url: str, api_key: str | None, body: bytes, attempts: int, max_wait_s: float = 300.0
+) -> tuple[int, dict[str, object], int]:
     headers = {"content-type": "application/json"}
     if api_key:
         headers["authorization"] = f"Bearer {api_key}"
     status, answer = 0, {}
-    for attempt in range(attempts):
+    attempt = waits = 0
+    waited = 0.0
+    while attempt < attempts:
         request = urllib.request.Request(url, data=body, headers=headers, method="POST")
         try:
             with urllib.request.urlopen(request, timeout=30) as response:
-                return response.status, _json(response.read())
+                return response.status, _json(response.read()), waits
         except urllib.error.HTTPError as exc:
             status, answer = exc.code, _json(exc.read())
             if status != 429 and status < 500:
-                return status, answer
+                return status, answer, waits
+            pause = _retry_after(exc.headers.get("retry-after"))
+            if pause is not None and waited + pause <= max_wait_s:
+                # The server said when to come back (backpressure): that is not a failure.
+                waits += 1
+                waited += pause
+                time.sleep(pause)
+                continue
         except (urllib.error.URLError, TimeoutError, ConnectionError):
             status, answer = 0, {}
         time.sleep(min(2.0, 0.1 * 2**attempt))
-    return status, answer
+        attempt += 1
+    return status, answer, waits
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds from a ``Retry-After`` header (delay-seconds; an HTTP date is not honoured)."""
+    if value is None or not value.strip().isdigit():
+        return None
+    return min(60.0, float(value.strip()))
 
 
 def _json(body: bytes) -> dict[str, object]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
@@ -13,7 +13,7 @@ from iotpipe.application.views import window_json
 from iotpipe.domain import LatenessPolicy
 from iotpipe.domain.time import MS_PER_HOUR, format_instant, hour_start
 from iotpipe.entrypoints.delivery import Progress, post_payloads
-from iotpipe.entrypoints.local_runtime import LocalRuntime
+from iotpipe.entrypoints.local_runtime import LocalRuntime, LocalSettings
 from iotpipe.simulator import Faults, Fleet
 
 #: Faults for the demo's history: resends, reordering, late and malformed payloads, and a
@@ -36,17 +36,27 @@ class DemoOptions:
     api_key: str | None = None
 
 
-def run_demo(options: DemoOptions, out: TextIO) -> int:
-    """Backfill the fleet's history, then stream live readings until interrupted or timed out."""
+def run_demo(
+    options: DemoOptions,
+    out: TextIO,
+    *,
+    start: Callable[[Path, LocalSettings], LocalRuntime] = LocalRuntime.start,
+) -> int:
+    """Backfill the fleet's history, then stream live readings until interrupted or timed out.
+
+    ``start`` starts the runtime (the CLI passes one that turns start-up failures into one
+    line).
+    """
     with tempfile.TemporaryDirectory(prefix="iotpipe-demo-") as scratch:
         data_dir = options.data_dir or Path(scratch)
-        runtime = LocalRuntime.start(
-            data_dir,
+        settings = LocalSettings(
             host=options.host,
             port=options.port,
-            keys=[options.api_key] if options.api_key else None,
+            keys=[options.api_key] if options.api_key else (),
             lateness=LatenessPolicy(),
+            processor_log_level="WARNING",  # the demo's output is its story, not batch lines
         )
+        runtime = start(data_dir, settings)
         try:
             return _demo(runtime, options, data_dir, out)
         except KeyboardInterrupt:
@@ -73,7 +83,7 @@ def _demo(runtime: LocalRuntime, options: DemoOptions, data_dir: Path, out: Text
         fleet.payloads(first, now, DEMO_FAULTS), ingest, runtime.api_key, progress=progress
     )
     progress.close()
-    runtime.worker.wait_idle(120)
+    runtime.wait_idle(120)
     _print_summary(runtime, sent.accepted, sent.rejected, out)
     if not _redelivery_changes_nothing(runtime, fleet.payloads(first, now, DEMO_FAULTS), out):
         return 1
@@ -93,7 +103,7 @@ def _redelivery_changes_nothing(runtime: LocalRuntime, history: Iterator[str], o
     """Send the whole history again, as retrying devices would: no aggregate may change."""
     before = [window_json(w) for w in runtime.pipeline.query.every_window()]
     again = post_payloads(history, f"{runtime.url}/v1/readings", runtime.api_key)
-    runtime.worker.wait_idle(120)
+    runtime.wait_idle(120)
     after = [window_json(w) for w in runtime.pipeline.query.every_window()]
     verdict = "unchanged: each reading counted exactly once" if before == after else "CHANGED"
     out.write(

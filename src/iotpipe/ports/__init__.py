@@ -3,7 +3,13 @@
 from typing import TYPE_CHECKING
 
 from iotpipe._exports import lazy_exports
-from iotpipe.ports.archive import Bucket, Quarantine, RawArchive
+from iotpipe.ports.archive import (
+    Bucket,
+    CheckedArchive,
+    Quarantine,
+    RawArchive,
+    UnreadableObject,
+)
 from iotpipe.ports.clock import Clock
 from iotpipe.ports.records import (
     DeviceSummary,
@@ -16,22 +22,28 @@ from iotpipe.ports.records import (
     StreamMessage,
 )
 from iotpipe.ports.store import (
+    DEADLINE_PASSED,
     AggregateStore,
     ApplyResult,
     Contribution,
+    Deadline,
     RetryPolicy,
     Version,
     WindowKey,
 )
-from iotpipe.ports.stream import BatchSource, ReadingStream
+from iotpipe.ports.stream import BatchSource, CommittableSource, ReadingStream
 
 __all__ = [
+    "DEADLINE_PASSED",
     "AggregateStore",
     "ApplyResult",
     "BatchSource",
     "Bucket",
+    "CheckedArchive",
     "Clock",
+    "CommittableSource",
     "Contribution",
+    "Deadline",
     "DeviceSummary",
     "Page",
     "PublishResult",
@@ -44,6 +56,7 @@ __all__ = [
     "RetryPolicy",
     "StoreOps",
     "StreamMessage",
+    "UnreadableObject",
     "Version",
     "WindowKey",
 ]

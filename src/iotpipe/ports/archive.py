@@ -4,7 +4,8 @@ object bucket that every archive backend provides."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Protocol
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 from iotpipe.ports.records import RawBatch, Rejection
 
@@ -21,6 +22,26 @@ class RawArchive(Protocol):
 
     def read(self, start_ms: int, end_ms: int) -> Iterator[RawBatch]:
         """Every archived batch whose partition hour lies in ``[start_ms, end_ms)``."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class UnreadableObject:
+    """An archived object that could not be read whole: its name, why, and how many of its
+    records were lost (``None``: unknown, e.g. the rest of a truncated file)."""
+
+    name: str
+    reason: str
+    records_lost: int | None
+
+
+@runtime_checkable
+class CheckedArchive(RawArchive, Protocol):
+    """An archive that reports damaged objects instead of failing on the first one."""
+
+    def scan(self, start_ms: int, end_ms: int) -> Iterator[RawBatch | UnreadableObject]:
+        """As :meth:`read`, and, for each object that cannot be read whole, what could be
+        read of it (a batch) followed by an :class:`UnreadableObject`."""
         ...
 
 

@@ -12,6 +12,7 @@ reading lives in its newest window, so it costs no extra write.
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
@@ -49,11 +50,38 @@ class ApplyResult:
     """Window writes repeated because another writer got there first."""
 
 
+@dataclass(frozen=True, slots=True)
+class Deadline:
+    """A point in time (``time.monotonic()`` seconds) after which no new store call starts.
+
+    A serverless function has a hard timeout: work still running then is lost whole, and the
+    platform retries the whole batch. A deadline lets a store stop in time instead, and report
+    what it did not start as failed, so that only that part is retried.
+    """
+
+    at: float
+
+    @staticmethod
+    def after(seconds: float) -> Deadline:
+        """The deadline ``seconds`` from now (at once if ``seconds`` is not positive)."""
+        return Deadline(time.monotonic() + max(0.0, seconds))
+
+    def passed(self) -> bool:
+        """Whether the deadline has passed: start nothing more."""
+        return time.monotonic() >= self.at
+
+
 class AggregateStore(Protocol):
     """Hourly windows and latest readings, updated idempotently and safely under concurrency."""
 
-    def apply(self, contributions: Sequence[Contribution]) -> ApplyResult:
-        """Absorb each contribution into its window exactly once; report windows that failed."""
+    def apply(
+        self, contributions: Sequence[Contribution], deadline: Deadline | None = None
+    ) -> ApplyResult:
+        """Absorb each contribution into its window exactly once; report windows that failed.
+
+        With a ``deadline``, no read or write starts after it: the windows not written by then
+        are reported failed (``"deadline: ..."``), like any transient failure.
+        """
         ...
 
     def hourly(
@@ -96,3 +124,7 @@ class RetryPolicy:
 
 Version = int | str | None
 """A backend's concurrency token for a window (``None``: the window does not exist yet)."""
+
+
+#: Why a window was not written: the caller's deadline passed before its write could start.
+DEADLINE_PASSED = "deadline: not started, the time left was too short (retried later)"

@@ -23,3 +23,16 @@ class BatchSource(Protocol):
     def poll(self, max_records: int, timeout_s: float = 0.0) -> RawBatch | None:
         """Up to ``max_records`` records as one batch, or ``None`` if none came in time."""
         ...
+
+
+@runtime_checkable
+class CommittableSource(BatchSource, Protocol):
+    """A source that hands out the same batch until it is committed (a durable log).
+
+    Commit a batch once the store has applied it: a crash before that re-delivers it, which
+    exactness makes harmless.
+    """
+
+    def commit(self, batch: RawBatch) -> None:
+        """The batch is applied: never hand it out again."""
+        ...

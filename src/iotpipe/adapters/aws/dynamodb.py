@@ -35,7 +35,8 @@ Single-table design (:data:`TABLE_DEFINITION`, created by :func:`create_table`):
 Operations:
 
 - ``_load``: ``BatchGetItem`` (strongly consistent, 100 keys per call); ``UnprocessedKeys``
-  and throttling are retried with full-jitter backoff, a bounded number of times.
+  and throttling are retried with full-jitter backoff, a bounded number of times, and never
+  once the deadline of the ``apply`` in progress has passed.
 - ``_save``: ``PutItem`` of the whole window, conditional on ``attribute_not_exists(PK)`` (a
   new window) or ``version = :expected``; a failed condition is a
   :class:`~iotpipe.domain.WindowConflict` (the shared ``apply`` re-reads and retries).
@@ -183,9 +184,13 @@ class DynamoStore(WindowStoreBase):
             }
         }
         failure: BaseException | None = None
+        attempts = 0
         for attempt in range(1, self._retry.attempts + 1):
             if attempt > 1:
+                if self._out_of_time():  # the caller's deadline: no retry may start now
+                    break
                 self._sleep(self._retry.delay(attempt - 1))
+            attempts = attempt
             asked = len(request[self.table_name]["Keys"])
             try:
                 response = self._call("batch_get_item", RequestItems=request)
@@ -203,7 +208,7 @@ class DynamoStore(WindowStoreBase):
         detail = describe(failure) if failure else "keys left unprocessed"
         raise StoreUnavailable(
             f"dynamodb {self.table_name}: reading windows failed after "
-            f"{self._retry.attempts} attempts ({detail})"
+            f"{attempts} attempts ({detail})"
         ) from failure
 
     def _meter_batch_read(

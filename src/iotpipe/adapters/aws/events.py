@@ -9,8 +9,15 @@ A Lambda Kinesis event looks like this (one shard per invocation)::
 
 The record id is the sequence number (what a partial batch failure response names), the
 arrival time is Kinesis' own (so lateness is judged alike on every retry), and the batch id
-comes from the source: the shard and the first and last sequence numbers. A retried batch has
-the same id and so overwrites its own archive object.
+comes from the source: the shard and the first and last sequence numbers of the batch *as
+delivered*. It is stable only for a batch delivered again whole (a function error without
+bisection), whose archive object is then overwritten with the same bytes. Lambda redelivers
+differently shaped batches too: after a partial failure it retries from the first failed record
+(a new first sequence number), and ``bisect_batch_on_function_error`` halves a failing batch
+(new last or first numbers). Each such batch has a new id, so the archive gets another object
+holding records it already has. That is safe: replay absorbs a reading it has counted as a
+duplicate (no write). It costs storage and replay time in proportion to the records redelivered
+(normally few: only failures cause it), not correctness. docs/troubleshooting.md says how much.
 """
 
 from __future__ import annotations
@@ -49,7 +56,8 @@ def shard_of(event_record: Mapping[str, Any]) -> str:
 
 
 def batch_id(event_records: Sequence[Mapping[str, Any]]) -> str:
-    """``<shard id>-<first sequence number>-<last sequence number>`` of a one-shard batch."""
+    """``<shard id>-<first sequence number>-<last sequence number>`` of a one-shard batch: the
+    same for the same records, another for a partial retry or a bisected half (see above)."""
     if not event_records:
         raise NotAKinesisEvent("a Kinesis event has at least one record")
     shards = {shard_of(r) for r in event_records}

@@ -6,8 +6,10 @@ under an optional key prefix::
     <prefix>raw/dt=2025-08-31/hour=10/<batch-id>.jsonl.gz
     <prefix>rejected/dt=2025-08-31/hour=10/<batch-id>.jsonl.gz
 
-The object name comes from the batch id, so a retried batch overwrites its own object (S3
-replaces an object whole, and the body is byte-identical for the same batch). Objects are
+The object name comes from the batch id, so a batch delivered again whole overwrites its own
+object (S3 replaces an object whole, and the body is byte-identical for the same batch); a
+partial retry or a bisected half is another batch, with another id and object (see
+:mod:`iotpipe.adapters.aws.events`: replay counts its readings once all the same). Objects are
 stored as ``application/gzip`` without ``Content-Encoding``, so no HTTP client unpacks them on
 the way and the bytes read back are the bytes written. Every botocore error (throttling, a
 missing bucket, access denied, the network) raises :class:`~iotpipe.domain.ArchiveUnavailable`:

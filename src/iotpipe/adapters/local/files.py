@@ -10,8 +10,10 @@ torn one. Temporary names start with a dot and are never listed.
 
 from __future__ import annotations
 
+import gzip
 import os
 import secrets
+import zlib
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,7 +21,7 @@ from pathlib import Path
 from iotpipe.application.codecs import archive as fmt
 from iotpipe.domain import ArchiveUnavailable
 from iotpipe.domain.time import to_ms
-from iotpipe.ports import RawBatch, Rejection
+from iotpipe.ports import RawBatch, RawRecord, Rejection, UnreadableObject
 
 _O_BINARY = getattr(os, "O_BINARY", 0)  # Windows: no newline translation
 
@@ -136,11 +138,62 @@ class FileArchive:
             for name in self._files.names(fmt.partition_prefix(fmt.RAW, hour)):
                 yield fmt.decode_batch(fmt.batch_id_of(name), self._files.get(name))
 
+    def scan(self, start_ms: int, end_ms: int) -> Iterator[RawBatch | UnreadableObject]:
+        """As :meth:`read`, but a damaged file (not gzip, truncated, a line that is not a
+        record, empty) does not end the scan: what can be read of it is yielded as a batch,
+        then an :class:`UnreadableObject` with its path, the reason and the records lost."""
+        for hour in self._partitions(start_ms, end_ms):
+            for name in self._files.names(fmt.partition_prefix(fmt.RAW, hour)):
+                batch_id = fmt.batch_id_of(name)
+                body = self._files.get(name)
+                try:
+                    if body:  # gzip reads an empty file as empty: it is a damaged one
+                        yield fmt.decode_batch(batch_id, body)
+                        continue
+                except (OSError, EOFError, zlib.error, ValueError, KeyError, TypeError):
+                    pass  # damaged: recover what can be read, below
+                batch, damage = _recover(batch_id, body)
+                if batch.records:
+                    yield batch
+                yield UnreadableObject(str(self.root / name), *damage)
+
     def _partitions(self, start_ms: int, end_ms: int) -> list[int]:
         # The partitions that exist, not every hour of the range: "from 1970 to 9999" costs
         # what the archive holds, not 70 million probes.
         hours = (_partition_hour(path) for path in self._files.subdirs(fmt.RAW, depth=2))
         return sorted(h for h in hours if h is not None and start_ms <= h < end_ms)
+
+
+def _recover(batch_id: str, body: bytes) -> tuple[RawBatch, tuple[str, int | None]]:
+    """The readable records of a damaged file, and (why, how many records were lost)."""
+    if not body:
+        return RawBatch(batch_id, ()), ("empty file (0 bytes)", None)
+    inflater = zlib.decompressobj(wbits=31)  # gzip framing
+    try:
+        text = inflater.decompress(body)
+    except zlib.error as exc:
+        return RawBatch(batch_id, ()), (f"not a gzip file ({exc})", None)
+    truncated = not inflater.eof
+    lines = text.split(b"\n")
+    if truncated:
+        lines.pop()  # the last line was cut short: lost with the rest of the file
+    records: list[RawRecord] = []
+    bad = 0
+    for line in filter(bytes.strip, lines):
+        try:
+            records.extend(fmt.decode_batch(batch_id, _gzip_line(line)).records)
+        except (ValueError, KeyError, TypeError):
+            bad += 1
+    reasons = [f"{bad} line(s) are not archive records"] if bad else []
+    if truncated:
+        reasons.append(f"truncated after {len(records) + bad} line(s); the rest is lost")
+    return RawBatch(batch_id, tuple(records)), ("; ".join(reasons), None if truncated else bad)
+
+
+def _gzip_line(line: bytes) -> bytes:
+    # One line through the format's own decoder, so recovery reads records exactly as replay
+    # reads them (only damaged files take this path).
+    return gzip.compress(line, compresslevel=1, mtime=0)
 
 
 class FileQuarantine:

@@ -19,7 +19,7 @@ from iotpipe.entrypoints.aws.settings import AwsSettings
 
 if TYPE_CHECKING:
     from iotpipe.application import ProcessService
-    from iotpipe.entrypoints.http.api import AnalyticsApi
+    from iotpipe.entrypoints.aws.apigw import Gateway
 
 
 @functools.cache
@@ -44,29 +44,33 @@ def process_service() -> ProcessService:
 
 
 @functools.cache
-def ingest_api() -> AnalyticsApi:
-    """The ingest-only API over the Kinesis stream: it may write the stream, never read the
-    store."""
+def ingest_api() -> Gateway:
+    """The ingest-only API over the Kinesis stream, behind API Gateway: it may write the
+    stream, never read the store."""
     from iotpipe.adapters.aws.kinesis import KinesisStream
     from iotpipe.adapters.clock import SystemClock
     from iotpipe.application import IngestService
+    from iotpipe.entrypoints.aws.apigw import Gateway
     from iotpipe.entrypoints.http.api import AnalyticsApi
 
     settings = AwsSettings.from_env(os.environ)
     stream = KinesisStream(settings.need("stream_name"), client("kinesis"))
     ingest = IngestService(stream, SystemClock(), settings.lateness)
-    return AnalyticsApi(None, ingest, api_keys(settings))
+    return Gateway(AnalyticsApi(None, ingest, api_keys(settings)), settings.api_base_path)
 
 
 @functools.cache
-def query_api() -> AnalyticsApi:
-    """The read-only API over the DynamoDB store."""
+def query_api() -> Gateway:
+    """The read-only API over the DynamoDB store, behind API Gateway."""
     from iotpipe.adapters.aws.dynamodb import DynamoStore
     from iotpipe.application import QueryService
+    from iotpipe.entrypoints.aws.apigw import Gateway
     from iotpipe.entrypoints.http.api import AnalyticsApi
 
     settings = AwsSettings.from_env(os.environ)
     store = DynamoStore(
         settings.need("table_name"), client("dynamodb"), fleet_shards=settings.fleet_shards
     )
-    return AnalyticsApi(QueryService(store), None, api_keys(settings))
+    return Gateway(
+        AnalyticsApi(QueryService(store), None, api_keys(settings)), settings.api_base_path
+    )

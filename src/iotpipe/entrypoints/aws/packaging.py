@@ -3,8 +3,8 @@
 Three files are written to ``--out`` (default ``dist/aws``):
 
 - ``iotpipe-code.zip``: the ``iotpipe`` package alone, with its package data (``py.typed``, the
-  dashboard HTML). The three functions (ingest, process, api) share it; each sets its own
-  handler (see ``HANDLERS``).
+  dashboard HTML). The four functions (ingest, process, api, authorizer) share it; each sets
+  its own handler (see ``HANDLERS``).
 - ``iotpipe-deps-layer.zip``: a Lambda layer (``python/`` prefix) holding the runtime
   dependencies (``[project] dependencies`` of pyproject.toml: pydantic and its dependencies,
   orjson, msgspec) built for the target platform from binary wheels only.
@@ -86,6 +86,7 @@ HANDLERS = {
     "ingest": "iotpipe.entrypoints.aws.ingest.handler",
     "process": "iotpipe.entrypoints.aws.process.handler",
     "api": "iotpipe.entrypoints.aws.api.handler",
+    "authorizer": "iotpipe.entrypoints.aws.authorizer.handler",
 }
 #: Lambda's limit on a function's unzipped code plus all its layers (AWS's "250 MB").
 LAMBDA_UNZIPPED_LIMIT = 250 * 1024 * 1024

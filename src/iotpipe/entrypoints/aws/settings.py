@@ -25,6 +25,7 @@ LATENESS_HORIZON_HOURS = "IOTPIPE_LATENESS_HORIZON_HOURS"
 MAX_SKEW_SECONDS = "IOTPIPE_MAX_SKEW_SECONDS"
 FLEET_SHARDS = "IOTPIPE_FLEET_SHARDS"
 TTL_DAYS = "IOTPIPE_TTL_DAYS"
+API_BASE_PATH = "IOTPIPE_API_BASE_PATH"
 
 #: Every variable the handlers read (Terraform sets exactly these; a test holds them together).
 ALL = (
@@ -37,6 +38,7 @@ ALL = (
     MAX_SKEW_SECONDS,
     FLEET_SHARDS,
     TTL_DAYS,
+    API_BASE_PATH,
 )
 
 
@@ -56,6 +58,8 @@ class AwsSettings:
     lateness: LatenessPolicy
     fleet_shards: int
     ttl_days: int | None
+    api_base_path: str = ""
+    """A custom domain's API mapping key, stripped from request paths (see ``apigw``)."""
 
     @staticmethod
     def from_env(environ: Mapping[str, str]) -> AwsSettings:
@@ -75,6 +79,7 @@ class AwsSettings:
             ),
             fleet_shards=int(environ.get(FLEET_SHARDS, str(DEFAULT_FLEET_SHARDS))),
             ttl_days=int(environ[TTL_DAYS]) if environ.get(TTL_DAYS) else None,
+            api_base_path=environ.get(API_BASE_PATH, ""),
         )
 
     def need(self, name: str) -> str:

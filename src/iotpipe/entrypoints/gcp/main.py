@@ -1,7 +1,8 @@
 """The Cloud Functions entry module: ``main.py`` at the top of the source archive.
 
-Each function is deployed from the same archive with its own entry point: ``ingest`` and ``api``
-(HTTP) and ``process`` (CloudEvent, triggered by the readings topic). The decorators only
+Each function is deployed from the same archive with its own entry point: ``ingest``, ``api``
+and ``process``, all HTTP (``process`` is the target of the readings topic's push subscription
+and reads the push request itself: see :mod:`iotpipe.entrypoints.gcp.process`). The decorators only
 register each function's signature type with functions-framework; the logic lives in
 :mod:`iotpipe.entrypoints.gcp` and nothing is built at import: clients and services are made on
 the first request and kept for the life of the instance. Locally::
@@ -26,10 +27,10 @@ def ingest(request: Any) -> Any:
     return _ingest.handle(request)
 
 
-@functions_framework.cloud_event
-def process(event: Any) -> None:
-    """One Pub/Sub message -> Firestore and Cloud Storage; raises to be redelivered."""
-    _process.handle(event)
+@functions_framework.http
+def process(request: Any) -> Any:
+    """One pushed Pub/Sub message -> Firestore and Cloud Storage; 500 to be redelivered."""
+    return _process.handle_request(request)
 
 
 @functions_framework.http

@@ -43,7 +43,7 @@ GCP_EXTRA = "gcp"
 #: Each function's entry point in ``main.py`` and its functions-framework signature type.
 ENTRY_POINTS = {
     "ingest": {"entry_point": "ingest", "signature_type": "http"},
-    "process": {"entry_point": "process", "signature_type": "cloudevent"},
+    "process": {"entry_point": "process", "signature_type": "http"},
     "api": {"entry_point": "api", "signature_type": "http"},
 }
 

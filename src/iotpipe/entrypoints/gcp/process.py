@@ -1,7 +1,15 @@
-"""The process function (CloudEvent ``google.cloud.pubsub.topic.v1.messagePublished``): one
-Pub/Sub message -> the process use case -> Firestore, the Cloud Storage archive and quarantine.
+"""The process function (HTTP, the target of the Pub/Sub push subscription): one Pub/Sub
+message -> the process use case -> Firestore, the Cloud Storage archive and quarantine.
 
-Acknowledgement is the function's outcome: returning acknowledges the message, raising makes
+It reads the push request itself (:func:`~iotpipe.adapters.gcp.events.push_delivery`) rather
+than through functions-framework's CloudEvent conversion, which answers 400 before any code
+runs for a message without ``data`` (an attribute-only message: valid in Pub/Sub, which omits
+empty data), so such a message would be retried and dead-lettered instead of quarantined. A
+plain push body, and a CloudEvent in binary or structured mode (an Eventarc trigger), are all
+read; the message id falls back to the CloudEvent's ``id``; ``subscription`` and
+``deliveryAttempt`` reach the summary line.
+
+Acknowledgement is the answer's status: 200 acknowledges the message, anything else makes
 Pub/Sub deliver it again (with the subscription's backoff, then to its dead-letter topic).
 
 - Bad data (malformed JSON, invalid readings, too late, conflicting duplicates) is quarantined
@@ -9,9 +17,9 @@ Pub/Sub deliver it again (with the subscription's backoff, then to its dead-lett
 - A transient failure (the store or the archive unavailable, conflicts beyond the retries)
   leaves some readings unapplied: the function raises :class:`Redeliver`. On the next delivery
   the windows already written absorb their readings again as duplicates, which changes nothing.
-- An event that is not a Pub/Sub delivery, or an error retrying cannot fix (permission denied,
-  a missing index), raises too: after the subscription's maximum delivery attempts the message
-  rests on the dead-letter topic, for inspection and redrive.
+- A request that is not a Pub/Sub delivery is answered 400, and an error retrying cannot fix
+  (permission denied, a missing index) raises (500): either way, after the subscription's
+  maximum delivery attempts the message rests on the dead-letter topic, for inspection.
 
 One summary line per message (``"batch processed"``) carries the same counts as on AWS; the
 log-based metrics are derived from it.
@@ -21,13 +29,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING
 
-from iotpipe.adapters.gcp.events import NotAPubSubEvent, batch_from_push
+from iotpipe.adapters.gcp.events import NotAPubSubEvent, PushDelivery, push_delivery
 from iotpipe.application import ProcessReport
 from iotpipe.entrypoints.gcp import bootstrap
 from iotpipe.entrypoints.gcp import observability as obs
 from iotpipe.entrypoints.gcp.clients import settings
+from iotpipe.ports import RawBatch
+
+if TYPE_CHECKING:
+    import flask
 
 FUNCTION = "process"
 
@@ -39,64 +51,58 @@ class Redeliver(RuntimeError):
 service = bootstrap.process_service  # its former name
 
 
-def handle(event: Any) -> None:
-    """Process one pushed message; raise to have it delivered again (see the module docstring).
+def handle_request(request: flask.Request) -> flask.Response:
+    """Answer one push request: 200 to acknowledge, 400 for what is not a Pub/Sub delivery,
+    500 (:class:`Redeliver`) to have the message delivered again."""
+    import flask
 
-    ``event`` is the CloudEvent functions-framework passes (its ``data`` is the delivery).
-    """
+    headers = {name.lower(): value for name, value in request.headers.items()}
+    try:
+        delivery = push_delivery(request.get_data(), headers)
+        batch = delivery.batch()
+    except NotAPubSubEvent as exc:
+        trace = obs.trace_from_headers(headers)
+        with obs.serving(FUNCTION, settings().project, trace):
+            obs.log("ERROR", "not a Pub/Sub message delivery", error=str(exc))
+        return flask.Response(str(exc), status=400, mimetype="text/plain")
+    try:
+        handle(delivery, batch, headers)
+    except Redeliver as exc:
+        return flask.Response(str(exc), status=500, mimetype="text/plain")
+    return flask.Response("", status=200)
+
+
+def handle(delivery: PushDelivery, batch: RawBatch, headers: Mapping[str, str]) -> None:
+    """Process one delivery's batch; raise :class:`Redeliver` to have it delivered again."""
     started = time.perf_counter()
-    data = event.data if isinstance(event.data, Mapping) else {}
-    with obs.serving(FUNCTION, settings().project, _trace(event)):
-        try:
-            batch = batch_from_push(data)
-        except NotAPubSubEvent as exc:
-            obs.log("ERROR", "not a Pub/Sub message delivery", event_id=_id(event), error=str(exc))
-            raise
+    with obs.serving(FUNCTION, settings().project, _trace(headers)):
         try:
             report = bootstrap.process_service().process(batch)
         except Exception as exc:
             obs.log("ERROR", "batch failed", batch_id=batch.batch_id, error=repr(exc))
             raise
-        _observe(report, time.perf_counter() - started, data)
+        _observe(report, time.perf_counter() - started, delivery)
     if report.failed_records:
         raise Redeliver(f"message {batch.batch_id}: {'; '.join(report.errors)}")
 
 
-def _observe(report: ProcessReport, seconds: float, data: Mapping[str, Any]) -> None:
+def _observe(report: ProcessReport, seconds: float, delivery: PushDelivery) -> None:
     lag_ms = None if report.newest_ms is None else time.time_ns() // 1_000_000 - report.newest_ms
     obs.log(
         "WARNING" if report.failed_records else "INFO",
         "batch processed",
-        subscription=data.get("subscription"),
-        delivery_attempt=data.get("deliveryAttempt"),
+        subscription=delivery.subscription,
+        delivery_attempt=delivery.delivery_attempt,
         **report.counts(),
         duration_ms=round(seconds * 1000, 1),
         lag_ms=lag_ms,
     )
 
 
-def _trace(event: Any) -> obs.Trace | None:
-    """The delivery's trace: the event's ``traceparent`` extension, else the push request's
-    headers (Pub/Sub push and Eventarc send ``traceparent``)."""
-    parent = _attribute(event, "traceparent")
-    if parent:
-        return obs.trace_from_headers({"traceparent": parent})
-    try:
-        import flask
-    except ImportError:  # pragma: no cover - functions-framework always brings flask
-        return None
-    if not flask.has_request_context():
-        return None
-    return obs.trace_from_headers({k.lower(): v for k, v in flask.request.headers.items()})
-
-
-def _id(event: Any) -> str | None:
-    return _attribute(event, "id")
-
-
-def _attribute(event: Any, name: str) -> str | None:
-    try:
-        value = event[name]
-    except (KeyError, TypeError):
-        return None
-    return None if value is None else str(value)
+def _trace(headers: Mapping[str, str]) -> obs.Trace | None:
+    """The delivery's trace: the push request's ``traceparent`` or ``x-cloud-trace-context``
+    (Pub/Sub push and Eventarc send them), else a binary CloudEvent's ``ce-traceparent``."""
+    found = obs.trace_from_headers(headers)
+    if found is None and "ce-traceparent" in headers:
+        found = obs.trace_from_headers({"traceparent": headers["ce-traceparent"]})
+    return found

@@ -2,7 +2,7 @@
 
 :class:`AnalyticsApi` answers :class:`HttpRequest` with :class:`HttpResponse`; the local server
 lives in :mod:`iotpipe.entrypoints.http.server` (imported on its own: serverless runtimes do not
-load ``http.server``).
+load uvicorn, which is imported only when serving).
 """
 
 from typing import TYPE_CHECKING

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from iotpipe import __version__
 from iotpipe.application import QueryService
-from iotpipe.domain import StoreUnavailable, StreamUnavailable
+from iotpipe.domain import StoreUnavailable, StreamFull, StreamUnavailable
 from iotpipe.entrypoints.http.auth import ApiKeys
 from iotpipe.entrypoints.http.endpoints import (
     IngestEndpoints,
@@ -65,6 +65,7 @@ class AnalyticsApi:
     ``query=None`` serves only ingest (the AWS ingest function, which may not read the store).
     ``check_responses=True`` validates every response against the route's declared model and
     problems before returning it (tests run so; a violation answers 500 and is logged).
+    ``stream_status`` adds the stream's backlog to ``GET /v1/health`` (the local runtime's log).
     """
 
     def __init__(
@@ -78,11 +79,12 @@ class AnalyticsApi:
         max_range_days: int = 31,
         max_daily_range_days: int = 366,
         check_responses: bool = False,
+        stream_status: Callable[[], Mapping[str, object]] | None = None,
     ) -> None:
         self.limits = Limits(max_body, max_items, max_range_days, max_daily_range_days)
         self._keys = keys
         self._check = check_responses
-        routes = service_routes(self.openapi_bytes, __version__)
+        routes = service_routes(self.openapi_bytes, __version__, stream_status)
         if ingest is not None:
             routes += IngestEndpoints(ingest, self.limits).routes()
         if query is not None:
@@ -97,6 +99,11 @@ class AnalyticsApi:
         """The API over a pipeline's query service, and its ingest if it has a stream."""
         ingest = pipeline if pipeline.stream is not None else None
         return cls(pipeline.query, ingest, keys, **options)
+
+    def route_of(self, path: str) -> str | None:
+        """The template of the route ``path`` matches, or ``None`` (logs name routes, not ids)."""
+        candidates, _ = self._router.match(path)
+        return candidates[0].path if candidates else None
 
     @property
     def max_body(self) -> int:
@@ -152,13 +159,22 @@ class AnalyticsApi:
         try:
             if not route.public:
                 self._authenticate(request.headers)
-            params = parse_params(route.params, path_params, request.query)
+            params = parse_params(
+                route.params,
+                path_params,
+                request.query,
+                ignore_unknown=route.ignore_unknown_query,
+            )
             reply = route.handler(Call(request, params))
         except ApiProblem as problem:
             return problem.response()
         except StoreUnavailable:
             _log.warning("store unavailable answering %s", route.operation_id, exc_info=True)
             return problem_response(STORE_UNAVAILABLE, "the aggregate store is unavailable")
+        except StreamFull as full:
+            # Backpressure, not an outage: say when to come back.
+            retry = {"retry-after": str(full.retry_after_s)}
+            return problem_response(INGEST_UNAVAILABLE, str(full), headers=retry)
         except StreamUnavailable:
             _log.warning("stream unavailable answering %s", route.operation_id, exc_info=True)
             return problem_response(INGEST_UNAVAILABLE, "the stream is unavailable")

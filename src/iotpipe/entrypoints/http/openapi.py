@@ -97,6 +97,8 @@ def _operation(route: Route, reading_name: str, max_items: int) -> dict[str, Any
     }
     if route.params:
         operation["parameters"] = [_parameter(p) for p in route.params]
+    # OpenAPI has no keyword for "other query parameters": say it in an extension as well.
+    operation["x-unknown-query-parameters"] = "ignored" if route.ignore_unknown_query else "refused"
     if route.body_model is not None:
         operation["requestBody"] = _reading_body(reading_name, max_items, route.body_example)
     return operation

@@ -142,16 +142,22 @@ def _device(text: str) -> str:
 
 
 def parse_params(
-    declared: tuple[Param, ...], path: Mapping[str, str], query: Mapping[str, str]
+    declared: tuple[Param, ...],
+    path: Mapping[str, str],
+    query: Mapping[str, str],
+    *,
+    ignore_unknown: bool = False,
 ) -> dict[str, object]:
     """Every declared parameter's value (defaults filled in), or one problem listing them all.
 
-    Unknown query parameters are refused: a misspelt ``form=`` must not silently mean "none".
+    Unknown query parameters are refused (a misspelt ``form=`` must not silently mean "none"),
+    unless ``ignore_unknown``: ingest ignores them, so that a device adding ``?v=2`` to its URL
+    still gets its readings in.
     """
     values: dict[str, object] = {}
     errors: list[dict[str, str]] = []
     names = {p.name for p in declared if p.location == "query"}
-    for name in sorted(set(query) - names):
+    for name in [] if ignore_unknown else sorted(set(query) - names):
         allowed = ", ".join(sorted(names)) or "none"
         errors.append(_error(name, f"is not a parameter of this route (it takes: {allowed})"))
     for param in declared:

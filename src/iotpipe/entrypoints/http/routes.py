@@ -93,6 +93,8 @@ class Route:
     body_example: Any = None
     public: bool = False
     tag: str = "analytics"
+    ignore_unknown_query: bool = False
+    """Unknown query parameters are ignored (ingest) instead of refused (the queries)."""
 
     @property
     def segments(self) -> tuple[str, ...]:

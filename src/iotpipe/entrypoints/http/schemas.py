@@ -184,11 +184,31 @@ class IngestAccepted(_Body):
     )
 
 
+class StreamStatus(_Body):
+    """The local runtime's durable log: what waits to be processed, and since when."""
+
+    backlog_records: int = Field(ge=0, description="Records appended and not yet applied.")
+    backlog_bytes: int = Field(ge=0, description="Their size in bytes.")
+    oldest_unprocessed_age_ms: int | None = Field(
+        ge=0, description="How long the oldest of them has waited (`null`: none waits)."
+    )
+    max_backlog_records: int = Field(ge=1, description="The bound: beyond it ingest answers 503.")
+    max_backlog_bytes: int = Field(ge=1, description="The bound in bytes.")
+    log_bytes: int = Field(ge=0, description="The log's files on disk.")
+    appended: int = Field(ge=0, description="The last log position appended.")
+    applied: int = Field(ge=0, description="The checkpoint: every position up to it is applied.")
+
+
 class Health(_Body):
     """The process is up and serving."""
 
     status: Literal["ok"]
     version: str
+    stream: StreamStatus = Field(  # type: ignore[assignment]  # omitted, never null
+        default=None,
+        description="The local runtime's log (absent on the cloud runtimes).",
+        json_schema_extra=_no_default,
+    )
 
 
 ProblemCode = Enum(  # type: ignore[misc]
@@ -250,7 +270,10 @@ def reading_payload_schema() -> tuple[str, dict[str, Any]]:
     location = props["location"]["properties"]
     location["lat"].update(minimum=-90, maximum=90)
     location["lon"].update(minimum=-180, maximum=180)
-    schema["anyOf"] = [{"required": [m.name]} for m in METRICS]
+    # Present and a number: a metric that is null does not count (the domain's no_metrics).
+    schema["anyOf"] = [
+        {"required": [m.name], "properties": {m.name: {"type": "number"}}} for m in METRICS
+    ]
     schema["description"] = (
         "One reading. Unknown members are kept in the raw archive and ignored by aggregation; "
         "at least one metric must be present and not null."

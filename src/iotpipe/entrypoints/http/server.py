@@ -1,23 +1,35 @@
-"""The local HTTP server: the standard library's threading server in front of the API.
+"""The local HTTP server: uvicorn (HTTP/1.1 by h11) in front of the API, through a small ASGI app.
 
-It only translates: an ``http.server`` request becomes an :class:`HttpRequest`, the API's
-:class:`HttpResponse` is written back. What only a server can do happens here too: a body whose
-``Content-Length`` exceeds the API's limit is refused without being read, chunked bodies are
-refused (411), and each request is logged as one JSON line (method, path, status, duration;
-never headers, query strings or bodies).
+The protocol is uvicorn's and h11's, not ours: request lines, header syntax, conflicting
+``Content-Length`` headers (400, RFC 9112 section 6.3), keep-alive and clients that hang up are
+theirs to handle. This module only translates: an ASGI request becomes an :class:`HttpRequest`,
+the API's :class:`HttpResponse` is sent back. The API runs on a pool of threads (it is
+synchronous, and ingest waits for the log's commit), so the event loop keeps serving.
+
+What only a server can do happens here too, before the body is read: a body whose
+``Content-Length`` exceeds the API's limit is refused (413, and a client that sent
+``Expect: 100-continue`` is never invited to send it), chunked bodies are refused (411), and a
+version other than HTTP/1.0 or 1.1 is answered 505. Each request is logged as one JSON line
+(method, route, path, status, duration; never headers, query strings or bodies).
+
+Why uvicorn: a production server that is light (pure Python with h11; ~1 MB with click),
+starts in ~0.2 s, serves many slow or idle connections on one event loop, and hands the
+application the headers before the body, which the two refusals above need. It is an optional
+dependency (``iotpipe[serve]``), never part of the Lambda or Cloud Functions packages.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 import sys
 import threading
 import time
-from collections.abc import Mapping
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl
 
 import orjson
 
@@ -35,29 +47,39 @@ from iotpipe.entrypoints.http.problems import (
 ACCESS_LOG = logging.getLogger("iotpipe.http.access")
 _log = logging.getLogger("iotpipe.http.server")
 
-#: Seconds a connection may sit idle (or trickle a request) before it is closed.
+#: Seconds an idle keep-alive connection stays open.
 SOCKET_TIMEOUT_S = 30.0
+#: Requests the API may work on at once (the rest wait on the event loop, costing no thread).
+API_THREADS = 64
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+
+class ServerError(Exception):
+    """The server could not start (the address is in use, the port is invalid...)."""
 
 
 class LocalServer:
     """A running server: its ``url``, and ``close()`` to stop it (also a context manager)."""
 
-    def __init__(self, httpd: _Server, thread: threading.Thread) -> None:
-        self._httpd = httpd
+    def __init__(self, server: Any, thread: threading.Thread, address: tuple[str, int]) -> None:
+        self._server = server
         self._thread = thread
-        host, port = httpd.server_address[:2]
-        host = str(host)
+        host, port = address
         self.url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
     def close(self) -> None:
-        """Stop accepting requests, close the socket and wait for the serving thread."""
-        self._httpd.shutdown()
-        self._httpd.server_close()
+        """Stop accepting requests, finish those in flight, close the socket."""
+        self._server.should_exit = True
         self._thread.join()
 
     def wait(self) -> None:
         """Block until the server stops."""
-        self._thread.join()
+        while self._thread.is_alive():
+            self._thread.join(0.5)  # a plain join() would not let Ctrl-C through
 
     def __enter__(self) -> LocalServer:
         return self
@@ -73,20 +95,70 @@ def serve(
     *,
     access_log: logging.Logger = ACCESS_LOG,
 ) -> LocalServer:
-    """Start serving ``api`` on ``host:port`` (0: any free port) in a daemon thread."""
-    server_class = _Server6 if ":" in host else _Server
-    httpd = server_class((host, port), _Handler)
-    httpd.api = api
-    httpd.access_log = access_log
-    # A short poll interval makes close() prompt (shutdown waits for the loop to notice).
+    """Start serving ``api`` on ``host:port`` (0: any free port) in a daemon thread.
+
+    The socket is bound before this returns: a busy or invalid address raises
+    :class:`ServerError` here, with the reason.
+    """
+    import uvicorn  # the server is needed only when serving (and is an optional dependency)
+
+    sock = _bind(host, port)
+    app = AsgiApp(api, access_log)
+    config = uvicorn.Config(
+        app,
+        http="h11",  # the same protocol implementation wherever iotpipe is installed
+        lifespan="off",
+        log_config=None,  # leave logging to the application
+        log_level="warning",  # not uvicorn's start-up banner; its protocol warnings, yes
+        access_log=False,  # ours is the JSON line above
+        server_header=False,
+        timeout_keep_alive=int(SOCKET_TIMEOUT_S),
+        timeout_graceful_shutdown=10,
+    )
+    server = uvicorn.Server(config)
     thread = threading.Thread(
-        target=httpd.serve_forever,
-        kwargs={"poll_interval": 0.05},
-        name=f"iotpipe-http-{port}",
-        daemon=True,
+        target=_run, args=(server, sock, app), name=f"iotpipe-http-{port}", daemon=True
     )
     thread.start()
-    return LocalServer(httpd, thread)
+    deadline = time.monotonic() + 30
+    while not server.started and thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    if not server.started:
+        server.should_exit = True
+        raise ServerError("the HTTP server did not start")
+    return LocalServer(server, thread, sock.getsockname()[:2])
+
+
+def _run(server: Any, sock: socket.socket, app: AsgiApp) -> None:
+    try:
+        server.run(sockets=[sock])
+    finally:
+        app.close()
+        sock.close()
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    if not 0 <= port <= 65535:
+        raise ServerError(f"port {port} is not a TCP port (0-65535)")
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # IPPROTO_TCP, not 0: asyncio turns Nagle's algorithm off only on sockets that say TCP.
+    # With it on, a response's headers and body (two writes) met the client's delayed ACK and
+    # every response on a kept-alive connection waited ~40 ms.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        reason = "is in use" if exc.errno in _IN_USE else f"cannot be used: {exc.strerror or exc}"
+        raise ServerError(f"address {host}:{port} {reason}") from None
+    sock.setblocking(False)
+    return sock
+
+
+_IN_USE = {98, 48, 10048}  # EADDRINUSE on Linux, macOS, Windows
 
 
 def serve_forever(api: AnalyticsApi, host: str = "127.0.0.1", port: int = 8080) -> None:
@@ -97,6 +169,7 @@ def serve_forever(api: AnalyticsApi, host: str = "127.0.0.1", port: int = 8080) 
     print(
         f"iotpipe: serving on {server.url} (API docs: {server.url}/v1/openapi.json)",
         file=sys.stderr,
+        flush=True,
     )
     try:
         server.wait()
@@ -106,151 +179,134 @@ def serve_forever(api: AnalyticsApi, host: str = "127.0.0.1", port: int = 8080) 
         server.close()
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    api: AnalyticsApi
-    access_log: logging.Logger
+class AsgiApp:
+    """The API as an ASGI application (HTTP only)."""
 
+    def __init__(self, api: AnalyticsApi, access_log: logging.Logger = ACCESS_LOG) -> None:
+        self._api = api
+        self._access_log = access_log
+        self._pool = ThreadPoolExecutor(API_THREADS, thread_name_prefix="iotpipe-api")
 
-class _Server6(_Server):
-    address_family = socket.AF_INET6
+    def close(self) -> None:
+        """Let the API's threads finish."""
+        self._pool.shutdown(wait=True)
 
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-    protocol_version = "HTTP/1.1"
-    timeout = SOCKET_TIMEOUT_S
-    server_version = "iotpipe"
-    sys_version = ""  # the Python version is nobody's business
-    # Headers and body leave in two writes; with Nagle's algorithm on, a keep-alive client's
-    # delayed ACK held the body back about 40 ms on every response (TCP_NODELAY).
-    disable_nagle_algorithm = True
-
-    # Every standard method goes through the API, which answers 405 where it must; others
-    # get http.server's 501 (as a problem document, see send_error).
-    def do_GET(self) -> None:
-        """Answer through the API."""
-        self._dispatch()
-
-    def do_HEAD(self) -> None:
-        """Answer through the API (headers only)."""
-        self._dispatch()
-
-    def do_POST(self) -> None:
-        """Answer through the API."""
-        self._dispatch()
-
-    def do_PUT(self) -> None:
-        """Answer through the API."""
-        self._dispatch()
-
-    def do_PATCH(self) -> None:
-        """Answer through the API."""
-        self._dispatch()
-
-    def do_DELETE(self) -> None:
-        """Answer through the API."""
-        self._dispatch()
-
-    def do_OPTIONS(self) -> None:
-        """Answer through the API."""
-        self._dispatch()
-
-    def handle_expect_100(self) -> bool:
-        """Refuse an oversized body before the client sends it, instead of inviting it."""
-        refusal = self._refusal()
-        if refusal is None:
-            return super().handle_expect_100()
-        self._respond(refusal, time.perf_counter())
-        return False
-
-    def _dispatch(self) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Answer one HTTP request."""
+        if scope["type"] != "http":
+            return
         started = time.perf_counter()
-        try:
-            response = self._refusal() or self._answer()
-        except OSError:
-            raise  # the connection broke (or timed out): http.server closes it
-        except Exception:
-            # The API never raises; this guards the translation itself.
-            _log.exception("unexpected error translating %.32r", self.command)
-            self.close_connection = True
-            response = problem_response(INTERNAL_ERROR, "an unexpected error occurred")
-        self._respond(response, started)
-
-    def _respond(self, response: HttpResponse, started: float) -> None:
-        self._write(response)
-        self._log_access(response.status, started)
-
-    def _refusal(self) -> HttpResponse | None:
-        """A response to send without reading the body, or ``None`` to go on."""
-        if "transfer-encoding" in self.headers:
-            self.close_connection = True
-            return problem_response(LENGTH_REQUIRED, "send the body with a Content-Length")
-        length = self.headers.get("content-length")
-        if length is None:
-            return None
-        if not is_whole(length.strip()):
-            self.close_connection = True
-            return problem_response(
-                PROTOCOL_ERROR, "Content-Length is not a whole number", status=400
+        headers = _headers(scope)
+        response, close = _refusal(scope, headers, self._api.max_body)
+        if response is None:
+            body = await _body(receive)
+            if body is None:  # the client hung up (or sent less than announced): nobody to answer
+                return
+            response, close = await self._answer(scope, headers, body)
+        if close:
+            response = HttpResponse(
+                response.status, {**response.headers, "connection": "close"}, response.body
             )
-        limit = self.server.api.max_body
-        if int(length) > limit:
-            # The body stays unread: the connection cannot be reused after it.
-            self.close_connection = True
-            return problem_response(PAYLOAD_TOO_LARGE, f"the body may be at most {limit} bytes")
-        return None
+        await _send(send, response, bare=scope["method"] == "HEAD")
+        self._log_access(scope, response.status, started)
 
-    def _answer(self) -> HttpResponse:
-        length = int(self.headers.get("content-length") or 0)
-        body = self.rfile.read(length) if length else b""
-        if len(body) < length:
-            self.close_connection = True
-            return problem_response(PROTOCOL_ERROR, "the body ended early", status=400)
-        target = urlsplit(self.path)
+    async def _answer(
+        self, scope: Scope, headers: dict[str, str], body: bytes
+    ) -> tuple[HttpResponse, bool]:
+        """The API's answer, and whether to close the connection after it."""
         request = HttpRequest(
-            method=self.command,
-            path=target.path,
-            query=_query(target.query),
-            headers={name.lower(): value for name, value in self.headers.items()},
+            method=scope["method"],
+            path=_path(scope),
+            query=_query(scope.get("query_string", b"").decode("latin-1")),
+            headers=headers,
             body=body,
         )
-        return self.server.api.handle(request)
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._pool, self._api.handle, request), False
+        except Exception:
+            # The API never raises; this guards the translation itself.
+            _log.exception("unexpected error answering %.32r", scope.get("method"))
+            return problem_response(INTERNAL_ERROR, "an unexpected error occurred"), True
 
-    def _write(self, response: HttpResponse) -> None:
-        self.send_response_only(response.status)
-        self.send_header("date", self.date_time_string())
-        headers = dict(response.headers)
-        headers.setdefault("content-length", str(len(response.body)))
-        if self.close_connection:
-            headers["connection"] = "close"
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        if self.command != "HEAD" and response.status >= 200 and response.status not in (204, 304):
-            self.wfile.write(response.body)
-
-    def _log_access(self, status: int, started: float) -> None:
+    def _log_access(self, scope: Scope, status: int, started: float) -> None:
+        path = _path(scope)[:512]
+        client = scope.get("client") or ("", 0)
         record: dict[str, Any] = {
-            "method": self.command,
-            "path": urlsplit(getattr(self, "path", "")).path[:512],
+            "method": scope["method"],
+            "route": self._api.route_of(path),
+            "path": path,
             "status": status,
             "duration_ms": round((time.perf_counter() - started) * 1000, 3),
-            "remote": self.client_address[0],
+            "remote": client[0],
         }
-        self.server.access_log.info(orjson.dumps(record).decode())
+        self._access_log.info(orjson.dumps(record).decode())
 
-    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
-        """Protocol-level errors (bad request line, headers too long...) as problem documents."""
-        self.close_connection = True
-        response = problem_response(
-            PROTOCOL_ERROR, message or "the request is not valid HTTP", status=code
-        )
-        self.command = self.command or ""  # unset when the request line could not be read
-        self._respond(response, time.perf_counter())
 
-    def log_message(self, format: str, *args: Any) -> None:
-        """Silenced: :meth:`_log_access` writes the structured access log instead."""
+def _refusal(
+    scope: Scope, headers: Mapping[str, str], limit: int
+) -> tuple[HttpResponse | None, bool]:
+    """A response to send without reading the body (and closing), or ``(None, keep)``."""
+    if scope.get("http_version") not in ("1.0", "1.1"):
+        version = scope.get("http_version")
+        detail = f"HTTP/{version} is not supported on this port; use HTTP/1.1"
+        return problem_response(PROTOCOL_ERROR, detail, status=505), True
+    if "transfer-encoding" in headers:
+        return problem_response(LENGTH_REQUIRED, "send the body with a Content-Length"), True
+    length = headers.get("content-length")
+    if length is None:
+        return None, False
+    if not is_whole(length.strip()):
+        detail = "Content-Length is not a whole number"
+        return problem_response(PROTOCOL_ERROR, detail, status=400), True
+    if int(length) > limit:
+        # The body stays unread: the connection cannot be reused after it.
+        detail = f"the body may be at most {limit} bytes"
+        return problem_response(PAYLOAD_TOO_LARGE, detail), True
+    return None, False
+
+
+async def _body(receive: Receive) -> bytes | None:
+    """The whole body, or ``None`` if the client disconnected first."""
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+async def _send(send: Send, response: HttpResponse, *, bare: bool) -> None:
+    headers = dict(response.headers)
+    headers.setdefault("content-length", str(len(response.body)))
+    await send(
+        {
+            "type": "http.response.start",
+            "status": response.status,
+            "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()],
+        }
+    )
+    # HEAD, 1xx, 204 and 304 responses carry no body (HEAD keeps GET's Content-Length).
+    no_body = bare or response.status < 200 or response.status in (204, 304)
+    await send({"type": "http.response.body", "body": b"" if no_body else response.body})
+
+
+def _headers(scope: Scope) -> dict[str, str]:
+    # Names are lower-case already; a repeated header's values are joined, as RFC 9110 allows.
+    joined: dict[str, str] = {}
+    for raw_name, raw_value in scope["headers"]:
+        name, value = raw_name.decode("latin-1").lower(), raw_value.decode("latin-1")
+        joined[name] = f"{joined[name]}, {value}" if name in joined else value
+    return joined
+
+
+def _path(scope: Scope) -> str:
+    # The raw path keeps its percent-encoding, as HttpRequest documents.
+    raw = scope.get("raw_path")
+    text = raw.decode("latin-1") if raw else str(scope.get("path", "/"))
+    return text.split("?", 1)[0]
 
 
 def _query(text: str) -> Mapping[str, str]:

@@ -1,0 +1,142 @@
+"""The archive as the Beam replay sees it: which objects a time range covers, and reading one
+object without ever stopping on a bad one.
+
+Names are those of :mod:`iotpipe.application.codecs.archive` relative to the archive's root
+(``raw/dt=2025-08-31/hour=10/<batch>.jsonl.gz``); they sort the way ``iotpipe replay`` reads
+(partition hour, then name), which is what makes them the order key of the combine. No Beam
+here: plain functions over names and bytes.
+"""
+
+from __future__ import annotations
+
+import gzip
+import zlib
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from iotpipe.application.codecs import archive as fmt
+from iotpipe.domain.time import MS_PER_DAY, MS_PER_HOUR, from_ms, hour_start, to_ms
+from iotpipe.ports import RawBatch, RawRecord
+
+#: Above this many days, the replay lists the whole ``raw/`` tree once instead of day by day.
+MAX_DAY_PATTERNS = 400
+_CHUNK = 1 << 16
+
+
+def patterns(root: str, start_ms: int, end_ms: int) -> list[str]:
+    """Glob patterns (under ``root``, ``/``-separated) matching at least every raw object whose
+    partition hour lies in ``[start_ms, end_ms)``: one per day, or the whole tree for a long
+    range. :func:`partition_hour` then keeps exactly the right ones."""
+    base = root.rstrip("/")
+    first = hour_start(start_ms) - hour_start(start_ms) % MS_PER_DAY
+    days = range(first, end_ms, MS_PER_DAY)
+    if len(days) > MAX_DAY_PATTERNS:
+        return [f"{base}/{fmt.RAW}/dt=*/hour=*/*{fmt.SUFFIX}"]
+    return [f"{base}/{fmt.RAW}/dt={from_ms(day):%Y-%m-%d}/hour=*/*{fmt.SUFFIX}" for day in days]
+
+
+def relative(root: str, path: str) -> str:
+    """``path`` (as listed) relative to ``root``, ``/``-separated."""
+    base = root.rstrip("/") + "/"
+    if not path.startswith(base):
+        raise ValueError(f"{path} is not under {root}")
+    return path[len(base) :].replace("\\", "/")
+
+
+def partition_hour(name: str) -> int | None:
+    """The partition hour of a raw object's name, or ``None`` for a name the archive format
+    does not make (a temporary file, another directory, another suffix)."""
+    directory, _, file = name.rpartition("/")
+    if file.startswith(".") or not file.endswith(fmt.SUFFIX):
+        return None
+    kind, _, partition = directory.partition("/")
+    if kind != fmt.RAW:
+        return None
+    try:
+        start = datetime.strptime(partition, "dt=%Y-%m-%d/hour=%H").replace(tzinfo=UTC)
+    except ValueError:
+        return None
+    hour = to_ms(start)
+    # strptime is lenient ("hour=7"): only the exact name the format makes counts.
+    return hour if fmt.partition_prefix(fmt.RAW, hour) == directory + "/" else None
+
+
+def in_range(name: str, start_ms: int, end_ms: int) -> bool:
+    """Whether ``name`` is a raw object of a partition hour in ``[start_ms, end_ms)``."""
+    hour = partition_hour(name)
+    return hour is not None and start_ms <= hour < end_ms and hour % MS_PER_HOUR == 0
+
+
+@dataclass(frozen=True, slots=True)
+class BadFile:
+    """An archive object that could not be read whole, and what was lost.
+
+    ``unread`` counts the records (archive lines, each one stream record of one or more
+    readings) seen but not readable; ``rest_lost`` says the object breaks off, so an unknown
+    number of records after the last readable one is lost too.
+    """
+
+    name: str
+    reason: str
+    unread: int = 0
+    rest_lost: bool = False
+
+    def describe(self) -> str:
+        """One line for a person: the path, why, and what was lost."""
+        lost = f"{self.unread} unreadable records"
+        if self.rest_lost:
+            lost += " and an unknown number after them"
+        return f"{self.name}: {self.reason} ({lost})"
+
+
+def read_batch(name: str, body: bytes) -> tuple[RawBatch, BadFile | None]:
+    """The batch in an archive object, and what could not be read of it (``None``: nothing).
+
+    A bad object never raises: the records before a break, and every readable line, are
+    still returned, so no valid reading is lost with the bad ones.
+    """
+    batch_id = fmt.batch_id_of(name)
+    if not body:  # gzip reads no bytes as nothing; the archive never writes an empty object
+        return RawBatch(batch_id, ()), BadFile(name, "empty object (0 bytes)", 0, True)
+    try:
+        return fmt.decode_batch(batch_id, body), None
+    except Exception:  # any failure of a whole file: salvage it line by line
+        return _salvage(name, batch_id, body)
+
+
+def _salvage(name: str, batch_id: str, body: bytes) -> tuple[RawBatch, BadFile]:
+    text, broken = _inflate(body)
+    lines = text.split(b"\n")
+    if broken:
+        lines = lines[:-1]  # the last line is cut short (or empty)
+    records: list[RawRecord] = []
+    unread = 0
+    first_error = ""
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            # decode_batch is the one definition of a line's format: give it the line alone.
+            records.extend(fmt.decode_batch(batch_id, gzip.compress(line, 1)).records)
+        except Exception as exc:  # one bad line: count it, read on
+            unread += 1
+            first_error = first_error or f"line {number}: {type(exc).__name__}: {exc}"
+    reason = broken or f"{unread} lines are not archive records (first: {first_error})"
+    return RawBatch(batch_id, tuple(records)), BadFile(name, reason, unread, bool(broken))
+
+
+def _inflate(body: bytes) -> tuple[bytes, str]:
+    """As much of the gzip body as can be decompressed, and why the rest could not ("" if it
+    all could)."""
+    inflater = zlib.decompressobj(wbits=31)  # gzip framing
+    pieces: list[bytes] = []
+    try:
+        for start in range(0, len(body), _CHUNK):
+            pieces.append(inflater.decompress(body[start : start + _CHUNK]))
+    except zlib.error as exc:
+        if not pieces and not body.startswith(b"\x1f\x8b"):
+            return b"", "not a gzip file"
+        return b"".join(pieces), f"corrupt compressed data ({exc})"
+    if not inflater.eof:
+        return b"".join(pieces), "the file breaks off (truncated gzip)"
+    return b"".join(pieces), ""

@@ -1,0 +1,25 @@
+"""What one Beam replay does, as plain values that travel to every worker (no Beam here)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .stores import StoreSpec
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayJob:
+    """What to replay, from where, into what.
+
+    ``archive`` and ``quarantine`` are roots (a directory, ``s3://bucket/prefix``,
+    ``gs://bucket/prefix``); ``report`` is the prefix of the bad-object report files;
+    ``flags`` are Beam's pipeline options.
+    """
+
+    archive: str
+    store: StoreSpec
+    quarantine: str
+    report: str
+    start_ms: int
+    end_ms: int
+    flags: tuple[str, ...] = ()
