@@ -10,22 +10,15 @@ keys and the check are the same as the functions' own (``Authorization: Bearer K
 
 from __future__ import annotations
 
-import functools
-import os
 from collections.abc import Mapping
 from typing import Any
 
-from iotpipe.entrypoints.aws.clients import api_keys
-from iotpipe.entrypoints.aws.settings import AwsSettings
-from iotpipe.entrypoints.http.auth import ApiKeys
+from iotpipe.entrypoints.aws import bootstrap
 
-
-@functools.cache
-def _keys() -> ApiKeys:
-    return api_keys(AwsSettings.from_env(os.environ))
+_keys = bootstrap.authorizer_keys  # its former name
 
 
 def handler(event: Mapping[str, Any], context: Any) -> dict[str, bool]:
     """``{"isAuthorized": ...}``: whether the request presents a valid key."""
     headers = {str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()}
-    return {"isAuthorized": _keys().authorize(headers) is True}
+    return {"isAuthorized": bootstrap.authorizer_keys().authorize(headers) is True}

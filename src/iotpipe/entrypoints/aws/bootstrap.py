@@ -2,7 +2,8 @@
 
 One function per Lambda function, named as on every runtime (:mod:`iotpipe.bootstrap` for the
 in-process and local runtimes, :mod:`iotpipe.entrypoints.gcp.bootstrap` for Google Cloud):
-:func:`process_service`, :func:`ingest_api`, :func:`query_api`. Each is built on the first
+:func:`process_service`, :func:`ingest_api`, :func:`query_api`, and the API authorizer's
+:func:`authorizer_keys`. Each is built on the first
 event and kept for the life of the execution environment; nothing is built at import, and each
 imports only what its function needs (a cold start loads no other function's adapters).
 Settings are read once, from the environment, here.
@@ -20,6 +21,7 @@ from iotpipe.entrypoints.aws.settings import AwsSettings
 if TYPE_CHECKING:
     from iotpipe.application import ProcessService
     from iotpipe.entrypoints.aws.apigw import Gateway
+    from iotpipe.entrypoints.http.auth import ApiKeys
 
 
 @functools.cache
@@ -74,3 +76,9 @@ def query_api() -> Gateway:
     return Gateway(
         AnalyticsApi(QueryService(store), None, api_keys(settings)), settings.api_base_path
     )
+
+
+@functools.cache
+def authorizer_keys() -> ApiKeys:
+    """The keys the API authorizer accepts: the same as the ingest and api functions'."""
+    return api_keys(AwsSettings.from_env(os.environ))
