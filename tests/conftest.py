@@ -12,12 +12,18 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from iotpipe.adapters.local import SqliteStore
 from iotpipe.adapters.memory import MemoryStore
 from iotpipe.ports import AggregateStore
 
 StoreFactory = Callable[[], AggregateStore]
+
+# Properties are about results, not speed: a loaded machine (CI, or several suites at once) must
+# not fail an example by the clock. Benchmarks measure speed.
+settings.register_profile("iotpipe", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("iotpipe")
 
 
 def pytest_configure(config: pytest.Config) -> None:

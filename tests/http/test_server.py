@@ -301,6 +301,9 @@ def test_each_request_is_one_json_access_log_line_without_secrets(
 ) -> None:
     caplog.set_level(logging.INFO, logger="iotpipe.http.access")
     request(server, "GET", "/v1/devices?limit=3&cursor=secret-ish", headers=AUTH)
+    # A line is logged after its response is sent: wait for the first before asking again, so
+    # that the two lines cannot land in the other order.
+    _access_lines(caplog, 1)
     request(server, "GET", "/v1/devices", headers={"X-API-Key": KEY + "-wrong"})
     lines = _access_lines(caplog, 2)
     assert [(line["method"], line["path"], line["status"]) for line in lines] == [
