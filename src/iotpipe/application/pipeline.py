@@ -43,6 +43,13 @@ class Pipeline:
         self.query = QueryService(store)
         self._ingest = IngestService(stream, clock, lateness) if stream is not None else None
 
+    def close(self) -> None:
+        """Release what the adapters hold (files, connections); the pipeline is done with."""
+        for part in (self.stream, self.store, self.archive, self.quarantine):
+            close = getattr(part, "close", None)
+            if callable(close):
+                close()
+
     def ingest(self, items: list[object]) -> IngestResult:
         """Validate readings and publish the valid ones to the stream."""
         if self._ingest is None:

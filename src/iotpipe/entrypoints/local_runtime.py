@@ -36,9 +36,9 @@ from typing import IO, Any, Literal
 import orjson
 
 from iotpipe.adapters.clock import SystemClock
-from iotpipe.adapters.local import FileArchive, FileQuarantine, SqliteLog, SqliteStore
+from iotpipe.adapters.local import SqliteLog
 from iotpipe.adapters.local.log import DEFAULT_MAX_BACKLOG_BYTES, DEFAULT_MAX_BACKLOG_RECORDS
-from iotpipe.application import Pipeline, ProcessService, StreamWorker
+from iotpipe.application import Pipeline, StreamWorker
 from iotpipe.bootstrap import LOG_FILE, local_pipeline
 from iotpipe.domain import LatenessPolicy
 from iotpipe.entrypoints.http.api import AnalyticsApi
@@ -162,7 +162,7 @@ class LocalRuntime:
         try:
             self.server.close()
             self._processor.stop()
-            self.log.close()
+            self.pipeline.close()  # the log and the store
         finally:
             self._lock.close()
 
@@ -337,26 +337,19 @@ def run_processor(
     with _processor_lock(data_dir, stop):
         if stop.is_set():
             return
-        clock = SystemClock()
         log_ = open_log(data_dir, settings)
-        store = SqliteStore(data_dir / "iotpipe.db")
-        archive_dir = data_dir / "archive"
-        processor = ProcessService(
-            store,
-            clock,
-            FileArchive(archive_dir),
-            FileQuarantine(archive_dir),
-            settings.lateness,
+        # The same composition as the server's (bootstrap.local_pipeline), over the same log.
+        pipeline = local_pipeline(data_dir, lateness=settings.lateness, stream=log_)
+        worker = StreamWorker(
+            log_, pipeline.processor, batch_size=settings.batch_records, poll_s=0.2
         )
-        worker = StreamWorker(log_, processor, batch_size=settings.batch_records, poll_s=0.2)
         threading.Thread(target=_stop_when, args=(stop, worker), daemon=True).start()
         reporter = threading.Thread(target=_report_status, args=(log_, stop), daemon=True)
         reporter.start()
         try:
             worker.run()
         finally:
-            log_.close()
-            store.close()
+            pipeline.close()
 
 
 def _stop_when(stop: threading.Event, worker: StreamWorker) -> None:
