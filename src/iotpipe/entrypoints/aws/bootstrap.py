@@ -3,7 +3,7 @@
 One function per Lambda function, named as on every runtime (:mod:`iotpipe.bootstrap` for the
 in-process and local runtimes, :mod:`iotpipe.entrypoints.gcp.bootstrap` for Google Cloud):
 :func:`process_service`, :func:`ingest_api`, :func:`query_api`, and the API authorizer's
-:func:`authorizer_keys`. Each is built on the first
+:func:`authorizer_keys`; and :func:`redrive_job` for ``iotpipe redrive``. Each is built on the first
 event and kept for the life of the execution environment; nothing is built at import, and each
 imports only what its function needs (a cold start loads no other function's adapters).
 Settings are read once, from the environment, here.
@@ -19,7 +19,9 @@ from iotpipe.entrypoints.aws.clients import api_keys, client
 from iotpipe.entrypoints.aws.settings import AwsSettings
 
 if TYPE_CHECKING:
+    from iotpipe.adapters.aws.failures import S3FailureDestination
     from iotpipe.application import ProcessService
+    from iotpipe.domain import LatenessPolicy
     from iotpipe.entrypoints.aws.apigw import Gateway
     from iotpipe.entrypoints.http.auth import ApiKeys
 
@@ -82,3 +84,33 @@ def query_api() -> Gateway:
 def authorizer_keys() -> ApiKeys:
     """The keys the API authorizer accepts: the same as the ingest and api functions'."""
     return api_keys(AwsSettings.from_env(os.environ))
+
+
+def redrive_job(
+    *,
+    table: str,
+    bucket: str,
+    prefix: str,
+    archive_bucket: str,
+    fleet_shards: int,
+    lateness: LatenessPolicy,
+) -> tuple[S3FailureDestination, ProcessService]:
+    """``iotpipe redrive``: the S3 on-failure destination, and the process use case over the
+    deployment's table, archive and quarantine (settings from the command line, not the
+    environment: it runs on an operator's machine)."""
+    from iotpipe.adapters.aws.dynamodb import DynamoStore
+    from iotpipe.adapters.aws.failures import S3FailureDestination
+    from iotpipe.adapters.aws.s3 import S3Archive, S3Quarantine
+    from iotpipe.adapters.clock import SystemClock
+    from iotpipe.application import ProcessService
+
+    s3 = client("s3")
+    store = DynamoStore(table, client("dynamodb"), fleet_shards=fleet_shards)
+    processor = ProcessService(
+        store,
+        SystemClock(),
+        S3Archive(archive_bucket, s3),
+        S3Quarantine(archive_bucket, s3),
+        lateness,
+    )
+    return S3FailureDestination(bucket, s3, prefix), processor

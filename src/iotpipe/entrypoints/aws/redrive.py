@@ -103,26 +103,16 @@ def register(commands: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """The ``redrive`` command: one line per object, a summary on stderr."""
-    import boto3
+    from iotpipe.entrypoints.aws.bootstrap import redrive_job
 
-    from iotpipe.adapters.aws.dynamodb import DynamoStore
-    from iotpipe.adapters.aws.failures import S3FailureDestination
-    from iotpipe.adapters.aws.s3 import S3Archive, S3Quarantine
-    from iotpipe.adapters.clock import SystemClock
-    from iotpipe.entrypoints.aws.clients import CLIENTS
-
-    s3 = boto3.client("s3", config=CLIENTS["s3"].config())
-    dynamodb = boto3.client("dynamodb", config=CLIENTS["dynamodb"].config())
-    archive_bucket = args.archive_bucket or args.bucket
-    store = DynamoStore(args.table, dynamodb, fleet_shards=args.fleet_shards)
-    processor = ProcessService(
-        store,
-        SystemClock(),
-        S3Archive(archive_bucket, s3),
-        S3Quarantine(archive_bucket, s3),
-        _lateness(args.lateness_horizon_hours),
+    destination, processor = redrive_job(
+        table=args.table,
+        bucket=args.bucket,
+        prefix=args.prefix,
+        archive_bucket=args.archive_bucket or args.bucket,
+        fleet_shards=args.fleet_shards,
+        lateness=_lateness(args.lateness_horizon_hours),
     )
-    destination = S3FailureDestination(args.bucket, s3, args.prefix)
     try:
         report = redrive(destination, processor, delete=args.delete)
     except ArchiveUnavailable as exc:
