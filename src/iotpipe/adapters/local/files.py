@@ -10,7 +10,6 @@ torn one. Temporary names start with a dot and are never listed.
 
 from __future__ import annotations
 
-import gzip
 import os
 import secrets
 import zlib
@@ -181,19 +180,13 @@ def _recover(batch_id: str, body: bytes) -> tuple[RawBatch, tuple[str, int | Non
     bad = 0
     for line in filter(bytes.strip, lines):
         try:
-            records.extend(fmt.decode_batch(batch_id, _gzip_line(line)).records)
+            records.append(fmt.decode_record(line))
         except (ValueError, KeyError, TypeError):
             bad += 1
     reasons = [f"{bad} line(s) are not archive records"] if bad else []
     if truncated:
         reasons.append(f"truncated after {len(records) + bad} line(s); the rest is lost")
     return RawBatch(batch_id, tuple(records)), ("; ".join(reasons), None if truncated else bad)
-
-
-def _gzip_line(line: bytes) -> bytes:
-    # One line through the format's own decoder, so recovery reads records exactly as replay
-    # reads them (only damaged files take this path).
-    return gzip.compress(line, compresslevel=1, mtime=0)
 
 
 class FileQuarantine:

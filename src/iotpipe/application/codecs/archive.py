@@ -57,18 +57,20 @@ def encode_batch(batch: RawBatch) -> bytes:
 
 def decode_batch(batch_id: str, body: bytes) -> RawBatch:
     """The raw batch encoded by :func:`encode_batch`."""
-    records = []
-    for line in gzip.decompress(body).splitlines():
-        if not line.strip():
-            continue
-        fields = orjson.loads(line)
-        data = (
-            base64.b64decode(fields["data_b64"])
-            if "data_b64" in fields
-            else str(fields["data"]).encode()
-        )
-        records.append(RawRecord(str(fields["id"]), data, fields.get("arrived_ms")))
-    return RawBatch(batch_id, tuple(records))
+    lines = gzip.decompress(body).splitlines()
+    return RawBatch(batch_id, tuple(decode_record(line) for line in lines if line.strip()))
+
+
+def decode_record(line: bytes) -> RawRecord:
+    """One raw line of an archived batch (see :func:`encode_batch`); raises ``ValueError``,
+    ``KeyError`` or ``TypeError`` for a line that is not one."""
+    fields = orjson.loads(line)
+    data = (
+        base64.b64decode(fields["data_b64"])
+        if "data_b64" in fields
+        else str(fields["data"]).encode()
+    )
+    return RawRecord(str(fields["id"]), data, fields.get("arrived_ms"))
 
 
 def batch_id_of(name: str) -> str:
