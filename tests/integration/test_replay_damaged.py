@@ -4,6 +4,7 @@ record is replayed, each bad file is named with its reason, and the run fails.""
 from __future__ import annotations
 
 import gzip
+import random
 import zlib
 from pathlib import Path
 
@@ -103,3 +104,47 @@ def test_replay_skips_bad_files_names_them_and_replays_everything_readable(
     empty_input.write_bytes(b"")
     assert _windows(capsysbinary, "process", str(empty_input), "--store", store) == expected
     assert len(readings) == 600 - 50 - 1 - 50 - (50 - len(readable[truncated]))
+
+
+def test_a_large_object_damaged_late_keeps_every_record_before_the_damage(
+    tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    # Records written before the damage are readable whatever lies after it, however large
+    # the object: by construction here, the first `kept` lines end at a full flush, and the
+    # very next byte starts a deflate block of the reserved type (a decoder stops there).
+    # The Beam replay reads the same object the same way (issue 20: the same stored result).
+    from iotpipe.application.codecs import archive as fmt
+    from iotpipe.entrypoints.beam.archive import read_batch
+
+    noise = random.Random(20)  # incompressible unknown fields: a large object
+    payloads = [
+        orjson.dumps([{**_reading(n), "firmware": noise.randbytes(100).hex()}]) for n in range(2000)
+    ]
+    arrived = H10 + MS_PER_HOUR  # after every reading: none is from the future
+    records = tuple(RawRecord(str(i), p, arrived) for i, p in enumerate(payloads))
+    lines = gzip.decompress(fmt.encode_batch(RawBatch("big", records))).splitlines(True)
+    kept = 1500
+    deflate = zlib.compressobj(6, zlib.DEFLATED, 31)
+    head = deflate.compress(b"".join(lines[:kept])) + deflate.flush(zlib.Z_FULL_FLUSH)
+    tail = deflate.compress(b"".join(lines[kept:])) + deflate.flush()
+    assert len(head) > 2 * 65536  # damage far into a large object
+    body = head + b"\x06" + tail[1:]  # BFINAL 0, BTYPE 11: an invalid block
+    name = fmt.object_name(fmt.RAW, H10, "big")
+    (tmp_path / "archive" / name).parent.mkdir(parents=True)
+    (tmp_path / "archive" / name).write_bytes(body)
+
+    store = f"sqlite:{tmp_path / 'rebuilt.db'}"
+    argv = ["replay", "--archive", str(tmp_path / "archive"), "--store", store, *SPAN]
+    assert main(argv) == 1
+    err = capsysbinary.readouterr().err.decode()
+    assert "corrupt compressed data" in err and "records lost: unknown" in err, err
+    readable = [item for p in payloads[:kept] for item in orjson.loads(p)]
+    source = tmp_path / "readable.jsonl"
+    source.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in readable))
+    expected = _windows(capsysbinary, "process", str(source))
+    empty_input = tmp_path / "none.jsonl"
+    empty_input.write_bytes(b"")
+    assert _windows(capsysbinary, "process", str(empty_input), "--store", store) == expected
+    salvaged, bad = read_batch(name, body)
+    assert salvaged.records == records[:kept]
+    assert bad is not None and bad.reason.startswith("corrupt compressed data") and bad.rest_lost

@@ -20,7 +20,7 @@ from pathlib import Path
 from iotpipe.application.codecs import archive as fmt
 from iotpipe.domain import ArchiveUnavailable
 from iotpipe.domain.time import to_ms
-from iotpipe.ports import RawBatch, RawRecord, Rejection, UnreadableObject
+from iotpipe.ports import RawBatch, Rejection, UnreadableObject
 
 _O_BINARY = getattr(os, "O_BINARY", 0)  # Windows: no newline translation
 
@@ -164,29 +164,21 @@ class FileArchive:
 
 
 def _recover(batch_id: str, body: bytes) -> tuple[RawBatch, tuple[str, int | None]]:
-    """The readable records of a damaged file, and (why, how many records were lost)."""
+    """The readable records of a damaged file (the archive codec's ``salvage_batch``), and
+    (why, how many records were lost)."""
     if not body:
         return RawBatch(batch_id, ()), ("empty file (0 bytes)", None)
-    inflater = zlib.decompressobj(wbits=31)  # gzip framing
-    try:
-        text = inflater.decompress(body)
-    except zlib.error as exc:
-        return RawBatch(batch_id, ()), (f"not a gzip file ({exc})", None)
-    truncated = not inflater.eof
-    lines = text.split(b"\n")
-    if truncated:
-        lines.pop()  # the last line was cut short: lost with the rest of the file
-    records: list[RawRecord] = []
-    bad = 0
-    for line in filter(bytes.strip, lines):
-        try:
-            records.append(fmt.decode_record(line))
-        except (ValueError, KeyError, TypeError):
-            bad += 1
-    reasons = [f"{bad} line(s) are not archive records"] if bad else []
-    if truncated:
-        reasons.append(f"truncated after {len(records) + bad} line(s); the rest is lost")
-    return RawBatch(batch_id, tuple(records)), ("; ".join(reasons), None if truncated else bad)
+    found = fmt.salvage_batch(batch_id, body)
+    if found.broken == fmt.NOT_GZIP:
+        return found.batch, (f"not a gzip file ({found.detail})", None)
+    reasons = [f"{found.unread} line(s) are not archive records"] if found.unread else []
+    if found.broken:
+        why = "truncated"
+        if found.broken == fmt.CORRUPT:
+            why = f"corrupt compressed data ({found.detail})"
+        read = len(found.batch.records) + found.unread
+        reasons.append(f"{why} after {read} line(s); the rest is lost")
+    return found.batch, ("; ".join(reasons), None if found.broken else found.unread)
 
 
 class FileQuarantine:

@@ -16,8 +16,9 @@ from __future__ import annotations
 import base64
 import gzip
 import re
+import zlib
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -71,6 +72,84 @@ def decode_record(line: bytes) -> RawRecord:
         else str(fields["data"]).encode()
     )
     return RawRecord(str(fields["id"]), data, fields.get("arrived_ms"))
+
+
+class Salvaged(NamedTuple):
+    """What :func:`salvage_batch` could read of a damaged object, and what it could not."""
+
+    batch: RawBatch
+    """Every record read, in order."""
+    unread: int
+    """Lines that are not archive records."""
+    first_error: str
+    """The first of them: ``line N: Error: message`` (``""``: none)."""
+    broken: str
+    """Why the gzip stream stops early: ``""`` (it does not), :data:`NOT_GZIP`,
+    :data:`CORRUPT` or :data:`TRUNCATED`; the records after that point are lost."""
+    detail: str
+    """The decompressor's error, if any."""
+
+
+NOT_GZIP = "not gzip"
+CORRUPT = "corrupt"
+TRUNCATED = "truncated"
+
+
+def salvage_batch(batch_id: str, body: bytes) -> Salvaged:
+    """Every record that can be read of an object :func:`decode_batch` refuses.
+
+    The body is decompressed as far as it goes, up to the byte at which it fails (however far
+    into the object that is), then read line by line: a line that is not a record is counted
+    and skipped, and the last line is dropped when the stream breaks off inside it. The one
+    definition both replays read damaged objects by, so they store the same.
+    """
+    text, broken, detail = _inflate(body)
+    lines = text.split(b"\n")
+    if broken:
+        lines.pop()  # cut short (or empty): lost with the rest
+    records: list[RawRecord] = []
+    unread, first_error = 0, ""
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            records.append(decode_record(line))
+        except Exception as exc:  # one bad line, whatever is wrong with it: count it, read on
+            unread += 1
+            first_error = first_error or f"line {number}: {type(exc).__name__}: {exc}"
+    return Salvaged(RawBatch(batch_id, tuple(records)), unread, first_error, broken, detail)
+
+
+def _inflate(body: bytes) -> tuple[bytes, str, str]:
+    """As much of a gzip body as decompresses, why the rest does not, and the error."""
+    inflater = zlib.decompressobj(wbits=31)  # gzip framing
+    pieces: list[bytes] = []
+    for start in range(0, len(body), _CHUNK):
+        chunk = body[start : start + _CHUNK]
+        before = inflater.copy()
+        try:
+            pieces.append(inflater.decompress(chunk))
+        except zlib.error as exc:
+            # zlib gives nothing of a call that fails: the failing chunk again, byte by byte.
+            pieces.append(_up_to_fault(before, chunk))
+            broken = CORRUPT if body.startswith(_GZIP_MAGIC) else NOT_GZIP
+            return b"".join(pieces), broken, str(exc)
+    return b"".join(pieces), "" if inflater.eof else TRUNCATED, ""
+
+
+def _up_to_fault(inflater: Any, chunk: bytes) -> bytes:
+    """What ``chunk`` decompresses to before the byte at which decompression fails."""
+    out: list[bytes] = []
+    for i in range(len(chunk)):
+        try:
+            out.append(inflater.decompress(chunk[i : i + 1]))
+        except zlib.error:
+            break
+    return b"".join(out)
+
+
+_CHUNK = 1 << 16
+_GZIP_MAGIC = b"\x1f\x8b"
 
 
 def batch_id_of(name: str) -> str:

@@ -9,17 +9,15 @@ here: plain functions over names and bytes.
 
 from __future__ import annotations
 
-import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from iotpipe.application.codecs import archive as fmt
 from iotpipe.domain.time import MS_PER_DAY, MS_PER_HOUR, from_ms, hour_start, to_ms
-from iotpipe.ports import RawBatch, RawRecord
+from iotpipe.ports import RawBatch
 
 #: Above this many days, the replay lists the whole ``raw/`` tree once instead of day by day.
 MAX_DAY_PATTERNS = 400
-_CHUNK = 1 << 16
 
 
 def patterns(root: str, start_ms: int, end_ms: int) -> list[str]:
@@ -91,8 +89,9 @@ class BadFile:
 def read_batch(name: str, body: bytes) -> tuple[RawBatch, BadFile | None]:
     """The batch in an archive object, and what could not be read of it (``None``: nothing).
 
-    A bad object never raises: the records before a break, and every readable line, are
-    still returned, so no valid reading is lost with the bad ones.
+    A bad object never raises: every record that can be read of it is still returned (by the
+    archive codec's ``salvage_batch``, as ``iotpipe replay`` reads it), so no valid reading is
+    lost with the bad ones.
     """
     batch_id = fmt.batch_id_of(name)
     if not body:  # gzip reads no bytes as nothing; the archive never writes an empty object
@@ -100,41 +99,15 @@ def read_batch(name: str, body: bytes) -> tuple[RawBatch, BadFile | None]:
     try:
         return fmt.decode_batch(batch_id, body), None
     except Exception:  # any failure of a whole file: salvage it line by line
-        return _salvage(name, batch_id, body)
+        found = fmt.salvage_batch(batch_id, body)
+    return found.batch, BadFile(name, _reason(found), found.unread, bool(found.broken))
 
 
-def _salvage(name: str, batch_id: str, body: bytes) -> tuple[RawBatch, BadFile]:
-    text, broken = _inflate(body)
-    lines = text.split(b"\n")
-    if broken:
-        lines = lines[:-1]  # the last line is cut short (or empty)
-    records: list[RawRecord] = []
-    unread = 0
-    first_error = ""
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            records.append(fmt.decode_record(line))  # the format's own definition of a line
-        except Exception as exc:  # one bad line: count it, read on
-            unread += 1
-            first_error = first_error or f"line {number}: {type(exc).__name__}: {exc}"
-    reason = broken or f"{unread} lines are not archive records (first: {first_error})"
-    return RawBatch(batch_id, tuple(records)), BadFile(name, reason, unread, bool(broken))
-
-
-def _inflate(body: bytes) -> tuple[bytes, str]:
-    """As much of the gzip body as can be decompressed, and why the rest could not ("" if it
-    all could)."""
-    inflater = zlib.decompressobj(wbits=31)  # gzip framing
-    pieces: list[bytes] = []
-    try:
-        for start in range(0, len(body), _CHUNK):
-            pieces.append(inflater.decompress(body[start : start + _CHUNK]))
-    except zlib.error as exc:
-        if not pieces and not body.startswith(b"\x1f\x8b"):
-            return b"", "not a gzip file"
-        return b"".join(pieces), f"corrupt compressed data ({exc})"
-    if not inflater.eof:
-        return b"".join(pieces), "the file breaks off (truncated gzip)"
-    return b"".join(pieces), ""
+def _reason(found: fmt.Salvaged) -> str:
+    if found.broken == fmt.NOT_GZIP:
+        return "not a gzip file"
+    if found.broken == fmt.CORRUPT:
+        return f"corrupt compressed data ({found.detail})"
+    if found.broken == fmt.TRUNCATED:
+        return "the file breaks off (truncated gzip)"
+    return f"{found.unread} lines are not archive records (first: {found.first_error})"
