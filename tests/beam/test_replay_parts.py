@@ -1,6 +1,5 @@
 """The Beam replay's parts that need no Beam: reading archive objects (bad ones included),
-which objects a time range covers, store specs, the live path's wording, and the command
-line's errors."""
+which objects a time range covers, store specs, and the command line's errors."""
 
 from __future__ import annotations
 
@@ -11,15 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from iotpipe.adapters.clock import ManualClock
-from iotpipe.adapters.memory import MemoryQuarantine, MemoryStore
-from iotpipe.application import ProcessService
 from iotpipe.application.codecs import archive as fmt
-from iotpipe.domain import LatenessPolicy, Reason
 from iotpipe.domain.time import MS_PER_DAY, MS_PER_HOUR, parse_instant
 from iotpipe.entrypoints.beam import archive
 from iotpipe.entrypoints.beam.stores import BadStoreSpec, StoreSpec
-from iotpipe.entrypoints.beam.writing import STORE_MESSAGES
 from iotpipe.entrypoints.cli import main
 from iotpipe.ports import RawBatch, RawRecord
 
@@ -154,26 +148,6 @@ def test_store_specs_parse_and_travel_as_plain_values(tmp_path: Path) -> None:
 def test_a_bad_store_spec_says_what_is_wrong(text: str, message: str) -> None:
     with pytest.raises(BadStoreSpec, match=message):
         StoreSpec.parse(text)
-
-
-# --- the live path's words --------------------------------------------------------------------
-
-
-def test_refused_readings_are_worded_as_the_live_path_words_them() -> None:
-    quarantine = MemoryQuarantine()
-    service = ProcessService(
-        MemoryStore(), ManualClock(H10), quarantine=quarantine, lateness=LatenessPolicy.backfill()
-    )
-    first = '{"device_id":"d","timestamp":"2025-08-31T10:00:00Z","humidity":5}'
-    service.process(RawBatch("a", (RawRecord("a-0", first.encode(), H10),)))
-    service.process(
-        RawBatch(
-            "b", (RawRecord("b-0", first.replace('"humidity":5', '"humidity":7').encode(), H10),)
-        )
-    )
-    [rejection] = quarantine.rejections()
-    assert rejection.reason is Reason.CONFLICTING_DUPLICATE
-    assert rejection.message == STORE_MESSAGES[Reason.CONFLICTING_DUPLICATE]
 
 
 # --- the command line -------------------------------------------------------------------------

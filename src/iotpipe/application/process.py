@@ -323,7 +323,7 @@ class ProcessService:
                 triage.rejected_records.add(position)
                 record_id = batch.records[position].record_id
                 payload = encode_item(reading.to_json())
-                found.append(Rejection(record_id, index, reason, _STORE_MESSAGES[reason], payload))
+                found.append(Rejection(record_id, index, reason, STORE_MESSAGES[reason], payload))
         return found
 
     @staticmethod
@@ -367,7 +367,8 @@ class ProcessService:
         )
 
 
-_STORE_MESSAGES = {
+#: How the readings a store refuses are worded in the quarantine (every replay words them so too).
+STORE_MESSAGES = {
     Reason.CONFLICTING_DUPLICATE: "a reading with this device_id and timestamp but other values "
     "was counted already; this one is not counted",
     Reason.WINDOW_FULL: "the device's hourly window holds the maximum number of readings",

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from operator import itemgetter
 
 from iotpipe.application.payloads import decode_items, encode_item
+from iotpipe.application.process import STORE_MESSAGES
 from iotpipe.domain import (
     Absorption,
     InvalidReading,
@@ -23,14 +24,6 @@ from iotpipe.domain import (
 from iotpipe.ports import AggregateStore, Contribution, RawBatch, Rejection, WindowKey
 
 from .combine import Copy, Origin, Row, as_readings
-
-#: The messages the live path gives the readings a store refuses (the same words, so a
-#: quarantine holds one wording whoever wrote it; a test holds them equal to the live path's).
-STORE_MESSAGES = {
-    Reason.CONFLICTING_DUPLICATE: "a reading with this device_id and timestamp but other values "
-    "was counted already; this one is not counted",
-    Reason.WINDOW_FULL: "the device's hourly window holds the maximum number of readings",
-}
 
 Refused = tuple[str, tuple[str, Reading, int]]
 """A reading the store refused, by its archive object: ``(name, (reason, reading, rank))``;
@@ -136,7 +129,7 @@ def rejections_for(batch: RawBatch, refused: Sequence[tuple[str, Reading, int]])
         places = found.get(reading, [])
         # Not found (it cannot be, short of a changed object): the batch id stands for the record.
         place = places[rank] if rank < len(places) else (-1, batch.batch_id, -1)
-        message = STORE_MESSAGES[Reason(reason)]
+        message = STORE_MESSAGES[Reason(reason)]  # the live path's words, one wording
         entries.append((place, Rejection(*place[1:], Reason(reason), message, _payload(reading))))
     return [rejection for _, rejection in sorted(entries, key=_PLACE)]
 
