@@ -85,7 +85,7 @@ def run_once(
     """One invocation under throttling: seconds, records to retry, throttled requests."""
     from tests.aws.throttling import LambdaContext, ThrottlingFront
 
-    from iotpipe.entrypoints.aws import clients, process, settings
+    from iotpipe.entrypoints.aws import bootstrap, clients, process, settings
 
     records = batch(server, args.devices, args.hours)
     refused: dict[str, int] = {}
@@ -112,22 +112,23 @@ def run_once(
     try:
         with environment(env):
             clients.client.cache_clear()
-            process._service.cache_clear()
+            bootstrap.process_service.cache_clear()
             if not configured:  # the clients as they were (legacy retries), no deadline
                 import boto3
                 from botocore.config import Config
 
                 legacy = Config(retries={"mode": "legacy"})
-                process.client = lambda service: boto3.client(service, config=legacy)  # type: ignore[assignment]
+                # Where the composition root finds its clients (bootstrap imports `client`).
+                bootstrap.client = lambda service: boto3.client(service, config=legacy)  # type: ignore[assignment]
             context = LambdaContext(time_left) if configured else None
             started = time.perf_counter()
             with contextlib.redirect_stdout(io.StringIO()):  # the handler's log lines
                 answer = process.handler({"Records": records}, context)
             seconds = time.perf_counter() - started
     finally:
-        process.client = real_client
+        bootstrap.client = real_client
         clients.client.cache_clear()
-        process._service.cache_clear()
+        bootstrap.process_service.cache_clear()
         front.stop()
     return {
         "seconds": seconds,
