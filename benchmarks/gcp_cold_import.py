@@ -32,9 +32,9 @@ from results import json_option, write
 MAIN = Path(__file__).resolve().parents[1] / "src" / "iotpipe" / "entrypoints" / "gcp" / "main.py"
 LIBRARIES = ("google.cloud.firestore", "google.cloud.pubsub_v1", "google.cloud.storage")
 ROOTS = {
-    "ingest": "main._ingest.analytics_api()",
-    "process": "main._process.service()",
-    "api": "main._api.analytics_api()",
+    "ingest": "main._ingest.bootstrap.ingest_api()",
+    "process": "main._process.bootstrap.process_service()",
+    "api": "main._api.bootstrap.query_api()",
 }
 ENV = {
     "GOOGLE_CLOUD_PROJECT": "benchmark",

@@ -14,7 +14,7 @@ import orjson
 import pytest
 
 from iotpipe.adapters.aws import create_table
-from iotpipe.entrypoints.aws import api, clients, ingest, process, settings
+from iotpipe.entrypoints.aws import api, bootstrap, clients, ingest, settings
 from iotpipe.entrypoints.aws.apigw import route_path
 from tests.aws.apigw import answer, http_event
 from tests.aws_support import REGION, MotoServer
@@ -75,7 +75,12 @@ def handlers(moto: MotoServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[Moto
 
 
 def _forget() -> None:
-    for cached in (clients.client, ingest._api, api._api, process._service):
+    for cached in (
+        clients.client,
+        bootstrap.ingest_api,
+        bootstrap.query_api,
+        bootstrap.process_service,
+    ):
         cached.cache_clear()
 
 

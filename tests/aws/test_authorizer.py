@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import orjson
 import pytest
 
-from iotpipe.entrypoints.aws import authorizer, clients, settings
+from iotpipe.entrypoints.aws import authorizer, bootstrap, clients, settings
 from tests.aws.apigw import http_event
 from tests.aws_support import REGION, MotoServer
 
@@ -31,10 +31,10 @@ def secret(moto: MotoServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     }.items():
         monkeypatch.setenv(name, value)
     clients.client.cache_clear()
-    authorizer._keys.cache_clear()
+    bootstrap.authorizer_keys.cache_clear()
     yield arn
     clients.client.cache_clear()
-    authorizer._keys.cache_clear()
+    bootstrap.authorizer_keys.cache_clear()
 
 
 @pytest.mark.parametrize("key", KEYS)

@@ -61,7 +61,12 @@ def deployed(moto: MotoServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[Moto
 
 
 def _forget_composition_roots() -> None:
-    for cached in (clients.client, ingest._api, api._api, process._service):
+    for cached in (
+        clients.client,
+        bootstrap.ingest_api,
+        bootstrap.query_api,
+        bootstrap.process_service,
+    ):
         cached.cache_clear()
 
 
@@ -219,7 +224,7 @@ def test_a_store_failure_names_exactly_the_unapplied_records_and_redelivery_conv
         return flaky if service == "dynamodb" else real_client(service)
 
     monkeypatch.setattr(bootstrap, "client", client)
-    process._service.cache_clear()
+    bootstrap.process_service.cache_clear()
     poller = Poller(deployed, batch_size=1000)
     poller._fill()
     batch = poller.pending

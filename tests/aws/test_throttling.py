@@ -20,7 +20,7 @@ import pytest
 
 from iotpipe.adapters.aws import create_table
 from iotpipe.domain.time import MS_PER_HOUR, parse_instant
-from iotpipe.entrypoints.aws import api, clients, ingest, process, settings
+from iotpipe.entrypoints.aws import bootstrap, clients, process, settings
 from iotpipe.simulator import Fleet
 from tests.aws.streams import event_record, read_stream
 from tests.aws.throttling import LambdaContext, ThrottlingFront
@@ -64,7 +64,12 @@ def front(moto: MotoServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[Throttl
 
 
 def _forget() -> None:
-    for cached in (clients.client, ingest._api, api._api, process._service):
+    for cached in (
+        clients.client,
+        bootstrap.ingest_api,
+        bootstrap.query_api,
+        bootstrap.process_service,
+    ):
         cached.cache_clear()
 
 

@@ -21,7 +21,7 @@ import pytest
 from iotpipe.application.views import stats_json
 from iotpipe.domain import LatenessPolicy, StoreUnavailable
 from iotpipe.domain.time import MS_PER_HOUR, format_instant, parse_instant
-from iotpipe.entrypoints.gcp import api, clients, ingest, process, settings
+from iotpipe.entrypoints.gcp import api, bootstrap, clients, ingest, process, settings
 from iotpipe.simulator import Faults
 from tests.gcp.deployment import (
     KEY,
@@ -44,11 +44,10 @@ pytestmark = pytest.mark.integration
 
 def _forget_composition_roots() -> None:
     clients.forget()
-    for module in (ingest, api):
+    for module in (ingest, api, process):
         module.settings.cache_clear()
-        module.analytics_api.cache_clear()
-    process.settings.cache_clear()
-    process.service.cache_clear()
+    for root in (bootstrap.ingest_api, bootstrap.query_api, bootstrap.process_service):
+        root.cache_clear()
 
 
 @pytest.fixture(scope="module")

@@ -26,7 +26,7 @@ import pytest
 from iotpipe.adapters.aws.dynamodb import TABLE_DEFINITION, TIME_TO_LIVE
 from iotpipe.application.views import stats_json
 from iotpipe.domain.time import MS_PER_HOUR, format_instant, parse_instant
-from iotpipe.entrypoints.aws import api, clients, ingest, packaging, process, settings
+from iotpipe.entrypoints.aws import api, bootstrap, clients, ingest, packaging, process, settings
 from iotpipe.entrypoints.aws import authorizer as authorizer_handler
 from iotpipe.entrypoints.http import AnalyticsApi
 from iotpipe.simulator import Faults, Fleet
@@ -426,10 +426,10 @@ def as_function(
 def _forget_composition_roots() -> None:
     for cached in (
         clients.client,
-        ingest._api,
-        api._api,
-        process._service,
-        authorizer_handler._keys,
+        bootstrap.ingest_api,
+        bootstrap.query_api,
+        bootstrap.process_service,
+        bootstrap.authorizer_keys,
     ):
         cached.cache_clear()
 

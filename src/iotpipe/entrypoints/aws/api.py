@@ -6,8 +6,6 @@ from typing import Any
 
 from iotpipe.entrypoints.aws import bootstrap
 
-_api = bootstrap.query_api  # its former name
-
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """The API Gateway proxy result for one request."""

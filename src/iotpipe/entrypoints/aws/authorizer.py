@@ -15,8 +15,6 @@ from typing import Any
 
 from iotpipe.entrypoints.aws import bootstrap
 
-_keys = bootstrap.authorizer_keys  # its former name
-
 
 def handler(event: Mapping[str, Any], context: Any) -> dict[str, bool]:
     """``{"isAuthorized": ...}``: whether the request presents a valid key."""

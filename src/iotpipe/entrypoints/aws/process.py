@@ -27,7 +27,6 @@ from iotpipe.entrypoints.aws.clients import CLIENTS
 from iotpipe.ports import Deadline
 
 _FUNCTION = "process"
-_service = bootstrap.process_service  # its former name
 
 #: Seconds of the invocation kept back from the use case's deadline: the last DynamoDB call
 #: started before it may take a throttled call's worst case, the quarantine put after it

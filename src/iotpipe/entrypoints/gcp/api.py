@@ -14,9 +14,6 @@ if TYPE_CHECKING:
 FUNCTION = "api"
 
 
-analytics_api = bootstrap.query_api  # its former name
-
-
 def handle(request: flask.Request) -> flask.Response:
     """Answer one HTTP request (the function's logic; ``main.api`` registers it)."""
     return serve(FUNCTION, bootstrap.query_api(), request, settings().project)

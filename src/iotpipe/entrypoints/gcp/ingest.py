@@ -15,9 +15,6 @@ if TYPE_CHECKING:
 FUNCTION = "ingest"
 
 
-analytics_api = bootstrap.ingest_api  # its former name
-
-
 def handle(request: flask.Request) -> flask.Response:
     """Answer one HTTP request (the function's logic; ``main.ingest`` registers it)."""
     return serve(FUNCTION, bootstrap.ingest_api(), request, settings().project)

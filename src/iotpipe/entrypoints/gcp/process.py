@@ -48,9 +48,6 @@ class Redeliver(RuntimeError):
     """Raised so that Pub/Sub delivers the message again: some readings are not applied yet."""
 
 
-service = bootstrap.process_service  # its former name
-
-
 def handle_request(request: flask.Request) -> flask.Response:
     """Answer one push request: 200 to acknowledge, 400 for what is not a Pub/Sub delivery,
     500 (:class:`Redeliver`) to have the message delivered again."""
