@@ -20,7 +20,7 @@ from iotpipe.adapters.aws import (
 )
 from iotpipe.adapters.clock import ManualClock
 from iotpipe.application import Pipeline
-from iotpipe.application import archive_format as fmt
+from iotpipe.application.codecs import archive as fmt
 from iotpipe.domain import LatenessPolicy, Stats, parse_reading
 from iotpipe.domain.time import to_ms
 from iotpipe.ports import RawRecord, StreamMessage

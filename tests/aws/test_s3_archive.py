@@ -10,7 +10,7 @@ from botocore.exceptions import ClientError
 
 from iotpipe.adapters.aws import S3Archive, S3Quarantine
 from iotpipe.adapters.memory import MemoryArchive
-from iotpipe.application import archive_format as fmt
+from iotpipe.application.codecs import archive as fmt
 from iotpipe.domain import ArchiveUnavailable, Reason
 from iotpipe.domain.time import MS_PER_HOUR, parse_instant
 from iotpipe.ports import RawBatch, RawRecord, Rejection

@@ -10,7 +10,7 @@ import pytest
 from iotpipe.adapters.clock import ManualClock
 from iotpipe.adapters.memory import MemoryArchive, MemoryQuarantine, MemoryStore
 from iotpipe.application import ProcessService
-from iotpipe.application.archive_format import decode_batch
+from iotpipe.application.codecs.archive import decode_batch
 from iotpipe.domain import ArchiveUnavailable, LatenessPolicy, Reason, StoreUnavailable
 from iotpipe.domain.time import MS_PER_HOUR, parse_instant
 from iotpipe.ports import RawBatch, RawRecord
