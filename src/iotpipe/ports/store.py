@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
-from iotpipe.domain import Absorption, HourlyWindow, Reading
+from iotpipe.domain import Absorption, FleetTotal, HourlyWindow, Reading
 from iotpipe.ports.records import DeviceSummary, Page, StoreOps
 
 WindowKey = tuple[str, int]
@@ -94,6 +94,15 @@ class AggregateStore(Protocol):
         self, hour_ms: int, *, limit: int, cursor: str | None = None
     ) -> Page[HourlyWindow]:
         """Every device's window for one hour, in device order."""
+        ...
+
+    def fleet_total(self, hour_ms: int) -> FleetTotal:
+        """Every device's window of one hour merged, and how many windows that is.
+
+        Kept up to date as windows are written (never by reading every window): exactly the
+        merge of the hour's windows, each counted once, though a backend that folds it
+        asynchronously (DynamoDB: from the table's stream) may lag the windows by seconds.
+        """
         ...
 
     def latest(self, device_id: str) -> Reading | None:
