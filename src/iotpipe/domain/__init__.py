@@ -57,8 +57,8 @@ __all__ = [
     "StreamUnavailable",
     "WindowConflict",
     "daily",
-    "growth",
     "fleet",
+    "growth",
     "merge_all",
     "parse_reading",
 ]

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-
 from typing import NamedTuple
 
 from iotpipe.domain.aggregate import Moments, Stats, merge_all
@@ -82,5 +81,9 @@ def _moments_growth(before: Moments, after: Moments) -> Moments:
     if not added:  # no new value of this metric: its extremes are unchanged
         return Moments()
     return Moments(
-        added, after.total - before.total, after.squares - before.squares, after.minimum, after.maximum
+        added,
+        after.total - before.total,
+        after.squares - before.squares,
+        after.minimum,
+        after.maximum,
     )

@@ -87,7 +87,10 @@ class AggregateStore(Protocol):
     def hourly(
         self, device_id: str, start_ms: int, end_ms: int, *, limit: int, cursor: str | None = None
     ) -> Page[HourlyWindow]:
-        """A device's windows with ``start_ms <= hour < end_ms``, in hour order."""
+        """A device's windows with ``start_ms <= hour < end_ms``, in hour order.
+
+        Windows returned by queries carry their statistics and latest reading; their ``seen``
+        may be empty (identities are the store's business, read only to absorb readings)."""
         ...
 
     def fleet_hour(
