@@ -24,7 +24,7 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextvars import ContextVar
 from operator import itemgetter
 from typing import Any, NamedTuple
@@ -201,7 +201,7 @@ class WindowStoreBase(ABC):
     @abstractmethod
     def _load(
         self, keys: Sequence[WindowKey], *, strong: bool = False
-    ) -> dict[WindowKey, Stored | tuple[HourlyWindow, Version]]:
+    ) -> Mapping[WindowKey, Stored | tuple[HourlyWindow, Version]]:
         """The stored windows among ``keys`` with their versions (missing keys are absent).
 
         ``strong`` asks for a strongly consistent read: the round retries windows whose write

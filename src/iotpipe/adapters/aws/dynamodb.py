@@ -458,6 +458,43 @@ class DynamoStore(WindowStoreBase):
             total = total.merge(heads.decode_total(items.binary(lane["t"])))
         return total
 
+    def migrate_format1(self, delete: bool = False) -> int:
+        """Convert every window the previous release wrote (format 1) that has no head yet;
+        the number converted. Safe to run while processing goes on: a window converted (or
+        created) meanwhile by a write is skipped, and the conversion is an ordinary head
+        creation, so the fold adds the window to its hour's lanes exactly once. ``delete``
+        removes each old item once it is converted or found converted."""
+        converted = 0
+        for item in self._scan_format1():
+            window = items.window_from_item(item)
+            legacy = Stored(window, None, None, _Read(None, 0, window.seen))
+            try:
+                self._register(window.device_id)
+                self._write(Save(window, None, legacy))
+                converted += 1
+            except WindowConflict:
+                pass  # its head exists already: converted by a write, or by an earlier run
+            if delete:
+                key = {"PK": item["PK"], "SK": item["SK"]}
+                self._call("delete_item", TableName=self.table_name, Key=key)
+        return converted
+
+    def _scan_format1(self) -> Iterator[dict[str, Any]]:
+        params: dict[str, Any] = {
+            "TableName": self.table_name,
+            "FilterExpression": "begins_with(PK, :dev) AND begins_with(SK, :hour)",
+            "ExpressionAttributeValues": {
+                ":dev": {"S": "DEV#"},
+                ":hour": {"S": items.WINDOW_PREFIX},
+            },
+        }
+        while True:
+            response = self._call("scan", **params)
+            yield from response.get("Items", [])
+            if "LastEvaluatedKey" not in response:
+                return
+            params["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
     def fold_stream(self) -> None:
         """Fold what the table's stream holds that the lanes do not (needs ``stream``)."""
         from iotpipe.adapters.aws.dynamodb_fleet import FleetFold, StreamReader
