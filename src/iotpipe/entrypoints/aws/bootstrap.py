@@ -4,9 +4,9 @@ One function per Lambda function, named as on every runtime (:mod:`iotpipe.boots
 in-process and local runtimes, :mod:`iotpipe.entrypoints.gcp.bootstrap` for Google Cloud):
 :func:`process_service`, :func:`ingest_api`, :func:`query_api`, the API authorizer's
 :func:`authorizer_keys`, and :func:`fleet_fold` (the stream's fold into the fleet lanes). Each is
-built on the first event and kept for the life of the execution environment; nothing is built at import, and each
-imports only what its function needs (a cold start loads no other function's adapters).
-Settings are read once, from the environment, here.
+built on the first event and kept for the life of the execution environment; nothing is built at
+import, and each imports only what its function needs (a cold start loads no other function's
+adapters). Settings are read once, from the environment, here.
 """
 
 from __future__ import annotations
