@@ -283,11 +283,11 @@ class FirestoreStore(WindowStoreBase):
         totals = {hour: _total(found.get(ref.path)) for hour, ref in lanes.items()}
         batch = self._client.batch()
         for window, expected, before in saves:
-            counted = before is not None and before.head == FORMAT  # in the lanes already
+            # A format 2 window is in the lanes already: only its growth joins; a new or
+            # format 1 window joins whole.
+            counted = None if before is None or before.head != FORMAT else before.window.stats
             hour = window.hour_ms
-            totals[hour] = totals[hour].grown(
-                before.window.stats if counted else None, window.stats
-            )
+            totals[hour] = totals[hour].grown(counted, window.stats)
             self._put(batch, self._window_ref(*window.key), window, expected)
         for hour, ref in lanes.items():
             fields = {"hour_ms": hour, "total": heads.encode_total(totals[hour])}
