@@ -25,11 +25,10 @@ metrics by name. Integers too large for MessagePack (a fleet total's sums of squ
 
 from __future__ import annotations
 
+import functools
 from array import array
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, NamedTuple
-
-import msgspec
 
 from iotpipe.domain import (
     METRIC_NAMES,
@@ -47,9 +46,23 @@ from iotpipe.domain.errors import IotPipeError
 FORMAT = 2
 NO_HORIZON = -1
 
-_encoder = msgspec.msgpack.Encoder()
-_decoder = msgspec.msgpack.Decoder()
 _INT64 = 2**63
+
+
+@functools.cache
+def _msgspec() -> Any:
+    """msgspec, imported on first use: importing a handler module stays light (the cold-start
+    contract of tests/http/test_cold_start.py); a store loads it with its first window."""
+    import msgspec
+
+    return msgspec
+
+
+@functools.cache
+def _codec() -> tuple[Any, Any]:
+    """The MessagePack encoder and decoder, built once."""
+    msgpack = _msgspec().msgpack
+    return msgpack.Encoder(), msgpack.Decoder()
 
 
 class CorruptHead(IotPipeError):
@@ -198,7 +211,7 @@ def _reading(device_id: str, hour_ms: int, fields: Sequence[Any]) -> Reading:
 def encode_head(window: HourlyWindow, horizon: int = NO_HORIZON, sealed: int = 0) -> bytes:
     """The head of a window whose ``seen`` is its tail (see the module docstring)."""
     latest = window.latest
-    return _encoder.encode(
+    return _codec()[0].encode(
         [
             FORMAT,
             stats_fields(window.stats, window.hour_ms),
@@ -213,7 +226,7 @@ def encode_head(window: HourlyWindow, horizon: int = NO_HORIZON, sealed: int = 0
 def decode_head(device_id: str, hour_ms: int, data: bytes) -> Head:
     """The head :func:`encode_head` wrote; raises :class:`CorruptHead` on bad input."""
     try:
-        fmt, stats, latest, horizon, sealed, tail = _decoder.decode(data)
+        fmt, stats, latest, horizon, sealed, tail = _codec()[1].decode(data)
         if fmt != FORMAT:
             raise CorruptHead(f"unknown head format {fmt!r}")
         window = HourlyWindow(
@@ -224,7 +237,7 @@ def decode_head(device_id: str, hour_ms: int, data: bytes) -> Head:
             None if latest is None else _reading(device_id, hour_ms, latest),
         )
         return Head(window, int(horizon), int(sealed))
-    except (msgspec.DecodeError, TypeError, ValueError, IndexError, KeyError) as exc:
+    except (_msgspec().DecodeError, TypeError, ValueError, IndexError, KeyError) as exc:
         raise CorruptHead(f"unreadable head of {device_id!r} at {hour_ms}: {exc}") from exc
 
 
@@ -268,15 +281,15 @@ def written(
 
 def encode_total(total: FleetTotal) -> bytes:
     """A fleet total (a lane of one hour) as bytes; times absolute, every sum exact."""
-    return _encoder.encode([FORMAT, total.devices, stats_fields(total.stats, 0)])
+    return _codec()[0].encode([FORMAT, total.devices, stats_fields(total.stats, 0)])
 
 
 def decode_total(data: bytes) -> FleetTotal:
     """The fleet total :func:`encode_total` wrote."""
     try:
-        fmt, devices, stats = _decoder.decode(data)
+        fmt, devices, stats = _codec()[1].decode(data)
         if fmt != FORMAT:
             raise CorruptHead(f"unknown fleet total format {fmt!r}")
         return FleetTotal(stats_from_fields(stats, 0), int(devices))
-    except (msgspec.DecodeError, TypeError, ValueError, IndexError) as exc:
+    except (_msgspec().DecodeError, TypeError, ValueError, IndexError) as exc:
         raise CorruptHead(f"unreadable fleet total: {exc}") from exc
