@@ -37,8 +37,10 @@ once, and a commit the client retried after a lost reply fails its preconditions
 applying twice. Each commit picks a lane at random, so concurrent commits rarely contend; a
 commit holds at most :data:`WINDOWS_PER_COMMIT` windows (Firestore: 500 writes per commit).
 :meth:`FirestoreStore.fleet_total` merges an hour's lanes with one query. One lane write per
-commit is one document write per commit, not per window: with many windows per round (the
-archive-file path, see :mod:`iotpipe.entrypoints.gcp.process`) writes stay at one per window.
+commit is one document write per commit, not per window: with many windows per round (a replay,
+``iotpipe process``) writes stay near one per window, but the GCP process function commits one
+Pub/Sub message (one device's window) at a time, so there the lane doubles the writes
+(docs/scaling.md).
 
 Operations:
 
