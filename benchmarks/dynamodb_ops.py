@@ -148,9 +148,12 @@ class StreamFeed:
         shards = self._streams.describe_stream(StreamArn=self._arn)["StreamDescription"]["Shards"]
         for shard in shards:
             shard_id = shard["ShardId"]
-            iterator = self._iterators.get(shard_id) or self._streams.get_shard_iterator(
-                StreamArn=self._arn, ShardId=shard_id, ShardIteratorType="TRIM_HORIZON"
-            )["ShardIterator"]
+            iterator = (
+                self._iterators.get(shard_id)
+                or self._streams.get_shard_iterator(
+                    StreamArn=self._arn, ShardId=shard_id, ShardIteratorType="TRIM_HORIZON"
+                )["ShardIterator"]
+            )
             while True:
                 out = self._streams.get_records(ShardIterator=iterator, Limit=1000)
                 iterator = out["NextShardIterator"]
@@ -223,7 +226,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             if out["batchItemFailures"]:
                 raise SystemExit(f"batch {n} left records to retry: {out}")
             sequence += len(records)
-            report = mirror.process(RawBatch(f"b{n}", tuple(RawRecord(str(i), d, a) for i, (d, a) in enumerate(records))))
+            report = mirror.process(
+                RawBatch(
+                    f"b{n}", tuple(RawRecord(str(i), d, a) for i, (d, a) in enumerate(records))
+                )
+            )
             readings += report.accepted
             windows += report.windows_updated
             for event in feed.events():

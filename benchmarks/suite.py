@@ -181,6 +181,25 @@ def firestore_rows(d: dict[str, Any]) -> list[Row]:
     ]
 
 
+def fleet_page_rows(d: dict[str, Any]) -> list[Row]:
+    """fleet_page.py: the first fleet page's items read, by store and fleet size."""
+    rows: list[Row] = []
+    for store in ("dynamodb", "firestore"):
+        for r in d.get(store, []):
+            rows.append(
+                (
+                    f"{store}: first page of GET /v1/fleet/hourly (limit {d['page']}), "
+                    f"{r['devices']:,} devices: items read",
+                    f"{r['first_page']} (dashboard refresh: {r['refresh']})",
+                    f"{r['walk']:,}: the page + a walk of the hour, as before",
+                    _ratio(r["first_page"], r["walk"]),
+                    f"<= {d['target']}",
+                    _verdict(r["first_page"] <= d["target"]),
+                )
+            )
+    return rows
+
+
 def cold_import_rows(d: dict[str, Any]) -> list[Row]:
     """cold_import.py."""
     boto3, target = d["boto3"], d["target"]
@@ -450,6 +469,7 @@ BENCHMARKS = (
         ],
     ),
     *_store_benchmarks("firestore", "firestore_ops.py", firestore_rows),
+    Benchmark("fleet_page", "fleet_page.py", fleet_page_rows, smoke=["--devices", "30", "90"]),
     Benchmark("cold_import", "cold_import.py", cold_import_rows, smoke=["--repeat", "1"]),
     Benchmark(
         "gcp_cold_import", "gcp_cold_import.py", gcp_cold_import_rows, smoke=["--repeat", "1"]
