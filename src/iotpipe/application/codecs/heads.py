@@ -211,7 +211,7 @@ def _reading(device_id: str, hour_ms: int, fields: Sequence[Any]) -> Reading:
 def encode_head(window: HourlyWindow, horizon: int = NO_HORIZON, sealed: int = 0) -> bytes:
     """The head of a window whose ``seen`` is its tail (see the module docstring)."""
     latest = window.latest
-    return _codec()[0].encode(
+    encoded: bytes = _codec()[0].encode(
         [
             FORMAT,
             stats_fields(window.stats, window.hour_ms),
@@ -221,6 +221,7 @@ def encode_head(window: HourlyWindow, horizon: int = NO_HORIZON, sealed: int = 0
             pack_identities(window.seen.keys),
         ]
     )
+    return encoded
 
 
 def decode_head(device_id: str, hour_ms: int, data: bytes) -> Head:
@@ -281,7 +282,8 @@ def written(
 
 def encode_total(total: FleetTotal) -> bytes:
     """A fleet total (a lane of one hour) as bytes; times absolute, every sum exact."""
-    return _codec()[0].encode([FORMAT, total.devices, stats_fields(total.stats, 0)])
+    encoded: bytes = _codec()[0].encode([FORMAT, total.devices, stats_fields(total.stats, 0)])
+    return encoded
 
 
 def decode_total(data: bytes) -> FleetTotal:
