@@ -181,6 +181,21 @@ def firestore_rows(d: dict[str, Any]) -> list[Row]:
     ]
 
 
+def sqlite_rows(d: dict[str, Any]) -> list[Row]:
+    """sqlite_writes.py: bytes the SQLite store writes per 1,000 readings."""
+    p = d["per_1000"]
+    return [
+        (
+            f"SQLite store, {_scenario(d)}: bytes written / 1,000 readings",
+            f"{p['bytes_written'] / 1000:,.1f} KB (write() calls: WAL pages, checkpoints)",
+            f"{p['baseline_bytes'] / 1000:,.1f} KB: schema 1's rows rewritten (a lower bound)",
+            _ratio(p["bytes_written"], p["baseline_bytes"]),
+            "reported",
+            "",
+        )
+    ]
+
+
 def fleet_page_rows(d: dict[str, Any]) -> list[Row]:
     """fleet_page.py: the first fleet page's items read, by store and fleet size."""
     rows: list[Row] = []
@@ -470,6 +485,12 @@ BENCHMARKS = (
     ),
     *_store_benchmarks("firestore", "firestore_ops.py", firestore_rows),
     Benchmark("fleet_page", "fleet_page.py", fleet_page_rows, smoke=["--devices", "30", "90"]),
+    Benchmark(
+        "sqlite_writes",
+        "sqlite_writes.py",
+        sqlite_rows,
+        smoke=["--devices", "5", "--minutes", "10"],
+    ),
     Benchmark("cold_import", "cold_import.py", cold_import_rows, smoke=["--repeat", "1"]),
     Benchmark(
         "gcp_cold_import", "gcp_cold_import.py", gcp_cold_import_rows, smoke=["--repeat", "1"]
