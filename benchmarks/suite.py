@@ -104,23 +104,41 @@ def _scenario(d: dict[str, Any]) -> str:
     return f"{d['profile']} ({d['devices']:,} devices x {each}, {d['batch_minutes']}-min batches)"
 
 
+# Issue #16's write budgets (WCU per 1,000 readings, process + fold) for the per-second profile:
+# by the kind of Kinesis record and the batch's seconds.
+DYNAMODB_WCU_TARGETS = {("minute", 60): 40.0, ("reading", 10): 250.0}
+
+
 def dynamodb_rows(d: dict[str, Any]) -> list[Row]:
-    """dynamodb_ops.py (one profile)."""
+    """dynamodb_ops.py (one profile): format 2's capacity beside format 1's, same writes."""
     p = d["per_1000"]
+    target = DYNAMODB_WCU_TARGETS.get((d.get("record"), d.get("batch_seconds")))
+    if d["profile"] != "per-second":
+        target = None
+    record = f"one {d.get('record', 'minute')} per record, {d.get('batch_seconds', 60)}-s batches"
     return [
         (
-            f"DynamoDB, {_scenario(d)}: items written / 1,000 readings",
-            f"{p['items_written']:.1f}",
-            f"{p['windows_touched']:.1f} windows touched (the floor)",
-            _ratio(p["items_written"], p["windows_touched"]),
-            "",
-            "",
+            f"DynamoDB, {_scenario(d)}, {record}: WCU / 1,000 readings",
+            f"{p['wcu']:.1f} WCU ({p['fold_wcu']:.1f} of them the fleet lanes)",
+            f"{p['baseline_wcu']:.1f} WCU: format 1, the same writes",
+            _ratio(p["wcu"], p["baseline_wcu"]),
+            f"<= {target:g}" if target else "",
+            _verdict(p["wcu"] <= target) if target else "",
         ),
         (
-            "  capacity units / 1,000 readings",
-            f"{p['wcu']:.1f} WCU, {p['rcu']:.1f} RCU",
-            f"{p['puts']:.1f} PutItem, {p['batch_gets']:.1f} BatchGetItem, {p['gets']:.1f} GetItem",
-            "-",
+            "  RCU / 1,000 readings",
+            f"{p['rcu']:.1f} RCU",
+            f"{p['baseline_rcu']:.1f} RCU: format 1, the same reads",
+            _ratio(p["rcu"], p["baseline_rcu"]),
+            "<= 2x format 1",
+            _verdict(p["rcu"] <= 2 * p["baseline_rcu"]),
+        ),
+        (
+            "  items written / 1,000 readings",
+            f"{p['items_written']:.1f} ({p['segment_puts']:.1f} segments, "
+            f"{p['lane_puts']:.1f} lanes)",
+            f"{p['window_writes']:.1f} window writes (the floor)",
+            _ratio(p["items_written"], p["window_writes"]),
             "",
             "",
         ),
@@ -161,6 +179,40 @@ def firestore_rows(d: dict[str, Any]) -> list[Row]:
         ),
         _archive_row(p, "message"),
     ]
+
+
+def sqlite_rows(d: dict[str, Any]) -> list[Row]:
+    """sqlite_writes.py: bytes the SQLite store writes per 1,000 readings."""
+    p = d["per_1000"]
+    return [
+        (
+            f"SQLite store, {_scenario(d)}: bytes written / 1,000 readings",
+            f"{p['bytes_written'] / 1000:,.1f} KB (write() calls: WAL pages, checkpoints)",
+            f"{p['baseline_bytes'] / 1000:,.1f} KB: schema 1's rows rewritten (a lower bound)",
+            _ratio(p["bytes_written"], p["baseline_bytes"]),
+            "reported",
+            "",
+        )
+    ]
+
+
+def fleet_page_rows(d: dict[str, Any]) -> list[Row]:
+    """fleet_page.py: the first fleet page's items read, by store and fleet size."""
+    rows: list[Row] = []
+    for store in ("dynamodb", "firestore"):
+        for r in d.get(store, []):
+            rows.append(
+                (
+                    f"{store}: first page of GET /v1/fleet/hourly (limit {d['page']}), "
+                    f"{r['devices']:,} devices: items read",
+                    f"{r['first_page']} (dashboard refresh: {r['refresh']})",
+                    f"{r['walk']:,}: the page + a walk of the hour, as before",
+                    _ratio(r["first_page"], r["walk"]),
+                    f"<= {d['target']}",
+                    _verdict(r["first_page"] <= d["target"]),
+                )
+            )
+    return rows
 
 
 def cold_import_rows(d: dict[str, Any]) -> list[Row]:
@@ -421,7 +473,24 @@ BENCHMARKS = (
         smoke=["--readings", "20000", "--devices", "50", "--hours", "8"],
     ),
     *_store_benchmarks("dynamodb", "dynamodb_ops.py", dynamodb_rows),
+    Benchmark(
+        "dynamodb_per_second_readings",
+        "dynamodb_ops.py",
+        dynamodb_rows,
+        full=["--profile", "per-second", "--record", "reading", "--batch-seconds", "10"],
+        smoke=[
+            *("--profile", "per-second", "--record", "reading", "--batch-seconds", "10"),
+            *SMOKE_PROFILES["per-second"],
+        ],
+    ),
     *_store_benchmarks("firestore", "firestore_ops.py", firestore_rows),
+    Benchmark("fleet_page", "fleet_page.py", fleet_page_rows, smoke=["--devices", "30", "90"]),
+    Benchmark(
+        "sqlite_writes",
+        "sqlite_writes.py",
+        sqlite_rows,
+        smoke=["--devices", "5", "--minutes", "10"],
+    ),
     Benchmark("cold_import", "cold_import.py", cold_import_rows, smoke=["--repeat", "1"]),
     Benchmark(
         "gcp_cold_import", "gcp_cold_import.py", gcp_cold_import_rows, smoke=["--repeat", "1"]

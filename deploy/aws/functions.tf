@@ -1,8 +1,9 @@
-# The four Lambda functions, from the zips of `iotpipe package aws` (one code zip shared by
+# The five Lambda functions, from the zips of `iotpipe package aws` (one code zip shared by
 # all, each with its own handler; the dependencies in a layer; boto3 from the runtime), and the
-# Kinesis event source mapping of the process function.
+# Kinesis event source mapping of the process function, and the table stream's mapping of the
+# fleet function.
 #
-# Choices common to all four (ingest, process, api, and the API's authorizer):
+# Choices common to all five (ingest, process, api, the API's authorizer, and fleet):
 # - arm64 (Graviton): ~20% cheaper per GB-second than x86_64 and at least as fast for this
 #   pure-Python + Rust-extension (pydantic-core, orjson) code; the layer is built for it.
 # - X-Ray active tracing: Lambda's own segments per invocation (the service, initialization and
@@ -24,6 +25,7 @@ locals {
     process    = "iotpipe.entrypoints.aws.process.handler"
     api        = "iotpipe.entrypoints.aws.api.handler"
     authorizer = "iotpipe.entrypoints.aws.authorizer.handler"
+    fleet      = "iotpipe.entrypoints.aws.fleet.handler"
   }
 
   lateness = {
@@ -57,6 +59,12 @@ locals {
     authorizer = {
       IOTPIPE_API_KEYS_SECRET = aws_secretsmanager_secret.api_keys.arn
     }
+    # Folds window heads from the table's stream into the fleet lanes (same table, same TTL).
+    fleet = merge({
+      IOTPIPE_TABLE_NAME = aws_dynamodb_table.windows.name
+      }, var.ttl_days == null ? {} : {
+      IOTPIPE_TTL_DAYS = tostring(var.ttl_days)
+    })
   }
 
   # A custom domain's API mapping key, stripped from paths before routing (only when set).
@@ -94,6 +102,8 @@ resource "aws_lambda_layer_version" "deps" {
 #   fleet_shards of them); 10 s is far above that and below API Gateway's 30 s.
 # - authorizer, 256 MB / 5 s: compares the presented key with the secret's (read once per
 #   execution environment); its imports are the HTTP API's key check only.
+# - fleet, 256 MB / 30 s: one GetItem and one conditional PutItem per hour in a batch of stream
+#   records (a batch rarely spans more than two hours).
 resource "aws_lambda_function" "fn" {
   for_each = local.function_names
   #checkov:skip=CKV_AWS_116: invoked synchronously (API Gateway) or by the Kinesis mapping, which has its own on-failure S3 destination; a function DLQ applies to async invocations only
@@ -170,6 +180,44 @@ resource "aws_lambda_event_source_mapping" "process" {
       destination_arn = aws_s3_bucket.archive.arn # the records themselves (failures.tf)
     }
   }
+
+  depends_on = [aws_iam_role_policy.function]
+}
+
+# The table's stream -> fleet (each hour's fleet total, iotpipe.adapters.aws.dynamodb_fleet).
+# Each setting, and why:
+resource "aws_lambda_event_source_mapping" "fleet" {
+  function_name    = aws_lambda_function.fn["fleet"].arn
+  event_source_arn = aws_dynamodb_table.windows.stream_arn
+
+  # From the oldest record kept (24 h): no head write is skipped, and the lanes fold nothing
+  # twice (each holds the last sequence number it folded for its stream shard).
+  starting_position = "TRIM_HORIZON"
+
+  # A tumbling window is what makes Lambda name the stream shard in the event (shardId): a lane
+  # is one hour's total per stream shard. The window's own state is unused (the lanes are the
+  # state), so its length only bounds how long a lane lags the heads: 60 s. Batches of up to
+  # 1,000 records wait at most 5 s: each costs one read and one write per hour it touches.
+  tumbling_window_in_seconds         = 60
+  batch_size                         = 1000
+  maximum_batching_window_in_seconds = 5
+
+  # Only writes of window heads (PK "W#..."; not TTL's deletions): the lanes' and segments'
+  # own writes are on the stream too, and would otherwise invoke the function for nothing.
+  filter_criteria {
+    filter {
+      pattern = jsonencode({
+        eventName = ["INSERT", "MODIFY"]
+        dynamodb  = { Keys = { PK = { S = [{ prefix = "W#" }] } } }
+      })
+    }
+  }
+
+  # One batch per stream shard at a time, in order (the lanes' last-sequence rule needs it:
+  # parallelization_factor stays 1). Failures (throttling) are retried until the records
+  # leave the stream (24 h), never skipped: skipping would lose their deltas from the total.
+  parallelization_factor = 1
+  maximum_retry_attempts = -1
 
   depends_on = [aws_iam_role_policy.function]
 }

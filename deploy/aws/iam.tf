@@ -3,7 +3,8 @@
 #   process: read the stream (the event source mapping polls with the function's role); read
 #            and write items of the table; put objects under raw/ and rejected/, and the failed
 #            batches under aws/lambda/ (the on-failure destination).
-#   api:     read items of the table and its fleet index; read the API-keys secret.
+#   api:     read items of the table and its device index; read the API-keys secret.
+#   fleet:   read the table's stream; read and write the fleet lanes (items of the table).
 #   authorizer: read the API-keys secret.
 # Every role also writes its own log group and X-Ray segments. KMS: only the operations its data
 # needs, on the stack's key. No action on data has a "*" resource.
@@ -40,7 +41,7 @@ resource "aws_iam_role_policy" "function" {
 }
 
 locals {
-  table_arns = [aws_dynamodb_table.windows.arn, "${aws_dynamodb_table.windows.arn}/index/fleet"]
+  table_arns = [aws_dynamodb_table.windows.arn, "${aws_dynamodb_table.windows.arn}/index/device"]
 
   # The statements specific to each function (common ones are added below).
   function_statements = {
@@ -73,9 +74,10 @@ locals {
         resources = [aws_kinesis_stream.readings.arn]
       },
       {
-        # Load windows (BatchGetItem), register devices (GetItem), conditional writes (PutItem).
+        # Load heads (BatchGetItem), a window's identity segments (Query), register devices
+        # (GetItem), segments and conditional head writes (PutItem).
         sid       = "ReadAndWriteWindows"
-        actions   = ["dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:PutItem"]
+        actions   = ["dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query"]
         resources = [aws_dynamodb_table.windows.arn]
       },
       {
@@ -114,9 +116,33 @@ locals {
         resources = [aws_kms_key.data.arn]
       },
     ]
+    fleet = [
+      {
+        # What the event source mapping needs to poll the table's stream.
+        sid = "ConsumeTheTableStream"
+        actions = [
+          "dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator",
+          "dynamodb:ListStreams",
+        ]
+        resources = [aws_dynamodb_table.windows.stream_arn]
+      },
+      {
+        # A lane's current state (GetItem), its conditional write (PutItem).
+        sid       = "ReadAndWriteLanes"
+        actions   = ["dynamodb:GetItem", "dynamodb:PutItem"]
+        resources = [aws_dynamodb_table.windows.arn]
+      },
+      {
+        # The table (and so its stream) is encrypted with the stack's key.
+        sid       = "UseTheDataKey"
+        actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+        resources = [aws_kms_key.data.arn]
+      },
+    ]
     api = [
       {
-        # Hourly/daily/latest (Query), fleet hours (Query on the index, BatchGetItem by key).
+        # Hourly/daily/latest (Query on the device index, BatchGetItem of the heads), fleet hours
+        # (Query of the hour's head partitions and of its lanes).
         sid       = "ReadWindows"
         actions   = ["dynamodb:Query", "dynamodb:GetItem", "dynamodb:BatchGetItem"]
         resources = local.table_arns

@@ -72,5 +72,6 @@ locals {
     process    = "${var.name_prefix}-process"
     api        = "${var.name_prefix}-api"
     authorizer = "${var.name_prefix}-authorizer"
+    fleet      = "${var.name_prefix}-fleet"
   }
 }

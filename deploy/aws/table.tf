@@ -1,6 +1,8 @@
 # The aggregate store: one DynamoDB table, mirroring iotpipe.adapters.aws.dynamodb.TABLE_DEFINITION
-# exactly (keys, the sparse "fleet" index and its projection, on-demand billing) and TIME_TO_LIVE.
-# tests/terraform checks that they agree.
+# exactly (keys, the sparse "device" index and its projection, the stream, on-demand billing) and
+# TIME_TO_LIVE. tests/terraform checks that they agree. Format 2 (issue #16): window heads keyed
+# by hour and fleet shard, identity segments, fleet lanes; a table of the previous release is
+# converted by `iotpipe migrate` (docs/deployment.md).
 
 resource "aws_dynamodb_table" "windows" {
   name = "${var.name_prefix}-windows"
@@ -29,22 +31,28 @@ resource "aws_dynamodb_table" "windows" {
     type = "S"
   }
   attribute {
-    name = "FPK"
+    name = "D"
     type = "S"
   }
   attribute {
-    name = "device_id"
-    type = "S"
+    name = "H"
+    type = "N"
   }
 
-  # The sparse fleet index: one entry per window (registry items have no FPK). Keys only: an
-  # entry is written once, when its window is created; the store then reads the windows by key.
+  # The sparse device index: one entry per window head (device, hour); other items have no D.
+  # Keys only: an entry is written once, when its window is created (keys never change, so head
+  # updates do not touch it); the per-device routes then read the heads by key.
   global_secondary_index {
-    name            = "fleet"
-    hash_key        = "FPK"
-    range_key       = "device_id"
+    name            = "device"
+    hash_key        = "D"
+    range_key       = "H"
     projection_type = "KEYS_ONLY"
   }
+
+  # Every head write, before and after, for the fleet function (functions.tf), which folds it
+  # into its hour's fleet lanes. Reading the stream is billed by requests, not by items.
+  stream_enabled   = true
+  stream_view_type = "NEW_AND_OLD_IMAGES"
 
   # Items carry "ttl" only when IOTPIPE_TTL_DAYS is set (var.ttl_days); the others never expire.
   ttl {

@@ -80,11 +80,12 @@ variable "functions" {
     process    = { memory_mb = 1024, timeout_s = 60 }
     api        = { memory_mb = 512, timeout_s = 10 }
     authorizer = { memory_mb = 256, timeout_s = 5 }
+    fleet      = { memory_mb = 256, timeout_s = 30 }
   }
 
   validation {
-    condition     = alltrue([for k in ["ingest", "process", "api", "authorizer"] : contains(keys(var.functions), k)])
-    error_message = "functions must have the entries ingest, process, api and authorizer."
+    condition     = alltrue([for k in ["ingest", "process", "api", "authorizer", "fleet"] : contains(keys(var.functions), k)])
+    error_message = "functions must have the entries ingest, process, api, authorizer and fleet."
   }
 
   validation {

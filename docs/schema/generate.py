@@ -29,6 +29,7 @@ import argparse
 import base64
 import copy
 import json
+import random
 import re
 import sys
 from collections.abc import Callable
@@ -106,6 +107,9 @@ class RecordingDynamoDB:
         self.items[self._key(Item)] = copy.deepcopy(Item)
         return {}
 
+    def query(self, **request: Any) -> dict[str, Any]:
+        return {"Items": []}  # a new table: no identity segments yet
+
 
 def example_readings() -> list[list[Any]]:
     """The example readings, parsed, one list per batch."""
@@ -135,20 +139,30 @@ def dynamodb_items() -> list[dict[str, Any]]:
         )
         apply_examples(store)
         for item in recorder.items.values():
-            kind = "registry entry" if item["PK"]["S"].startswith("DEVICES#") else "hourly window"
-            if kind == "hourly window" and ttl_days is not None:
-                kind = "hourly window with ttl"
-            found.setdefault(kind, item)
+            found.setdefault(item_kind(item, ttl_days), item)
     return [
         {"type": kind, "description": ITEM_DESCRIPTIONS[kind], "item": typed_json(found[kind])}
         for kind in ITEM_DESCRIPTIONS
     ]
 
 
+def item_kind(item: dict[str, Any], ttl_days: int | None) -> str:
+    """Which example an item is (the ttl variant only for window heads)."""
+    if item["PK"]["S"].startswith("DEVICES#"):
+        return "registry entry"
+    return "window head" + (" with ttl" if ttl_days is not None else "")
+
+
 ITEM_DESCRIPTIONS = {
-    "hourly window": "One device's hour: PK DEV#<device_id>, SK H#<hour start in epoch ms, 15 "
-    "digits>; written whole by a conditional PutItem (version 1 on creation, +1 per write).",
-    "hourly window with ttl": "The same window written by a store with ttl_days set "
+    "window head": "One device's hour (format 2): PK W#<hour start in epoch ms>#<crc32(device_id) "
+    "mod fleet_shards>, SK <device_id>; D and H feed the keys-only 'device' index; v is the "
+    "version (1 on creation, +1 per conditional PutItem); w is the head "
+    "(iotpipe.application.codecs.heads: statistics, latest reading, recent identities, horizon). "
+    "Identities sealed out of it go to segment items (PK S#<hour>#<device_id>, SK <base "
+    "version, 10 digits>, i: the identities), written once; each hour's fleet total is in lane "
+    "items (PK F#<hour>, SK <stream shard id>, t: the total, q: the last sequence folded), "
+    "written by the fleet function from the table's stream.",
+    "window head with ttl": "The same head written by a store with ttl_days set "
     "(IOTPIPE_TTL_DAYS): 'ttl' is the hour's end plus ttl_days, in epoch seconds.",
     "registry entry": "A device the store has seen: PK DEVICES#<crc32(device_id) mod "
     "fleet_shards>, SK <device_id>; written once per device, ever.",
@@ -175,7 +189,11 @@ DEVICE_FIELDS = {
     "registered_at": ("timestamp", "When the store first saw the device (server time)."),
 }
 WINDOW_FIELDS = {
-    "format": ("integer", "Version of the record format (codecs.window.FORMAT)."),
+    "format": (
+        "integer",
+        "The stored format: 2 (this release: the window is counted in its hour's fleet lanes); "
+        "1 (the release before: joins the lanes on its next write, or by iotpipe migrate).",
+    ),
     "device_id": ("string", "The device id (the fleet query orders by it)."),
     "hour_ms": ("integer", "Start of the UTC hour in epoch milliseconds."),
     "count": ("integer", "Distinct readings counted."),
@@ -198,8 +216,30 @@ WINDOW_FIELDS = {
 }
 
 
+LANE_FIELDS = {
+    "hour_ms": ("integer", "Start of the UTC hour in epoch milliseconds."),
+    "total": (
+        "bytes",
+        "The lane's part of the hour's fleet total (iotpipe.application.codecs.heads."
+        "encode_total: windows merged and their statistics, exact).",
+    ),
+    "expire_at": ("timestamp", "Only with ttl_days: as the windows'."),
+}
+
+
 class _Snapshot:
     exists = False
+
+    def __init__(self, reference: _Ref | None = None) -> None:
+        self.reference = reference
+
+
+class _Batch:
+    def create(self, ref: _Ref, fields: dict[str, Any], **rpc: Any) -> None:
+        ref.create(fields)
+
+    def commit(self, **rpc: Any) -> None:
+        return None
 
 
 class _Ref:
@@ -231,7 +271,10 @@ class RecordingFirestore:
         return _Ref(self, name)
 
     def get_all(self, refs: list[Any], **rpc: Any) -> list[_Snapshot]:
-        return [_Snapshot() for _ in refs]
+        return [_Snapshot(ref) for ref in refs]
+
+    def batch(self) -> _Batch:
+        return _Batch()
 
 
 def firestore_documents() -> dict[str, tuple[str, dict[str, Any]]]:
@@ -242,11 +285,12 @@ def firestore_documents() -> dict[str, tuple[str, dict[str, Any]]]:
 
     client = RecordingFirestore()
     store = FirestoreStore(client, ttl_days=EXAMPLE_TTL_DAYS)
+    random.seed(0)  # the store picks a lane at random: the same example on every run
     readings = [r for batch in example_readings() for r in batch]
     store.apply([Contribution(readings[0].device_id, readings[0].hour_ms, readings)])
     found = {}
     for path, fields in client.created.items():
-        kind = "window" if "/hours/" in path else "device"
+        kind = "window" if "/hours/" in path else "lane" if "/lanes/" in path else "device"
         found[kind] = (path, fields)
     return found
 
@@ -259,8 +303,10 @@ def firestore_layout() -> dict[str, Any]:
     documents = firestore_documents()
     device_path, device = documents["device"]
     window_path, window = documents["window"]
+    lane_path, lane = documents["lane"]
     _same_fields("devices", set(device), set(DEVICE_FIELDS))
     _same_fields("hours", set(window), set(WINDOW_FIELDS))
+    _same_fields("lanes", set(lane), set(LANE_FIELDS))
     return {
         "database": {
             "id": "(default)",
@@ -289,6 +335,14 @@ def firestore_layout() -> dict[str, Any]:
                 "digits (ids sort like hours)",
                 "fields": _fields(WINDOW_FIELDS),
                 "example": {"path": window_path, "fields": _plain(window)},
+            },
+            {
+                "path": f"{fs.FLEET}/{{hour}}/{fs.LANES}/{{lane}}",
+                "description": "One of an hour's fleet lanes: part of the hour's fleet total, "
+                "written in the same batched write as the windows it merges.",
+                "document_id": f"a lane number, 0 to fleet_lanes - 1 ({fs.DEFAULT_FLEET_LANES})",
+                "fields": _fields(LANE_FIELDS),
+                "example": {"path": lane_path, "fields": _plain(lane)},
             },
         ],
         "indexes": {

@@ -14,8 +14,9 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
-from iotpipe.adapters.aws import FLEET_INDEX, TABLE_DEFINITION, DynamoStore
-from iotpipe.adapters.aws.dynamodb_items import item_size, window_item
+from iotpipe.adapters.aws import DEVICE_INDEX, TABLE_DEFINITION, DynamoStore
+from iotpipe.adapters.aws.dynamodb_items import item_size
+from iotpipe.application.codecs.heads import decode_head
 from iotpipe.domain import (
     MAX_READINGS_PER_WINDOW,
     Location,
@@ -47,12 +48,24 @@ def contributions(readings: list[Reading]) -> list[Contribution]:
 
 
 def make_store(moto: MotoServer, client: Any = None, **options: Any) -> DynamoStore:
-    return DynamoStore(fresh_table(moto), client or moto.client("dynamodb"), **options)
+    streams = moto.client("dynamodbstreams")  # fleet totals fold the table's stream first
+    return DynamoStore(
+        fresh_table(moto), client or moto.client("dynamodb"), stream=streams, **options
+    )
 
 
 def raw_item(moto: MotoServer, store: DynamoStore, pk: str, sk: str) -> dict[str, Any]:
     key = {"PK": {"S": pk}, "SK": {"S": sk}}
     return moto.client("dynamodb").get_item(TableName=store.table_name, Key=key)["Item"]
+
+
+def head_of(moto: MotoServer, store: DynamoStore, device: str, hour: int) -> dict[str, Any]:
+    shard = zlib.crc32(device.encode()) % store.fleet_shards
+    return raw_item(moto, store, f"W#{hour}#{shard}", device)
+
+
+def every_item(moto: MotoServer, store: DynamoStore) -> list[dict[str, Any]]:
+    return moto.client("dynamodb").scan(TableName=store.table_name)["Items"]
 
 
 # --- the table and the item layout -------------------------------------------------------------
@@ -69,7 +82,11 @@ def test_the_table_is_created_exactly_as_defined(moto: MotoServer) -> None:
     assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
     [index] = table["GlobalSecondaryIndexes"]
     [expected] = TABLE_DEFINITION["GlobalSecondaryIndexes"]
-    assert index["IndexName"] == FLEET_INDEX == expected["IndexName"]
+    assert index["IndexName"] == DEVICE_INDEX == expected["IndexName"]
+    assert table["StreamSpecification"] == {
+        "StreamEnabled": True,
+        "StreamViewType": "NEW_AND_OLD_IMAGES",
+    }
     assert index["KeySchema"] == expected["KeySchema"]
     assert index["Projection"] == expected["Projection"] == {"ProjectionType": "KEYS_ONLY"}
     ttl = client.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
@@ -79,26 +96,25 @@ def test_the_table_is_created_exactly_as_defined(moto: MotoServer) -> None:
 def test_window_and_registry_items_follow_the_documented_layout(moto: MotoServer) -> None:
     store = make_store(moto, fleet_shards=4, ttl_days=30)
     store.apply(contributions([reading("dev-1", H0 + 5), reading("dev-1", H0 + 6)]))
-    item = raw_item(moto, store, "DEV#dev-1", f"H#{H0:015d}")
     shard = zlib.crc32(b"dev-1") % 4
-    assert item["FPK"] == {"S": f"FLEET#{H0}#{shard}"}
-    assert item["device_id"] == {"S": "dev-1"}
-    assert item["version"] == {"N": "1"}
-    assert item["count"] == {"N": "2"}
-    assert item["metrics"]["M"]["temperature"] == {
-        "L": [{"N": "2"}, {"N": "40000"}, {"N": str(2 * 20_000**2)}, {"N": "20000"}, {"N": "20000"}]
-    }
-    assert isinstance(item["seen"]["B"], bytes)
+    item = raw_item(moto, store, f"W#{H0}#{shard}", "dev-1")
+    assert set(item) == {"PK", "SK", "D", "H", "v", "w", "ttl"}
+    assert (item["D"], item["H"], item["v"]) == ({"S": "dev-1"}, {"N": str(H0)}, {"N": "1"})
+    head = decode_head("dev-1", H0, item["w"]["B"])
+    assert head.window.stats == Stats.of([reading("dev-1", H0 + 5), reading("dev-1", H0 + 6)])
+    assert len(head.tail) == 2 and head.horizon == -1 and head.sealed == 0
+    assert head.window.latest == reading("dev-1", H0 + 6)
     assert item["ttl"] == {"N": str((H0 + MS_PER_HOUR) // 1000 + 30 * 86_400)}
+    assert item_size(item) < 400  # two readings: keys, statistics, latest, two identities
     assert raw_item(moto, store, f"DEVICES#{shard}", "dev-1")["SK"] == {"S": "dev-1"}
     store.apply(contributions([reading("dev-1", H0 + 7)]))
-    assert raw_item(moto, store, "DEV#dev-1", f"H#{H0:015d}")["version"] == {"N": "2"}
+    assert raw_item(moto, store, f"W#{H0}#{shard}", "dev-1")["v"] == {"N": "2"}
 
 
 def test_without_ttl_days_windows_never_expire(moto: MotoServer) -> None:
     store = make_store(moto)
     store.apply(contributions([reading("d", H0)]))
-    assert "ttl" not in raw_item(moto, store, "DEV#d", f"H#{H0:015d}")
+    assert "ttl" not in head_of(moto, store, "d", H0)
 
 
 def test_integers_beyond_float_precision_stay_exact(moto: MotoServer) -> None:
@@ -108,46 +124,53 @@ def test_integers_beyond_float_precision_stay_exact(moto: MotoServer) -> None:
     assert not store.apply(contributions(readings)).failed
     squares = 10_001 * 999_999**2
     assert int(float(squares)) != squares  # a float on the way would have rounded it
-    stored = raw_item(moto, store, "DEV#hot", f"H#{H0:015d}")
-    assert stored["metrics"]["M"]["temperature"]["L"][2] == {"N": str(squares)}
+    stored = decode_head("hot", H0, head_of(moto, store, "hot", H0)["w"]["B"])
+    assert stored.window.stats.metric("temperature").squares == squares
     [window] = store.hourly("hot", H0, H1, limit=1).items
     assert window.stats == Stats.of(readings)
-    assert window.stats.metric("temperature").squares == squares
+    assert store.fleet_total(H0).stats.metric("temperature").squares == squares
 
 
-def test_a_full_window_fits_the_400_kb_item_limit_and_round_trips(moto: MotoServer) -> None:
-    # The worst case for the identity set: the most readings a window takes, at random
-    # instants with random values (incompressible fingerprints).
+def test_a_full_window_fits_the_item_limit_and_its_next_write_seals_it(moto: MotoServer) -> None:
+    # The worst case for the identities: the most readings a window takes, at random instants
+    # with random values (incompressible fingerprints), all in one write: the tail cannot be
+    # sealed before it exists, so the head holds them, under the 400 KB item limit; the next
+    # write seals them into a segment and the head is small again.
     rng = random.Random(7)
-    offsets = rng.sample(range(MS_PER_HOUR), MAX_READINGS_PER_WINDOW)
+    offsets = rng.sample(range(1, MS_PER_HOUR), MAX_READINGS_PER_WINDOW - 1)
     readings = [reading("busy", H0 + o, temperature=rng.randint(-50_000, 50_000)) for o in offsets]
     store = make_store(moto)
     assert not store.apply(contributions(readings)).failed
+    assert 200_000 < item_size(head_of(moto, store, "busy", H0)) < 400 * 1024
+    assert not store.apply(contributions([reading("busy", H0)])).failed
+    assert item_size(head_of(moto, store, "busy", H0)) < 1024
     [window] = store.hourly("busy", H0, H1, limit=1).items
-    assert len(window.seen) == MAX_READINGS_PER_WINDOW
-    assert window.stats == Stats.of(readings)
-    size = item_size(window_item(window, 1, store.fleet_shards, None))
-    assert 250_000 < size < 400 * 1024  # the real bound, with the margin the docs claim
+    assert window.stats == Stats.of([*readings, reading("busy", H0)])
+    full = store.apply(contributions([reading("busy", H0 + 1)]))  # the window is full now
+    assert full.absorbed[("busy", H0)].overflow == (0,)
+    again = store.apply(contributions(readings[:50]))  # resent: found in the segment
+    assert len(again.absorbed[("busy", H0)].duplicates) == 50 and not again.written
 
 
-def test_hourly_follows_query_pages_past_the_1_mb_response_limit(moto: MotoServer) -> None:
-    # Six windows of ~200 KB each (random values: incompressible identities); DynamoDB (and
-    # moto) return at most 1 MB per Query page.
-    rng = random.Random(3)
+def test_hourly_lists_a_devices_hours_through_the_device_index_page_by_page(
+    moto: MotoServer,
+) -> None:
     store = make_store(moto)
-    hours = [H0 + k * MS_PER_HOUR for k in range(6)]
-    readings = [
-        reading("big", h + o, temperature=rng.randint(-50_000, 50_000))
-        for h in hours
-        for o in rng.sample(range(MS_PER_HOUR), 50_000)
-    ]
-    assert not store.apply(contributions(readings)).failed
+    hours = [H0 + k * MS_PER_HOUR for k in range(30)]
+    store.apply(contributions([reading("d", h + 9) for h in hours] + [reading("e", H0)]))
     spy = Intercepted(moto.client("dynamodb"))
-    reader = DynamoStore(store.table_name, spy)
-    page = reader.hourly("big", H0, hours[-1] + 1, limit=10)
-    assert [w.hour_ms for w in page.items] == hours
-    assert page.cursor is None
-    assert spy.calls["query"] >= 2  # the first response stopped at 1 MB with a LastEvaluatedKey
+    reader = DynamoStore(store.table_name, spy, fleet_shards=store.fleet_shards)
+    got, cursor = [], None
+    while True:
+        page = reader.hourly("d", H0, hours[-1] + 1, limit=7, cursor=cursor)
+        got += page.items
+        if page.cursor is None:
+            break
+        cursor = page.cursor
+    assert [w.hour_ms for w in got] == hours
+    assert all(w.stats.count == 1 for w in got)
+    indexed = [kw for name, kw in spy.requests if name == "query"]
+    assert all(kw["IndexName"] == DEVICE_INDEX for kw in indexed)
 
 
 # --- the fleet index: sharded partitions, merged in device order ------------------------------
@@ -162,14 +185,11 @@ def test_a_busy_hour_is_spread_over_the_fleet_shards_and_merged_in_order(moto: M
     for shard in range(4):
         found = client.query(
             TableName=store.table_name,
-            IndexName=FLEET_INDEX,
-            KeyConditionExpression="FPK = :pk",
-            ExpressionAttributeValues={":pk": {"S": f"FLEET#{H0}#{shard}"}},
+            KeyConditionExpression="PK = :pk",
+            ExpressionAttributeValues={":pk": {"S": f"W#{H0}#{shard}"}},
         )["Items"]
-        per_shard[shard] = [i["device_id"]["S"] for i in found]
+        per_shard[shard] = [i["SK"]["S"] for i in found]
         assert all(zlib.crc32(d.encode()) % 4 == shard for d in per_shard[shard])
-        # Keys only: updating a window's statistics never rewrites its index entry.
-        assert all(set(i) == {"PK", "SK", "FPK", "device_id"} for i in found)
     assert sum(map(len, per_shard.values())) == 40
     assert max(map(len, per_shard.values())) < 40  # not one hot partition
     got, cursor = [], None
@@ -180,7 +200,7 @@ def test_a_busy_hour_is_spread_over_the_fleet_shards_and_merged_in_order(moto: M
             break
         cursor = page.cursor
     assert [w.device_id for w in got] == devices
-    assert all(len(w.seen) == 1 and w.stats.count == 1 for w in got)  # whole windows
+    assert all(w.stats.count == 1 for w in got)
 
 
 def test_fleet_cursors_skip_shards_that_are_already_exhausted(moto: MotoServer) -> None:
@@ -246,11 +266,12 @@ def test_loading_many_windows_uses_batches_of_100_keys(moto: MotoServer) -> None
     readings = [reading(f"dev-{i:03d}", H0 + i) for i in range(250)]
     assert not store.apply(contributions(readings)).failed
     batch_gets = [kw for name, kw in spy.requests if name == "batch_get_item"]
+    # The heads, then the format 1 items of the windows without one (none here: all new).
     assert [len(next(iter(kw["RequestItems"].values()))["Keys"]) for kw in batch_gets] == [
         100,
         100,
         50,
-    ]
+    ] * 2
     again = store.apply(contributions(readings))
     assert again.written == frozenset()
     assert sum(len(a.duplicates) for a in again.absorbed.values()) == 250
@@ -285,12 +306,12 @@ def test_unprocessed_keys_are_fetched_again_after_a_backoff(moto: MotoServer) ->
     more = [reading(f"dev-{i}", H0 + 100 + i) for i in range(6)]
     result = flaky.apply(contributions(more))
     assert not result.failed
+    assert spy.calls["batch_get_item"] == 2
     # Had the 4 unprocessed windows been taken as missing, they would have been overwritten
     # with one reading each instead of merged.
     for i in range(6):
         [window] = flaky.hourly(f"dev-{i}", H0, H1, limit=1).items
         assert window.stats == Stats.of([first[i], more[i]])
-    assert spy.calls["batch_get_item"] == 2
     assert len(sleeps) == 1 and 0 <= sleeps[0] <= RetryPolicy().base_delay_s * 2
     # Taken as missing, they would also have been merged in the end, but only after failed
     # conditional writes (the version check is the safety net, not the mechanism).
@@ -304,7 +325,8 @@ def test_throttled_reads_are_retried_then_reported_as_unavailable(moto: MotoServ
     sleeps: list[float] = []
     store = make_store(moto, spy, retry=RetryPolicy(attempts=4), sleep=sleeps.append)
     assert not store.apply(contributions([reading("d", H0)])).failed
-    assert spy.calls["batch_get_item"] == 3 and len(sleeps) == 2
+    # Three tries of the head, then the format 1 lookup of the (new) window.
+    assert spy.calls["batch_get_item"] == 4 and len(sleeps) == 2
 
     always = Intercepted(moto.client("dynamodb"), batch_get_item=fail_first(99, throttled))
     doomed = DynamoStore(store.table_name, always, retry=NO_WAIT, sleep=lambda _: None)
@@ -330,7 +352,7 @@ def test_a_concurrent_writer_between_read_and_write_is_a_conflict_then_a_retry(
     state = {"raced": False}
 
     def put_item(real, **kwargs):
-        if not state["raced"] and kwargs["Item"]["PK"]["S"] == "DEV#d":
+        if not state["raced"] and kwargs["Item"]["SK"]["S"] == "d":
             state["raced"] = True  # another processor writes the window first
             assert not rival.apply(contributions([rival_reading])).failed
         return real(**kwargs)
@@ -343,7 +365,7 @@ def test_a_concurrent_writer_between_read_and_write_is_a_conflict_then_a_retry(
     assert store.ops().extra["conflicts"] == 1
     [window] = store.hourly("d", H0, H1, limit=1).items
     assert window.stats == Stats.of([rival_reading, *mine])
-    assert raw_item(moto, store, "DEV#d", f"H#{H0:015d}")["version"] == {"N": "2"}
+    assert head_of(moto, store, "d", H0)["v"] == {"N": "2"}
 
 
 def test_a_throttled_write_fails_only_its_window_and_a_redelivery_repairs_it(
@@ -354,7 +376,7 @@ def test_a_throttled_write_fails_only_its_window_and_a_redelivery_repairs_it(
     state = {"calls": 0}
 
     def put_item(real, **kwargs):
-        if kwargs["Item"]["PK"]["S"] == "DEV#b" and state["calls"] == 0:
+        if kwargs["Item"]["SK"]["S"] == "b" and state["calls"] == 0:
             state["calls"] += 1
             raise throttled
         return real(**kwargs)
@@ -426,7 +448,6 @@ def test_eight_threads_applying_overlapping_batches_end_exact(moto: MotoServer) 
     for (device, hour), rs in expected.items():
         [window] = reader.hourly(device, hour, hour + 1, limit=1).items
         assert window.stats == Stats.of(rs)
-        assert len(window.seen) == len(rs)
     assert sum(s.ops().extra.get("conflicts", 0) for s in stores) > 0  # they did collide
 
 
@@ -437,27 +458,30 @@ def test_capacity_units_follow_dynamodb_billing_rules(moto: MotoServer) -> None:
     store = make_store(moto)
     store.apply(contributions([reading("d1", H0)]))
     ops = store.ops()
-    # Read: 1 missing window (1 RCU strongly consistent) + registry GetItem (0.5 RCU).
-    assert ops.extra["read_half_units"] == 3
-    # Write: registry entry (1 WCU) + a small window (1 WCU) + its fleet index entry (1 WCU).
+    # Read: the missing head (0.5 RCU, eventually consistent), its format 1 key (1 RCU) and
+    # the registry GetItem (0.5 RCU), in half units.
+    assert ops.extra["read_half_units"] == 4
+    # Write: registry entry (1 WCU) + a small head (1 WCU) + its device index entry (1 WCU).
     assert ops.extra["write_units"] == 3
-    assert (ops.reads, ops.writes) == (2, 2)
+    assert (ops.reads, ops.writes) == (3, 2)
 
-    # A window of 600 readings has ~3 KB of identities: a write costs 3-4 WCU, and nothing
-    # for the index (keys only: an update of the window leaves its entry unchanged).
-    before = store.ops().extra["write_units"]
-    rng = random.Random(5)
-    offsets = rng.sample(range(1, MS_PER_HOUR), 600)
-    store.apply(
-        contributions([reading("d1", H0 + o, temperature=rng.randint(0, 9_999)) for o in offsets])
-    )
-    [window] = store.hourly("d1", H0, H1, limit=1).items
-    size = item_size(window_item(window, 2, store.fleet_shards, None))
-    assert size > 2048
-    assert store.ops().extra["write_units"] - before == -(-size // 1024)
-    assert store.ops().extra["index_write_units"] == 1  # the window's creation only
+    # An hour at one reading a second, posted a minute at a time: every head write costs one
+    # unit (the head never passes 1 KB), every sealed segment one more, nothing for the index.
+    before = store.ops().extra
+    for minute in range(60):
+        batch = [reading("d1", H0 + (minute * 60 + s) * 1000 + 1) for s in range(60)]
+        assert not store.apply(contributions(batch)).failed
+    after = store.ops().extra
+    segments = [i for i in every_item(moto, store) if i["PK"]["S"].startswith("S#")]
+    assert all(item_size(i) <= 1024 for i in segments) and len(segments) >= 15
+    assert after["segment_puts"] == len(segments)
+    assert after["write_units"] - before["write_units"] == 60 + len(segments)
+    assert after["index_write_units"] == 1  # the window's creation only
+    assert item_size(head_of(moto, store, "d1", H0)) <= 1024
+    # Heads are read eventually consistent: half a unit each.
+    assert after["read_half_units"] - before["read_half_units"] == 60
 
     # A query page is billed on the sum of the item sizes, rounded up to 4 KB.
     half_before = store.ops().extra["read_half_units"]
-    store.hourly("d1", H0, H1, limit=5)
-    assert store.ops().extra["read_half_units"] - half_before == 2 * -(-size // 4096)
+    store.fleet_hour(H0, limit=5)
+    assert store.ops().extra["read_half_units"] - half_before == store.fleet_shards

@@ -199,7 +199,8 @@ class FlakyDynamo:
         self._real, self._device, self.down = real, device, True
 
     def put_item(self, **kwargs: Any) -> Any:
-        if self.down and self._device in kwargs["Item"]["PK"]["S"]:
+        keys = (kwargs["Item"]["PK"]["S"], kwargs["Item"]["SK"]["S"])  # the device's items
+        if self.down and any(self._device in key for key in keys):
             from botocore.exceptions import ClientError
 
             error = {

@@ -19,6 +19,8 @@ import orjson
 import pytest
 
 from iotpipe.adapters.aws import create_table
+from iotpipe.adapters.aws import dynamodb_items as items
+from iotpipe.application.codecs import heads
 from iotpipe.domain.time import MS_PER_HOUR, parse_instant
 from iotpipe.entrypoints.aws import bootstrap, clients, process, settings
 from iotpipe.simulator import Fleet
@@ -36,7 +38,9 @@ TIME_LEFT_S = 10.0
 
 
 def _hot_put(operation: str, body: dict[str, Any]) -> bool:
-    return operation == "PutItem" and HOT in body.get("Item", {}).get("PK", {}).get("S", "")
+    item = body.get("Item", {})
+    keys = (item.get("PK", {}).get("S", ""), item.get("SK", {}).get("S", ""))
+    return operation == "PutItem" and any(HOT in key for key in keys)  # heads: SK = device
 
 
 @pytest.fixture
@@ -96,11 +100,12 @@ def _windows(record: dict[str, Any]) -> set[tuple[str, int]]:
 
 def _stored(moto: MotoServer) -> dict[tuple[str, int], int]:
     found = moto.client("dynamodb").scan(TableName=TABLE)["Items"]
-    return {
-        (i["device_id"]["S"], int(i["hour_ms"]["N"]) // MS_PER_HOUR): int(i["count"]["N"])
-        for i in found
-        if "hour_ms" in i
-    }
+    heads_ = (i for i in found if i["PK"]["S"].startswith(items.HEAD_PREFIX))
+    windows = (
+        heads.decode_head(i["SK"]["S"], int(i["H"]["N"]), items.binary(i["w"])).window
+        for i in heads_
+    )
+    return {(w.device_id, w.hour_ms // MS_PER_HOUR): w.stats.count for w in windows}
 
 
 def test_throttled_writes_end_as_batch_item_failures_in_time_and_redelivery_converges(

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from iotpipe.domain import Location, Reading, Stats
+from iotpipe.domain import FleetTotal, Location, Reading, Stats, merge_all
 from iotpipe.domain.time import MS_PER_HOUR
 from iotpipe.ports import Contribution
 from tests.strategies import BASE_MS
@@ -56,14 +56,15 @@ def test_applying_counts_new_readings_and_writes_each_window_once(store_factory)
     assert not result.failed
     assert result.written == {("d1", H0), ("d2", H1)}
     assert sum(len(a.new) for a in result.absorbed.values()) == 3
-    # One write per window, plus one registry write per device seen for the first time.
-    assert store.ops().writes - before <= 2 + 2
+    # One write per window, plus one registry write per device seen for the first time, plus
+    # (a store committing its fleet total with the windows) one lane write per hour touched.
+    assert store.ops().writes - before <= 2 + 2 + 2
     [window] = store.hourly("d1", H0, H1, limit=10).items
     assert window.stats == Stats.of([reading("d1", H0), reading("d1", H0 + 1000)])
-    assert len(window.seen) == 2
+    assert window.stats.count == 2  # queries carry statistics; identities are the store's
     more = contribute(store, reading("d1", H0 + 2), reading("d1", H0 + 3), reading("d2", H1 + 1))
     assert more.written == {("d1", H0), ("d2", H1)}
-    assert store.ops().writes - before <= 4 + 2  # known devices: windows only
+    assert store.ops().writes - before <= 4 + 2 + 4  # known devices: windows (and lanes)
 
 
 def test_reapplying_is_a_no_op_that_writes_nothing(store_factory) -> None:
@@ -156,3 +157,48 @@ def test_concurrent_writers_of_the_same_windows_end_exact(store_factory) -> None
     for device in ("d0", "d1", "d2"):
         [window] = store.hourly(device, H0, H1, limit=5).items
         assert window.stats == Stats.of([r for r in readings if r.device_id == device])
+
+
+def test_fleet_total_is_the_merge_of_the_hours_windows_each_counted_once(store_factory) -> None:
+    store = store_factory()
+    first = [
+        reading(f"d{i}", H0 + 60_000 * i + k * 1000, 20.0 + k) for i in range(3) for k in range(5)
+    ]
+    contribute(store, *first, reading("d0", H1 + 5))
+    assert store.fleet_total(H2) == FleetTotal()
+    # Resends, a conflicting duplicate, a late reading into an older part of the hour, a new
+    # device: only the new readings grow the total, the device count only with new windows.
+    later = [
+        *first[:4],
+        reading("d1", first[5].timestamp_ms, 99.0),
+        reading("d2", H0 + 1, -5.0),
+        reading("d3", H0 + 3_000_000, 30.0, humidity=None),
+    ]
+    contribute(store, *later)
+    windows = all_pages(lambda **kw: store.fleet_hour(H0, **kw), 10)
+    expected = merge_all(w.stats for w in windows)
+    assert expected.count == 15 + 2
+    assert store.fleet_total(H0) == FleetTotal(expected, 4)
+    assert store.fleet_total(H1) == FleetTotal(Stats.of([reading("d0", H1 + 5)]), 1)
+
+
+def test_fleet_total_stays_exact_under_concurrent_writers(store_factory) -> None:
+    store = store_factory()
+    readings = [reading(f"d{i % 5}", H0 + i * 13, temperature=i % 40) for i in range(250)]
+    errors: list[BaseException] = []
+
+    def writer(offset: int) -> None:
+        try:
+            for start in range(offset, len(readings), 30):
+                result = contribute(store, *readings[start : start + 45])
+                assert not result.failed, result.failed
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert store.fleet_total(H0) == FleetTotal(Stats.of(readings), 5)

@@ -52,7 +52,7 @@ def test_the_item_examples_are_what_dynamostore_writes_on_moto() -> None:
 
     gen = generator()
     expected = {example["type"]: example["item"] for example in _schema_json("dynamodb-items.json")}
-    assert set(expected) == {"hourly window", "hourly window with ttl", "registry entry"}
+    assert set(expected) == {"window head", "window head with ttl", "registry entry"}
     found: dict[str, Any] = {}
     with mock_aws():
         client = boto3.client("dynamodb", region_name="us-east-1")
@@ -70,10 +70,7 @@ def test_the_item_examples_are_what_dynamostore_writes_on_moto() -> None:
             )
             gen.apply_examples(store)
             for item in client.scan(TableName=table["TableName"])["Items"]:
-                registry = item["PK"]["S"].startswith("DEVICES#")
-                kind = "registry entry" if registry else "hourly window"
-                kind += " with ttl" if ttl_days and not registry else ""
-                found.setdefault(kind, gen.typed_json(item))
+                found.setdefault(gen.item_kind(item, ttl_days), gen.typed_json(item))
     assert found == expected
 
 

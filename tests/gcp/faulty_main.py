@@ -32,19 +32,22 @@ _FAILURES = int(os.environ.get("IOTPIPE_TEST_FLAKY_FAILURES", "0"))
 _POISON = os.environ.get("IOTPIPE_TEST_POISON_DEVICE")
 _failed: Counter[tuple[str, int]] = Counter()
 _lock = threading.Lock()
-_real_save = FirestoreStore._save
+_real_commit = FirestoreStore._commit
 
 
-def _faulty_save(self: FirestoreStore, window: Any, expected: Any) -> None:
-    if window.device_id == _POISON:
-        raise exceptions.PermissionDenied("injected: this device's windows can never be written")
-    if window.device_id == _FLAKY:
-        with _lock:
-            fail = _failed[window.key] < _FAILURES
-            _failed[window.key] += fail
-        if fail:
-            raise StoreUnavailable("firestore: injected outage")
-    _real_save(self, window, expected)
+def _faulty_commit(self: FirestoreStore, saves: Any) -> Any:
+    """The store's batched write (windows and their fleet lane), failing for the devices set."""
+    for save in saves:
+        window = save.window
+        if window.device_id == _POISON:
+            raise exceptions.PermissionDenied("injected: this device's windows are never written")
+        if window.device_id == _FLAKY:
+            with _lock:
+                fail = _failed[window.key] < _FAILURES
+                _failed[window.key] += fail
+            if fail:
+                raise StoreUnavailable("firestore: injected outage")
+    return _real_commit(self, saves)
 
 
-FirestoreStore._save = _faulty_save  # type: ignore[method-assign]
+FirestoreStore._commit = _faulty_commit  # type: ignore[method-assign]

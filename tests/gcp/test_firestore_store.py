@@ -4,25 +4,37 @@ through ``STORE_FACTORIES``)."""
 
 from __future__ import annotations
 
+import base64
+import json
 import math
 import threading
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
+from google.api_core import exceptions as api
 
+from iotpipe.adapters.clock import ManualClock
 from iotpipe.adapters.gcp import FirestoreStore
+from iotpipe.application import Pipeline
 from iotpipe.domain import (
+    FleetTotal,
     IdentitySet,
+    LatenessPolicy,
     Location,
     Reading,
     Stats,
     StoreUnavailable,
     WindowConflict,
+    merge_all,
 )
 from iotpipe.domain.time import MS_PER_HOUR
-from iotpipe.ports import Contribution, RetryPolicy
+from iotpipe.ports import Contribution, RawBatch, RawRecord, RetryPolicy
 from tests.gcp_support import PROJECT, Server, free_port
+from tests.oracle import expected_windows
+
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "format1"
 
 pytestmark = pytest.mark.integration
 
@@ -48,7 +60,7 @@ def test_documents_follow_the_documented_layout(firestore_db: Any) -> None:
     assert doc.exists
     fields = doc.to_dict()
     assert fields["device_id"] == "iot-sensor-001" and fields["hour_ms"] == H0
-    assert fields["count"] == 1 and fields["version"] == 1 and fields["format"] == 1
+    assert fields["count"] == 1 and fields["version"] == 1 and fields["format"] == 2
     assert isinstance(fields["seen"], bytes) and len(IdentitySet.from_bytes(fields["seen"])) == 1
     assert fields["metrics"]["temperature"] == [1, 20_000, 400_000_000, 20_000, 20_000]
     assert fields["latest"]["timestamp"] == "2025-08-31T10:00:00.005Z"
@@ -85,7 +97,7 @@ def test_extreme_values_round_trip_exactly(firestore_db: Any) -> None:
 def test_a_stale_version_or_a_second_create_is_a_conflict(firestore_db: Any) -> None:
     store = FirestoreStore(firestore_db)
     contribute(store, reading("d1", H0))
-    [(window, token)] = store._load([("d1", H0)]).values()
+    [(window, token, *_)] = store._load([("d1", H0)]).values()
     grown, _ = window.absorb([reading("d1", H0 + 1)])
     store._save(grown, token)  # the token is current: written
     with pytest.raises(WindowConflict):
@@ -126,15 +138,16 @@ def test_eight_threads_applying_overlapping_batches_end_exact(firestore_db: Any)
 def test_reads_and_writes_are_metered_as_firestore_bills_them(firestore_db: Any) -> None:
     store = FirestoreStore(firestore_db)
     contribute(store, reading("a", H0), reading("b", H0))
-    # 2 window lookups (missing), 2 registry gets, 2 registry creates, 2 window creates.
-    assert (store.ops().reads, store.ops().writes) == (4, 4)
+    # 2 window lookups (missing), 2 registry gets, 1 lane lookup; 2 registry creates, 2 window
+    # creates and 1 lane write, in one commit.
+    assert (store.ops().reads, store.ops().writes) == (5, 5)
     contribute(store, reading("a", H0), reading("b", H0))  # a replay: lookups only
-    assert (store.ops().reads, store.ops().writes) == (6, 4)
-    contribute(store, reading("a", H0 + 1))  # a known device: lookup and update
     assert (store.ops().reads, store.ops().writes) == (7, 5)
+    contribute(store, reading("a", H0 + 1))  # a known device: lookup, lane, update, lane
+    assert (store.ops().reads, store.ops().writes) == (9, 7)
     store.fleet_hour(H0, limit=10)  # one query returning 2 windows
     store.fleet_hour(H1, limit=10)  # an empty query still bills one read
-    assert store.ops().reads == 10
+    assert store.ops().reads == 12
     assert store.ops().extra["queries"] == 2
 
 
@@ -179,5 +192,79 @@ def test_a_full_window_fits_in_one_document(firestore_db: Any) -> None:
     readings = [reading("busy", H0 + i * 50, temperature=i % 97) for i in range(72_000)]
     result = contribute(store, *readings)
     assert not result.failed and result.written == {("busy", H0)}
-    [(window, _)] = store._load([("busy", H0)]).values()
+    [(window, *_)] = store._load([("busy", H0)]).values()
     assert window.stats.count == 72_000 and len(window.seen) == 72_000
+
+
+def test_lanes_hold_the_fleet_total_in_the_documented_layout(firestore_db: Any) -> None:
+    store = FirestoreStore(firestore_db, ttl_days=3, fleet_lanes=1)
+    contribute(store, reading("a", H0 + 1), reading("b", H0 + 2))
+    [lane] = list(firestore_db.collection(f"fleet/{H0:015d}/lanes").stream())
+    fields = lane.to_dict()
+    assert lane.id == "0" and fields["hour_ms"] == H0 and isinstance(fields["total"], bytes)
+    assert fields["expire_at"] == datetime.fromtimestamp(H1 / 1000, UTC) + timedelta(days=3)
+    assert store.fleet_total(H0) == FleetTotal(
+        Stats.of([reading("a", H0 + 1), reading("b", H0 + 2)]), 2
+    )
+
+
+def test_a_commit_whose_reply_was_lost_is_not_applied_twice(firestore_db: Any) -> None:
+    """The batched write lands, then the reply is lost (a transient error): the batch is
+    delivered again, its windows find their readings counted, the lane is not grown twice."""
+    store = FirestoreStore(firestore_db, fleet_lanes=2)
+    batch = [reading("a", H0 + 1), reading("b", H0 + 2), reading("a", H0 + 3)]
+    real_batch = firestore_db.batch
+    state = {"lost": False}
+
+    def batch_losing_a_reply() -> Any:
+        write = real_batch()
+        commit = write.commit
+
+        def commit_then_lose(**kwargs: Any) -> Any:
+            writes = len(write)
+            result = commit(**kwargs)
+            # Only the store's window commit (windows and a lane), not a single create.
+            if not state["lost"] and writes > 1:
+                state["lost"] = True
+                raise api.ServiceUnavailable("the reply was lost")
+            return result
+
+        write.commit = commit_then_lose
+        return write
+
+    firestore_db.batch = batch_losing_a_reply
+    try:
+        first = contribute(store, *batch)
+        assert set(first.failed) == {("a", H0), ("b", H0)}
+        again = contribute(store, *batch)
+        assert not again.failed and not again.written
+    finally:
+        firestore_db.batch = real_batch
+    assert store.fleet_total(H0) == FleetTotal(Stats.of(batch), 2)
+
+
+def test_a_database_of_the_previous_release_is_converted_once(firestore_db: Any) -> None:
+    for doc in json.loads((FIXTURE / "firestore.json").read_text(), object_hook=_bytes):
+        firestore_db.document(doc["path"]).set(doc["fields"])
+    lines = (FIXTURE / "readings.jsonl").read_bytes().splitlines()
+    expected = expected_windows(lines)
+    store = FirestoreStore(firestore_db)
+    pipeline = Pipeline(store=store, clock=ManualClock(H0), lateness=LatenessPolicy.unbounded())
+    # A live write converts its window (its whole statistics join the lane) ...
+    one = json.loads(lines[0])
+    raw = RawRecord("n", json.dumps([{**one, "timestamp": "2025-08-31T10:00:00.001Z"}]).encode())
+    assert pipeline.process(RawBatch("n", (raw,))).accepted == 1
+    # ... and the command converts the others, once.
+    assert store.migrate_format1() == len(expected) - 1
+    assert store.migrate_format1() == 0
+    expected = expected_windows([*lines, raw.data[1:-1]])
+    for hour in {h for _, h in expected}:
+        mine = [s for (_, h), s in expected.items() if h == hour]
+        assert store.fleet_total(hour) == FleetTotal(merge_all(mine), len(mine))
+    batch = RawBatch("again", tuple(RawRecord(str(i), line) for i, line in enumerate(lines)))
+    report = pipeline.process(batch)
+    assert report.accepted == 0 and report.windows_updated == 0
+
+
+def _bytes(value: dict[str, Any]) -> Any:
+    return base64.b64decode(value["__bytes__"]) if set(value) == {"__bytes__"} else value

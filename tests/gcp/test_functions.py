@@ -217,14 +217,14 @@ def test_a_store_failure_raises_so_the_message_is_redelivered_and_the_end_is_exa
     from iotpipe.adapters.gcp.firestore import FirestoreStore
 
     down = {"iot-sensor-002"}
-    real_save = FirestoreStore._save
+    real_commit = FirestoreStore._commit
 
-    def flaky_save(self: FirestoreStore, window: Any, expected: Any) -> None:
-        if window.device_id in down:
+    def flaky_commit(self: FirestoreStore, saves: Any) -> Any:
+        if any(save.window.device_id in down for save in saves):
             raise StoreUnavailable("firestore: injected outage")
-        real_save(self, window, expected)
+        return real_commit(self, saves)
 
-    monkeypatch.setattr(FirestoreStore, "_save", flaky_save)
+    monkeypatch.setattr(FirestoreStore, "_commit", flaky_commit)
     lines = fleet_lines(devices=3, hours=1)
     for body in bodies(lines, size=20):
         assert functions.post(body).status_code == 202

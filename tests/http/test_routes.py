@@ -141,12 +141,13 @@ def test_fleet_hour_lists_every_device_and_merges_them_exactly(
     in_hour = [r for r in filled.readings() if r.hour_ms == hour]
     assert body["fleet"] == stats_json(Stats.of(in_hour))
     assert body["fleet"]["count"] == len(in_hour) > 0
+    assert body["devices"] == len({r.device_id for r in in_hour}) == len(body["items"])
     assert (body["hour"], body["next_cursor"]) == (format_instant(hour), None)
 
 
 def test_fleet_hour_without_data_is_empty_not_an_error(api: AnalyticsApi) -> None:
     body = get(api, "/v1/fleet/hourly", hour="2020-01-01T00:00:00Z").json()
-    assert body["items"] == [] and body["fleet"]["count"] == 0
+    assert body["items"] == [] and body["fleet"]["count"] == 0 and body["devices"] == 0
 
 
 def test_posted_readings_are_aggregated_after_the_stream_is_drained(

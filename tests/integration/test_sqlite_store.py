@@ -103,11 +103,11 @@ def test_versions_are_checked_across_connections(tmp_path: Path) -> None:
         # Both find the window missing; the second to create it is told so.
         assert mine._load([key]) == {}
         contribute(theirs, [reading("d1", H0 + 1)])
-        window, _ = mine._load([key])[key]
+        window = mine._load([key])[key].window
         with pytest.raises(WindowConflict):
             mine._save(window, None)
         # Both read version 1; the second to update it is told so.
-        _, version = mine._load([key])[key]
+        version = mine._load([key])[key].version
         contribute(theirs, [reading("d1", H0 + 2)])
         with pytest.raises(WindowConflict):
             mine._save(window, version)
@@ -184,7 +184,7 @@ def test_processes_writing_the_same_windows_end_exact(tmp_path: Path) -> None:
             for window in windows:
                 expected = [r for r in mine if r.hour_ms == window.hour_ms]
                 assert window.stats == Stats.of(expected)
-                assert len(window.seen) == len(expected)
+                assert window.stats.count == len(expected)
             assert store.latest(device) == max(mine, key=lambda r: r.timestamp_ms)
 
 

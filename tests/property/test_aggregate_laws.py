@@ -95,3 +95,24 @@ def test_former_names_still_work_and_say_what_replaces_them() -> None:
         assert Moments().add(1).summary() == Moments().add(1).extract()
     with pytest.warns(DeprecationWarning, match=r"Stats.of\(readings\)"):
         assert Stats.create().add([reading, reading]) == Stats.of([reading, reading])
+
+
+@given(st.lists(stats, max_size=4), st.lists(readings(), max_size=12), st.data())
+def test_a_windows_growth_moves_a_total_from_its_old_to_its_new_state(others, items, data) -> None:
+    """What a fleet total gains when one of its windows grows, however often it grows: the
+    total kept by adding growths equals the merge of the windows as they end, computed with
+    plain integers."""
+    from iotpipe.domain import FleetTotal, growth
+
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(items)), max_size=4)))
+    states = [Stats.of(items[:cut]) for cut in [*cuts, len(items)]]  # one window, growing
+    kept = FleetTotal(merge_all(others), len(others))
+    before: Stats | None = None
+    for state in states:
+        if state.count and state != before:
+            kept = kept.grown(before, state)
+            before = state
+    end = merge_all([*others, plain_stats(items)])
+    assert kept == FleetTotal(end, len(others) + bool(items))
+    if items:
+        assert merge_all([*others, states[0]]).merge(growth(states[0], states[-1])) == end

@@ -15,7 +15,7 @@ from iotpipe.adapters.clock import ManualClock
 from iotpipe.application import Pipeline
 from iotpipe.application.payloads import encode_items
 from iotpipe.application.views import window_json
-from iotpipe.domain import LatenessPolicy, Stats
+from iotpipe.domain import FleetTotal, LatenessPolicy, Stats, merge_all
 from iotpipe.ports import RawBatch, RawRecord
 from tests.oracle import first_of_each_identity, windows_of
 from tests.strategies import BASE_MS, distinct_by_identity, payload, readings
@@ -37,6 +37,13 @@ def _expected(items) -> dict[tuple[str, int], Stats]:
 
 def _stored(pipeline: Pipeline) -> dict[tuple[str, int], Stats]:
     return {w.key: w.stats for w in pipeline.query.every_window()}
+
+
+def _totals_match(pipeline: Pipeline, expected: dict[tuple[str, int], Stats]) -> None:
+    """Each hour's kept fleet total is the merge of its expected windows."""
+    for hour in {h for _, h in expected}:
+        mine = [s for (_, h), s in expected.items() if h == hour]
+        assert pipeline.store.fleet_total(hour) == FleetTotal(merge_all(mine), len(mine))
 
 
 @st.composite
@@ -90,6 +97,7 @@ def test_any_split_any_order_any_duplicates_same_result(store_factory, delivery)
             report.rejected.values()
         )
     assert _stored(pipeline) == _expected(items)
+    _totals_match(pipeline, _expected(items))
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=_FRESH_STORE_PER_EXAMPLE)
@@ -125,3 +133,4 @@ def test_conflicting_duplicates_never_count_twice(store_factory, items, data) ->
     identities = {r.identity for r in items}
     assert sum(s.count for s in stored.values()) == len(identities)
     assert stored == _expected(items)
+    _totals_match(pipeline, stored)

@@ -16,7 +16,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from iotpipe.domain import Reading, Stats
+from iotpipe.domain import FleetTotal, Reading, Stats, merge_all
 from iotpipe.domain.time import MS_PER_HOUR, hour_start
 from iotpipe.ports import Contribution
 from tests.oracle import windows_of
@@ -96,9 +96,10 @@ def machine_for(factory):
                 if page.cursor is None:
                     break
                 cursor = page.cursor
-            assert [(w.key, w.stats) for w in got] == sorted(
-                self._windows(lambda k: k[1] == h).items()
-            )
+            expected = sorted(self._windows(lambda k: k[1] == h).items())
+            assert [(w.key, w.stats) for w in got] == expected
+            total = FleetTotal(merge_all(stats for _, stats in expected), len(expected))
+            assert self.store.fleet_total(h) == total
 
         @invariant()
         def latest_and_devices_match_the_model(self) -> None:

@@ -23,6 +23,7 @@ from typing import Any
 import boto3
 import pytest
 
+from iotpipe.adapters.aws import dynamodb_items as items
 from iotpipe.adapters.aws.dynamodb import TABLE_DEFINITION, TIME_TO_LIVE
 from iotpipe.application.views import stats_json
 from iotpipe.domain.time import MS_PER_HOUR, format_instant, parse_instant
@@ -54,6 +55,7 @@ NEEDS = {
     },
     "api": {settings.TABLE_NAME, settings.FLEET_SHARDS, settings.API_KEYS_SECRET},
     "authorizer": {settings.API_KEYS_SECRET},
+    "fleet": {settings.TABLE_NAME, settings.TTL_DAYS},  # TTL: the test deployment sets ttl_days
 }
 
 #: Plan differences right after apply that are moto's, not the configuration's: moto ignores
@@ -192,6 +194,30 @@ def test_the_table_mirrors_the_store_table_definition(plan: dict[str, Any]) -> N
     ]
     assert after["point_in_time_recovery"][0]["enabled"] is True
     assert after["server_side_encryption"][0]["enabled"] is True
+    stream = definition["StreamSpecification"]
+    assert (after["stream_enabled"], after["stream_view_type"]) == (
+        stream["StreamEnabled"],
+        stream["StreamViewType"],
+    )
+
+
+def test_the_fleet_function_folds_the_table_stream_in_order_and_never_skips(
+    plan: dict[str, Any],
+) -> None:
+    """The fold's exactness needs the shard named (a tumbling window), one batch per shard at a
+    time, and every record folded (retried until it leaves the stream, never dropped)."""
+    mappings = _changes(plan, "aws_lambda_event_source_mapping")
+    after = mappings["fleet"]["after"]
+    assert after["tumbling_window_in_seconds"] > 0
+    assert after["parallelization_factor"] == 1
+    assert after["maximum_retry_attempts"] == -1
+    assert after["starting_position"] == "TRIM_HORIZON"
+    [criteria] = after["filter_criteria"]
+    [pattern] = [json.loads(f["pattern"]) for f in criteria["filter"]]
+    assert pattern == {
+        "eventName": ["INSERT", "MODIFY"],
+        "dynamodb": {"Keys": {"PK": {"S": [{"prefix": items.HEAD_PREFIX}]}}},
+    }
 
 
 def test_the_table_caps_on_demand_throughput(plan: dict[str, Any]) -> None:
@@ -323,6 +349,13 @@ def test_deployed_resources_are_configured_as_declared(deployed: dict[str, Any],
         assert index["Projection"] == declared[index["IndexName"]]["Projection"]
     ttl = aws("dynamodb").describe_time_to_live(TableName=deployed["table_name"])
     assert ttl["TimeToLiveDescription"]["AttributeName"] == TIME_TO_LIVE["AttributeName"]
+
+    assert table["StreamSpecification"] == TABLE_DEFINITION["StreamSpecification"]
+    [fold] = aws("lambda").list_event_source_mappings(EventSourceArn=table["LatestStreamArn"])[
+        "EventSourceMappings"
+    ]
+    assert fold["FunctionArn"].endswith(":function:" + deployed["function_names"]["fleet"])
+    assert fold["TumblingWindowInSeconds"] == 60
 
     mapping = _mapping(deployed, aws)
     assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]

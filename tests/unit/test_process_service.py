@@ -37,11 +37,13 @@ class FlakyStore(MemoryStore):
         self.failing = failing
 
     def _save_all(self, windows):
-        up = [(w, v) for w, v in windows if w.device_id not in self.failing]
+        up = [save for save in windows if save.window.device_id not in self.failing]
         written = iter(super()._save_all(up))
         return [
-            StoreUnavailable("throttled") if w.device_id in self.failing else next(written)
-            for w, _ in windows
+            StoreUnavailable("throttled")
+            if save.window.device_id in self.failing
+            else next(written)
+            for save in windows
         ]
 
 

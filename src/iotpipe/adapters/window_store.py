@@ -7,6 +7,15 @@ unchanged, retry the conflicted ones. Backends implement only the ``_load``/``_s
 together), so exactness is proven once, in the domain, for all of them. With a deadline (a
 serverless function's time left), no read, write or retry starts after it: the windows left
 are reported failed, so that only they are delivered again.
+
+A backend that stores identities apart from the window (format 2, see
+:mod:`iotpipe.application.codecs.heads`) loads only the recent ones (:attr:`Stored.horizon`
+says up to where the others are sealed away); the round then asks it (:meth:`_complete`) for
+the rest of exactly those windows that were offered a reading at or below their horizon, so
+every window is absorbed with every identity its offered readings could repeat. A backend sees
+each write with what it was read as (:class:`Save`), to keep its fleet totals: each write adds
+the window's growth to a total of its hour exactly once (:meth:`FleetTotal.grown
+<iotpipe.domain.FleetTotal.grown>`).
 """
 
 from __future__ import annotations
@@ -15,9 +24,10 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextvars import ContextVar
 from operator import itemgetter
+from typing import Any, NamedTuple
 
 from iotpipe.domain import Absorption, HourlyWindow, IotPipeError, StoreUnavailable, WindowConflict
 from iotpipe.domain.kernels import absorb_all
@@ -33,6 +43,30 @@ from iotpipe.ports import (
 )
 
 _Saved = tuple[WindowKey, Contribution, Absorption]
+
+
+class Stored(NamedTuple):
+    """A window as a backend read it.
+
+    ``window`` has the complete statistics and latest reading. Its ``seen`` is complete when
+    ``horizon`` is ``None``; otherwise it may lack identities at offsets ``<= horizon`` (sealed
+    into segments not read), and a reading offered at such an offset needs :meth:`_complete`.
+    ``head`` is the backend's own (what it needs to write the window back).
+    """
+
+    window: HourlyWindow
+    version: Version
+    horizon: int | None = None
+    head: Any = None
+
+
+class Save(NamedTuple):
+    """One window write of a round: the absorbed window, the version it must still have, and
+    how it was read (``None``: it did not exist)."""
+
+    window: HourlyWindow
+    expected: Version
+    before: Stored | None
 
 
 class WindowStoreBase(ABC):
@@ -93,15 +127,14 @@ class WindowStoreBase(ABC):
             done.failed.update(dict.fromkeys(keys, DEADLINE_PASSED))
             return []
         try:
-            loaded = self._load(keys)
+            stored = self._read(keys, contributions, strong=bool(done.conflicted))
         except IotPipeError as exc:
             done.failed.update({key: _describe(exc) for key in keys})
             return []
-        stored = list(map(loaded.get, keys))
-        windows = [HourlyWindow(*key) if s is None else s[0] for key, s in zip(keys, stored)]  # noqa: B905
+        windows = [HourlyWindow(*key) if s is None else s.window for key, s in zip(keys, stored)]  # noqa: B905
         updates = absorb_all(windows, list(map(_READINGS, contributions)))
         saving: list[_Saved] = []
-        saves: list[tuple[HourlyWindow, Version]] = []
+        saves: list[Save] = []
         for contribution, window, found, (updated, absorption) in zip(  # noqa: B905
             contributions, windows, stored, updates
         ):
@@ -109,13 +142,32 @@ class WindowStoreBase(ABC):
                 done.absorbed[contribution.key] = absorption
             else:
                 saving.append((contribution.key, contribution, absorption))
-                saves.append((updated, None if found is None else found[1]))
+                saves.append(Save(updated, None if found is None else found.version, found))
         outcomes = self._save_all(saves) if deadline is None else self._save_until(saves, deadline)
         return done.settle(saving, outcomes)
 
-    def _save_until(
-        self, windows: Sequence[tuple[HourlyWindow, Version]], deadline: Deadline
-    ) -> list[IotPipeError | None]:
+    def _read(
+        self, keys: Sequence[WindowKey], contributions: Sequence[Contribution], strong: bool
+    ) -> list[Stored | None]:
+        """The stored windows of a round, completed where an offered reading needs it."""
+        loaded = self._load(keys, strong=strong)
+        stored = [_as_stored(loaded.get(key)) for key in keys]
+        need = {
+            key: s
+            for key, s, c in zip(keys, stored, contributions)  # noqa: B905
+            if s is not None and s.horizon is not None and _earliest(c) <= s.horizon
+        }
+        if not need:
+            return stored
+        completed = self._complete(need)
+        return [completed.get(key, s) if s is not None else None for key, s in zip(keys, stored)]  # noqa: B905
+
+    def _complete(self, windows: dict[WindowKey, Stored]) -> dict[WindowKey, Stored]:
+        """The same windows with every identity in ``seen`` (backends that seal identities
+        away override this; by default windows are always complete)."""
+        return windows
+
+    def _save_until(self, windows: Sequence[Save], deadline: Deadline) -> list[IotPipeError | None]:
         """As :meth:`_save_all`, one window at a time, starting none once ``deadline`` passed
         (a backend's batched writes are given up for the check between windows)."""
         outcomes: list[IotPipeError | None] = []
@@ -126,9 +178,7 @@ class WindowStoreBase(ABC):
                 outcomes += self._save_all([window])
         return outcomes
 
-    def _save_all(
-        self, windows: Sequence[tuple[HourlyWindow, Version]]
-    ) -> list[IotPipeError | None]:
+    def _save_all(self, windows: Sequence[Save]) -> list[IotPipeError | None]:
         """Write each changed window as :meth:`_save` does; per window ``None`` (written),
         :class:`WindowConflict` (retry it) or another :class:`IotPipeError` (failed).
 
@@ -137,7 +187,7 @@ class WindowStoreBase(ABC):
         write must stay conditional on its own version.
         """
         outcomes: list[IotPipeError | None] = []
-        for window, expected in windows:
+        for window, expected, _ in windows:
             try:
                 if expected is None:  # a new window: make sure its device is listed
                     self._register(window.device_id)
@@ -149,8 +199,14 @@ class WindowStoreBase(ABC):
         return outcomes
 
     @abstractmethod
-    def _load(self, keys: Sequence[WindowKey]) -> dict[WindowKey, tuple[HourlyWindow, Version]]:
-        """The stored windows among ``keys`` with their versions (missing keys are absent)."""
+    def _load(
+        self, keys: Sequence[WindowKey], *, strong: bool = False
+    ) -> Mapping[WindowKey, Stored | tuple[HourlyWindow, Version]]:
+        """The stored windows among ``keys`` with their versions (missing keys are absent).
+
+        ``strong`` asks for a strongly consistent read: the round retries windows whose write
+        conflicted (a backend may read eventually consistent otherwise: a stale read only ever
+        costs a conflict, since every write is conditional on the version read)."""
 
     @abstractmethod
     def _save(self, window: HourlyWindow, expected: Version) -> None:
@@ -169,6 +225,7 @@ class _Round:
         self.absorbed: dict[WindowKey, Absorption] = {}
         self.written: set[WindowKey] = set()
         self.failed: dict[WindowKey, str] = {}
+        self.conflicted = 0
 
     def settle(
         self, saved: Sequence[_Saved], outcomes: Sequence[IotPipeError | None]
@@ -181,6 +238,7 @@ class _Round:
                 self.written.add(key)
             elif isinstance(outcome, WindowConflict):
                 conflicted.append(contribution)
+                self.conflicted += 1
             else:
                 self.failed[key] = _describe(outcome)
         return conflicted
@@ -219,6 +277,20 @@ _DEADLINE: ContextVar[Deadline | None] = ContextVar("iotpipe_store_deadline", de
 
 _KEY = itemgetter(0, 1)  # a contribution's (device_id, hour_ms), at C speed
 _READINGS = itemgetter(2)
+
+
+def _as_stored(found: Stored | tuple[HourlyWindow, Version] | None) -> Stored | None:
+    if found is None or isinstance(found, Stored):
+        return found
+    return Stored(*found)
+
+
+def _earliest(contribution: Contribution) -> int:
+    """The smallest offset in its hour among a contribution's readings."""
+    readings = contribution.readings
+    times = getattr(readings, "times", None)  # the columns of a decoded batch
+    first = min(times) if times is not None else min(r.timestamp_ms for r in readings)
+    return first - contribution.hour_ms
 
 
 def _describe(exc: IotPipeError) -> str:

@@ -181,6 +181,11 @@ class ProcessService:
         self._quarantine = quarantine
         self._lateness = lateness or LatenessPolicy()
 
+    @property
+    def store(self) -> AggregateStore:
+        """The store this service writes (for its metering: :meth:`AggregateStore.ops`)."""
+        return self._store
+
     def process(self, batch: RawBatch, deadline: Deadline | None = None) -> ProcessReport:
         """Process one batch; transient failures are reported as ``failed_records``, not raised.
 

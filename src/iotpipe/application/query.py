@@ -19,10 +19,12 @@ _BEGINNING, _END = -(2**62), 2**62
 
 @dataclass(frozen=True, slots=True)
 class FleetHour:
-    """One page of every device's window for an hour, and the fleet-wide merge of all of them."""
+    """One page of every device's window for an hour, the fleet-wide merge of all of them and
+    how many windows (devices) that merge holds."""
 
     page: Page[HourlyWindow]
     fleet: Stats
+    devices: int = 0
 
 
 class QueryService:
@@ -44,9 +46,16 @@ class QueryService:
         return daily(self._walk_hourly(device_id, first, last))
 
     def fleet_hour(self, hour_ms: int, *, limit: int, cursor: str | None = None) -> FleetHour:
-        """One page of the hour's windows, and the merge over every device."""
+        """One page of the hour's windows, and the merge over every device: the store's fleet
+        total, kept as windows are written (no walk over the hour's windows)."""
         page = self._store.fleet_hour(hour_ms, limit=limit, cursor=cursor)
-        return FleetHour(page, fleet(self._walk_fleet(hour_ms)))
+        total = self._store.fleet_total(hour_ms)
+        return FleetHour(page, total.stats, total.devices)
+
+    def fleet_walk(self, hour_ms: int) -> Stats:
+        """The fleet merge recomputed from every window of the hour (for checks and repairs:
+        its cost grows with the fleet; :meth:`fleet_hour` reads the kept total)."""
+        return fleet(self._walk_fleet(hour_ms))
 
     def latest(self, device_id: str) -> Reading | None:
         """The device's latest reading, or ``None`` for a device never seen."""

@@ -26,7 +26,7 @@ from iotpipe.domain.lateness import LatenessPolicy
 from iotpipe.domain.metrics import METRIC_NAMES, METRICS, SCALE, Metric
 from iotpipe.domain.parsing import parse_reading
 from iotpipe.domain.reading import Location, Reading
-from iotpipe.domain.rollup import DailyRollup, daily, fleet
+from iotpipe.domain.rollup import DailyRollup, FleetTotal, daily, fleet, growth
 from iotpipe.domain.window import MAX_READINGS_PER_WINDOW, Absorption, HourlyWindow
 
 __all__ = [
@@ -37,6 +37,7 @@ __all__ = [
     "Absorption",
     "ArchiveUnavailable",
     "DailyRollup",
+    "FleetTotal",
     "HourlyWindow",
     "IdentitySet",
     "InvalidReading",
@@ -57,6 +58,7 @@ __all__ = [
     "WindowConflict",
     "daily",
     "fleet",
+    "growth",
     "merge_all",
     "parse_reading",
 ]

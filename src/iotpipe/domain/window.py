@@ -38,7 +38,10 @@ class HourlyWindow(NamedTuple):
     """The aggregate of one device's readings in one UTC hour, with the identities it counted.
 
     ``latest`` is the window's reading with the greatest event time (the device's latest
-    reading, when this is its newest window).
+    reading, when this is its newest window). ``stats.count`` is the number of identities
+    counted; a store may hand over a window whose ``seen`` holds only the identities that could
+    repeat the readings offered to it (the others are sealed away where no offered reading can
+    reach them), so room is judged by the count, never by ``len(seen)``.
     """
 
     device_id: str
@@ -67,7 +70,7 @@ class HourlyWindow(NamedTuple):
             known = fresh.get(offset, self.seen.fingerprint_at(offset))
             if known is not None:
                 taken[_DUPLICATE if known == fingerprint else _CONFLICT].append(position)
-            elif len(self.seen) + len(fresh) >= MAX_READINGS_PER_WINDOW:
+            elif self.stats.count + len(fresh) >= MAX_READINGS_PER_WINDOW:
                 taken[_OVERFLOW].append(position)
             else:
                 fresh[offset] = fingerprint

@@ -549,6 +549,9 @@ def _parser() -> argparse.ArgumentParser:
     from iotpipe.entrypoints.aws import redrive  # boto3 is imported only when it runs
 
     redrive.register(commands)
+    from iotpipe.entrypoints import migrate  # store SDKs are imported only when it runs
+
+    migrate.register(commands)
     return parser
 
 

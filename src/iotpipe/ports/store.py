@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
-from iotpipe.domain import Absorption, HourlyWindow, Reading
+from iotpipe.domain import Absorption, FleetTotal, HourlyWindow, Reading
 from iotpipe.ports.records import DeviceSummary, Page, StoreOps
 
 WindowKey = tuple[str, int]
@@ -87,13 +87,25 @@ class AggregateStore(Protocol):
     def hourly(
         self, device_id: str, start_ms: int, end_ms: int, *, limit: int, cursor: str | None = None
     ) -> Page[HourlyWindow]:
-        """A device's windows with ``start_ms <= hour < end_ms``, in hour order."""
+        """A device's windows with ``start_ms <= hour < end_ms``, in hour order.
+
+        Windows returned by queries carry their statistics and latest reading; their ``seen``
+        may be empty (identities are the store's business, read only to absorb readings)."""
         ...
 
     def fleet_hour(
         self, hour_ms: int, *, limit: int, cursor: str | None = None
     ) -> Page[HourlyWindow]:
         """Every device's window for one hour, in device order."""
+        ...
+
+    def fleet_total(self, hour_ms: int) -> FleetTotal:
+        """Every device's window of one hour merged, and how many windows that is.
+
+        Kept up to date as windows are written (never by reading every window): exactly the
+        merge of the hour's windows, each counted once, though a backend that folds it
+        asynchronously (DynamoDB: from the table's stream) may lag the windows by seconds.
+        """
         ...
 
     def latest(self, device_id: str) -> Reading | None:

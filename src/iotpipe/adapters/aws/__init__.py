@@ -12,6 +12,7 @@ from iotpipe._exports import lazy_exports
 
 if TYPE_CHECKING:
     from iotpipe.adapters.aws.dynamodb import (
+        DEVICE_INDEX,
         FLEET_INDEX,
         TABLE_DEFINITION,
         TIME_TO_LIVE,
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from iotpipe.adapters.aws.s3 import S3Archive, S3Quarantine
 
 __all__ = [
+    "DEVICE_INDEX",
     "FLEET_INDEX",
     "TABLE_DEFINITION",
     "TIME_TO_LIVE",
@@ -46,6 +48,7 @@ if not TYPE_CHECKING:  # type checkers read the imports above instead
     __getattr__, __dir__ = lazy_exports(
         __name__,
         {
+            "DEVICE_INDEX": "iotpipe.adapters.aws.dynamodb",
             "FLEET_INDEX": "iotpipe.adapters.aws.dynamodb",
             "TABLE_DEFINITION": "iotpipe.adapters.aws.dynamodb",
             "TIME_TO_LIVE": "iotpipe.adapters.aws.dynamodb",

@@ -1,4 +1,8 @@
-"""DynamoDB items of the store: keys, the window item, attribute values and billed sizes.
+"""DynamoDB items of the store: keys, items, attribute values and billed sizes.
+
+Format 2 (this release) writes window heads, identity segments and fleet lanes (the functions
+at the end of this module); format 1 (``window_item``/``window_from_item``, the release before)
+is still read, to convert a table written by it.
 
 Values go through the low-level client as typed attribute values. Every integer is sent as an
 ``N`` string of its exact digits (DynamoDB numbers hold 38 significant digits; the largest
@@ -17,6 +21,7 @@ one byte per element plus the elements (and, for ``M``, their names).
 
 from __future__ import annotations
 
+import base64
 import zlib
 from collections.abc import Callable, Mapping
 from decimal import Decimal
@@ -187,3 +192,84 @@ def _value_size(attr: Mapping[str, Any]) -> int:
 def index_entry_size(item: Mapping[str, Any]) -> int:
     """The size of a window's entry in the fleet index (keys only: its own and the table's)."""
     return item_size({k: v for k, v in item.items() if k in {"PK", "SK", "FPK", "device_id"}})
+
+
+# --- format 2: heads, segments, fleet lanes (see iotpipe.application.codecs.heads) -----------
+
+HEAD_PREFIX = "W#"
+SEGMENT_PREFIX = "S#"
+LANE_PREFIX = "F#"
+#: A head is kept within one write capacity unit: its tail is sealed before it would pass.
+HEAD_BUDGET = 1024
+
+
+def head_pk(hour_ms: int, shard: int) -> str:
+    """The partition of one hour's window heads of one shard of devices (sort key: device)."""
+    return f"{HEAD_PREFIX}{hour_ms}#{shard}"
+
+
+def head_key(device_id: str, hour_ms: int, shards: int) -> Item:
+    """``PK = W#<hour_ms>#<shard>``, ``SK = <device>``: an hour's windows in device order."""
+    return {"PK": {"S": head_pk(hour_ms, shard_of(device_id, shards))}, "SK": {"S": device_id}}
+
+
+def head_item(
+    device_id: str, hour_ms: int, head: bytes, version: int, shards: int, ttl_days: int | None
+) -> Item:
+    """A window's head item: keys, the device index's keys (``D``, ``H``), version ``v`` and
+    the head ``w`` (bytes of :func:`~iotpipe.application.codecs.heads.encode_head`)."""
+    item = head_key(device_id, hour_ms, shards)
+    item["D"] = {"S": device_id}
+    item["H"] = {"N": str(hour_ms)}
+    item["v"] = {"N": str(version)}
+    item["w"] = {"B": head}
+    _expire(item, hour_ms, ttl_days)
+    return item
+
+
+def segment_pk(device_id: str, hour_ms: int) -> str:
+    """The partition of one window's identity segments (sort key: base version)."""
+    return f"{SEGMENT_PREFIX}{hour_ms}#{device_id}"
+
+
+def segment_item(
+    device_id: str, hour_ms: int, base: int, identities: bytes, ttl_days: int | None
+) -> Item:
+    """One sealed segment: the tail as committed at head version ``base``."""
+    item: Item = {
+        "PK": {"S": segment_pk(device_id, hour_ms)},
+        "SK": {"S": f"{base:010d}"},
+        "i": {"B": identities},
+    }
+    _expire(item, hour_ms, ttl_days)
+    return item
+
+
+def lane_pk(hour_ms: int) -> str:
+    """The partition of one hour's fleet lanes (one per stream shard that carried its heads)."""
+    return f"{LANE_PREFIX}{hour_ms}"
+
+
+def lane_item(
+    hour_ms: int, shard_id: str, total: bytes, sequence: int, ttl_days: int | None
+) -> Item:
+    """A fleet lane: the total ``t`` folded from one stream shard up to sequence ``q``."""
+    item: Item = {
+        "PK": {"S": lane_pk(hour_ms)},
+        "SK": {"S": shard_id},
+        "t": {"B": total},
+        "q": {"S": str(sequence)},
+    }
+    _expire(item, hour_ms, ttl_days)
+    return item
+
+
+def binary(attr: Mapping[str, Any]) -> bytes:
+    """A ``B`` value: bytes from boto3, base64 text in a Lambda stream event."""
+    value = attr["B"]
+    return base64.b64decode(value) if isinstance(value, str) else bytes(value)
+
+
+def _expire(item: Item, hour_ms: int, ttl_days: int | None) -> None:
+    if ttl_days is not None:  # expiry counts from the end of the window's hour (event time)
+        item["ttl"] = {"N": str((hour_ms + MS_PER_HOUR) // 1000 + ttl_days * 86_400)}

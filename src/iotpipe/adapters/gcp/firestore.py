@@ -6,6 +6,8 @@ database, e.g. one per test)::
     <prefix>devices/{device_id}                             registry: device_id, registered_at
     <prefix>devices/{device_id}/<prefix>hours/{hour:015d}   window: the record fields, version,
                                                             expire_at (optional)
+    <prefix>fleet/{hour:015d}/<prefix>lanes/{lane}          fleet lane: total (bytes), hour_ms,
+                                                            expire_at (optional)
 
 - A device id is a valid document id as it is (``[A-Za-z0-9._:-]``, starting with a letter or
   digit: never ``.``, ``..`` or ``__x__``). The window id is the hour start in epoch
@@ -21,16 +23,36 @@ database, e.g. one per test)::
   limit), plus ``version`` (1 on creation, +1 per write: for people and audits) and, when
   ``ttl_days`` is set, ``expire_at`` (a timestamp: the hour's end plus ``ttl_days``).
 
+Format: a window document the release before this one wrote has ``format: 1``; this release
+writes ``format: 2``, which also means "counted in its hour's fleet lanes". A format 1 window's
+whole statistics join a lane on its next write (or when :meth:`FirestoreStore.migrate_format1`
+converts it); a format 2 window's growth joins a lane on every write. Firestore bills per
+document, not per byte, so identities stay in the window document (segments would add writes).
+
+Fleet lanes: each hour's fleet total is kept in up to ``fleet_lanes`` lane documents. A round's
+window writes and one lane per hour they touch are committed in **one batched write**, every
+document under a precondition (windows: the ``last_update_time`` read, new ones: must not
+exist; the lane: likewise): all or nothing, so a lane holds each window write's growth exactly
+once, and a commit the client retried after a lost reply fails its preconditions instead of
+applying twice. Each commit picks a lane at random, so concurrent commits rarely contend; a
+commit holds at most :data:`WINDOWS_PER_COMMIT` windows (Firestore: 500 writes per commit).
+:meth:`FirestoreStore.fleet_total` merges an hour's lanes with one query. One lane write per
+commit is one document write per commit, not per window: with many windows per round (a replay,
+``iotpipe process``) writes stay near one per window, but the GCP process function commits one
+Pub/Sub message (one device's window) at a time, so there the lane doubles the writes
+(docs/scaling.md).
+
 Operations:
 
 - ``_load``: one ``BatchGetDocuments`` (:meth:`Client.get_all`) per up to 100 windows, strongly
   consistent. The concurrency token of a window is its ``update_time`` (with ``version``).
-- ``_save``: a new window is written with ``create()`` (fails with ``AlreadyExists`` if another
-  writer created it first); an existing one with ``update()`` of every field under a
-  ``last_update_time`` precondition (fails with ``FailedPrecondition`` if anyone wrote it since it
-  was read). Both failures are a :class:`~iotpipe.domain.WindowConflict`: the shared ``apply``
-  re-reads and retries with backoff. This is optimistic concurrency with one write per window and
-  no transaction: a transaction would add a read and hold locks under contention.
+- ``_save_all``: per commit, a lookup of the lanes, then one batched write: a new window with
+  ``create`` (fails with ``AlreadyExists`` if another writer created it first), an existing one
+  with ``update`` of every field under a ``last_update_time`` precondition (fails with
+  ``FailedPrecondition`` if anyone wrote it since it was read), the lane likewise. A failed
+  commit is a :class:`~iotpipe.domain.WindowConflict` for each of its windows: the shared
+  ``apply`` re-reads and retries them with backoff. Optimistic concurrency, no locks: a
+  transaction would hold locks under contention.
 - ``_register``: a ``get`` of the registry document (cached per store), and ``create()`` only for
   a device never seen: one write per device, ever.
 - ``hourly``: the device's ``hours`` collection, ``hour_ms`` in ``[start, end)`` ordered by
@@ -81,6 +103,7 @@ requests by kind and the conflicts.
 from __future__ import annotations
 
 import importlib
+import random
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -93,9 +116,18 @@ from google.cloud.firestore_v1 import SERVER_TIMESTAMP
 from google.cloud.firestore_v1.base_query import FieldFilter
 
 from iotpipe.adapters.gcp.errors import GOOGLE_ERRORS, describe, is_transient
-from iotpipe.adapters.window_store import Meter, WindowStoreBase, check_limit
+from iotpipe.adapters.window_store import Meter, Save, Stored, WindowStoreBase, check_limit
+from iotpipe.application.codecs import heads
 from iotpipe.application.codecs.window import RECORD_FIELDS, window_from_record, window_to_record
-from iotpipe.domain import HourlyWindow, Reading, StoreUnavailable, WindowConflict, parse_reading
+from iotpipe.domain import (
+    FleetTotal,
+    HourlyWindow,
+    IotPipeError,
+    Reading,
+    StoreUnavailable,
+    WindowConflict,
+    parse_reading,
+)
 from iotpipe.domain.time import MS_PER_HOUR
 from iotpipe.ports import (
     DeviceSummary,
@@ -108,6 +140,14 @@ from iotpipe.ports import (
 
 DEVICES = "devices"
 HOURS = "hours"
+FLEET = "fleet"
+LANES = "lanes"
+#: The document format this release writes (1: the release before; its windows are not yet
+#: in the fleet lanes).
+FORMAT = 2
+DEFAULT_FLEET_LANES = 8
+#: Windows per batched write: with one lane per hour touched, under Firestore's 500 writes.
+WINDOWS_PER_COMMIT = 400
 TTL_FIELD = "expire_at"
 #: The composite index :meth:`FirestoreStore.fleet_hour` needs (collection group scope).
 FLEET_INDEX: dict[str, Any] = {
@@ -142,7 +182,10 @@ class FirestoreStore(WindowStoreBase):
         timeout_s: float = 20.0,
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        fleet_lanes: int = DEFAULT_FLEET_LANES,
     ) -> None:
+        if fleet_lanes < 1:
+            raise ValueError("fleet_lanes must be at least 1")
         if not set(prefix) <= _PREFIX_CHARS:
             raise ValueError("prefix may hold only letters, digits, '_' and '-'")
         if ttl_days is not None and ttl_days < 1:
@@ -150,6 +193,9 @@ class FirestoreStore(WindowStoreBase):
         super().__init__(retry, sleep)
         self.devices_collection = prefix + DEVICES
         self.windows_collection = prefix + HOURS
+        self.fleet_collection = prefix + FLEET
+        self.lanes_collection = prefix + LANES
+        self.fleet_lanes = fleet_lanes
         self.ttl_days = ttl_days
         self._client = client
         # The client retries transient errors itself, within our deadline, then we translate.
@@ -176,9 +222,18 @@ class FirestoreStore(WindowStoreBase):
 
     # --- hooks -------------------------------------------------------------------------------
 
-    def _load(self, keys: Sequence[WindowKey]) -> dict[WindowKey, tuple[HourlyWindow, Version]]:
+    def _lanes(self, hour_ms: int) -> Any:
+        return (
+            self._client.collection(self.fleet_collection)
+            .document(f"{hour_ms:015d}")
+            .collection(self.lanes_collection)
+        )
+
+    # --- hooks -------------------------------------------------------------------------------
+
+    def _load(self, keys: Sequence[WindowKey], *, strong: bool = False) -> dict[WindowKey, Stored]:
         unique = list(dict.fromkeys(keys))
-        found: dict[WindowKey, tuple[HourlyWindow, Version]] = {}
+        found: dict[WindowKey, Stored] = {}
         for start in range(0, len(unique), WINDOWS_PER_LOOKUP):
             chunk = unique[start : start + WINDOWS_PER_LOOKUP]
             snapshots = self._get_all([self._window_ref(*key) for key in chunk])
@@ -187,7 +242,8 @@ class FirestoreStore(WindowStoreBase):
                 if snapshot.exists:
                     fields = snapshot.to_dict()
                     window = window_from_record(fields)
-                    found[window.key] = (window, _token(fields, snapshot.update_time))
+                    token = _token(fields, snapshot.update_time)
+                    found[window.key] = Stored(window, token, None, int(fields.get("format", 1)))
         return found
 
     def _get_all(self, refs: list[Any]) -> list[Any]:
@@ -198,42 +254,105 @@ class FirestoreStore(WindowStoreBase):
         return snapshots
 
     def _save(self, window: HourlyWindow, expected: Version) -> None:
-        try:
-            if expected is None:
-                self._create(window)
+        before = None if expected is None else self._load([window.key]).get(window.key)
+        [outcome] = self._save_all([Save(window, expected, before)])
+        if outcome is not None:
+            raise outcome
+
+    def _save_all(self, windows: Sequence[Save]) -> list[IotPipeError | None]:
+        """The round's windows in batched writes of up to :data:`WINDOWS_PER_COMMIT`, each
+        with the lanes of its hours (see the module docstring)."""
+        outcomes: list[IotPipeError | None] = []
+        for start in range(0, len(windows), WINDOWS_PER_COMMIT):
+            chunk = windows[start : start + WINDOWS_PER_COMMIT]
+            try:
+                for save in chunk:
+                    if save.expected is None:  # a new window: make sure its device is listed
+                        self._register(save.window.device_id)
+                outcomes += self._commit(chunk)
+            except StoreUnavailable as exc:
+                outcomes += [exc] * len(chunk)
+        return outcomes
+
+    def _commit(self, saves: Sequence[Save]) -> list[IotPipeError | None]:
+        """One batched write: the windows and one lane per hour, all under preconditions."""
+        lanes = {
+            hour: self._lanes(hour).document(str(random.randrange(self.fleet_lanes)))
+            for hour in sorted({save.window.hour_ms for save in saves})
+        }
+        found = {snapshot.reference.path: snapshot for snapshot in self._get_all([*lanes.values()])}
+        self._meter.add(reads=len(lanes), lookups=1)
+        totals = {hour: _total(found.get(ref.path)) for hour, ref in lanes.items()}
+        batch = self._client.batch()
+        for window, expected, before in saves:
+            # A format 2 window is in the lanes already: only its growth joins; a new or
+            # format 1 window joins whole.
+            counted = None if before is None or before.head != FORMAT else before.window.stats
+            hour = window.hour_ms
+            totals[hour] = totals[hour].grown(counted, window.stats)
+            self._put(batch, self._window_ref(*window.key), window, expected)
+        for hour, ref in lanes.items():
+            fields = {"hour_ms": hour, "total": heads.encode_total(totals[hour])}
+            if self.ttl_days is not None:
+                fields[TTL_FIELD] = self._expiry(hour)
+            snapshot = found.get(ref.path)
+            if snapshot is None or not snapshot.exists:
+                batch.create(ref, fields)
             else:
-                self._update(window, str(expected))
-        except WindowConflict:
-            self._meter.add(conflicts=1)
-            raise
-        self._meter.add(writes=1)
+                option = self._client.write_option(last_update_time=snapshot.update_time)
+                batch.update(ref, fields, option=option)
+        try:
+            self._guard(
+                "commit",
+                lambda: batch.commit(**self._rpc),
+                conflicts=(api.AlreadyExists, api.FailedPrecondition, api.Aborted, api.NotFound),
+            )
+        except WindowConflict as exc:
+            self._meter.add(conflicts=len(saves), commits=1)
+            return [exc] * len(saves)
+        self._meter.add(writes=len(saves) + len(lanes), lane_writes=len(lanes), commits=1)
+        return [None] * len(saves)
 
-    def _create(self, window: HourlyWindow) -> None:
-        """Write a new window; ``AlreadyExists`` (another writer was first) is a conflict."""
-        ref, fields = self._window_ref(*window.key), self._fields(window, version=1)
-        self._guard("create", lambda: ref.create(fields, **self._rpc))
-
-    def _update(self, window: HourlyWindow, token: str) -> None:
-        """Replace every field if the window is unchanged since it was read, else conflict."""
-        version, updated = _parse_token(token)
-        ref, fields = self._window_ref(*window.key), self._fields(window, version=version + 1)
+    def _put(self, batch: Any, ref: Any, window: HourlyWindow, expected: Version) -> None:
+        """A window's write in a batch: created, or replaced if unchanged since it was read."""
+        if expected is None:
+            batch.create(ref, self._fields(window, version=1))
+            return
+        version, updated = _parse_token(str(expected))
         option = self._client.write_option(last_update_time=updated)
-        self._guard(
-            "update",
-            lambda: ref.update(fields, option=option, **self._rpc),
-            # NotFound: deleted since it was read (TTL): the retry re-reads and creates it.
-            conflicts=(api.FailedPrecondition, api.Aborted, api.NotFound),
+        batch.update(ref, self._fields(window, version=version + 1), option=option)
+
+    def migrate_format1(self) -> int:
+        """Put every window of the release before (``format: 1``) into its hour's fleet lanes
+        and mark it ``format: 2``; the number converted. Safe beside live processing: each
+        conversion is a batched write under preconditions, retried on a conflict (a window a
+        write converted meanwhile is skipped)."""
+        query = self._client.collection_group(self.windows_collection).where(
+            filter=FieldFilter("format", "==", 1)
         )
+        converted = 0
+        for fields in self._run(query):
+            key = (str(fields["device_id"]), int(fields["hour_ms"]))
+            for _ in range(self._retry.attempts):
+                stored = self._load([key]).get(key)
+                if stored is None or stored.head == FORMAT:
+                    break
+                if self._commit([Save(stored.window, stored.version, stored)]) == [None]:
+                    converted += 1
+                    break
+        return converted
 
     def _fields(self, window: HourlyWindow, version: int) -> dict[str, Any]:
         fields = window_to_record(window)
+        fields["format"] = FORMAT
         fields["version"] = version
         if self.ttl_days is not None:
-            end = window.hour_ms + MS_PER_HOUR
-            fields[TTL_FIELD] = datetime.fromtimestamp(end / 1000, UTC) + timedelta(
-                days=self.ttl_days
-            )
+            fields[TTL_FIELD] = self._expiry(window.hour_ms)
         return fields
+
+    def _expiry(self, hour_ms: int) -> datetime:
+        end = hour_ms + MS_PER_HOUR
+        return datetime.fromtimestamp(end / 1000, UTC) + timedelta(days=self.ttl_days or 0)
 
     def _register(self, device_id: str) -> None:
         with self._registered_lock:
@@ -312,6 +431,13 @@ class FirestoreStore(WindowStoreBase):
         items = found[:limit]
         return Page(items, items[-1].device_id if len(found) > limit else None)
 
+    def fleet_total(self, hour_ms: int) -> FleetTotal:
+        """The hour's fleet total: its lanes merged (one query)."""
+        total = FleetTotal()
+        for fields in self._run(self._lanes(hour_ms)):
+            total = total.merge(heads.decode_total(bytes(fields["total"])))
+        return total
+
     def latest(self, device_id: str) -> Reading | None:
         """The device's latest reading: the newest reading of its newest window."""
         return self._latest(device_id)
@@ -351,6 +477,12 @@ class FirestoreStore(WindowStoreBase):
         snapshots = self._guard("query", lambda: list(query.stream(**self._rpc)))
         self._meter.add(reads=max(1, len(snapshots)), queries=1)
         return [s.to_dict() for s in snapshots]
+
+
+def _total(snapshot: Any) -> FleetTotal:
+    if snapshot is None or not snapshot.exists:
+        return FleetTotal()
+    return heads.decode_total(bytes(snapshot.to_dict()["total"]))
 
 
 def _token(fields: dict[str, Any], update_time: Any) -> str:

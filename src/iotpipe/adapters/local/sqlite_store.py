@@ -1,22 +1,30 @@
 """The aggregate store in a local SQLite file, on the standard library's ``sqlite3``.
 
-Tables (schema version 1, kept in ``PRAGMA user_version``)::
+Tables (schema version 2, kept in ``PRAGMA user_version``)::
 
-    windows                              one row per device and UTC hour
+    windows                              one row per device and UTC hour: the window's head
       device_id  TEXT    NOT NULL
       hour_ms    INTEGER NOT NULL        start of the hour, epoch ms
       version    INTEGER NOT NULL        concurrency token: 1 when inserted, +1 per update
       latest_ms  INTEGER                 event time of the window's latest reading
-      record     TEXT    NOT NULL        window_to_record() as JSON, without ``seen``
-      seen       BLOB    NOT NULL        the identity set (IdentitySet.to_bytes())
+      head       BLOB    NOT NULL        statistics, latest reading, recent identities
+                                         (format 2: iotpipe.application.codecs.heads)
       PRIMARY KEY (device_id, hour_ms)   hourly(), latest(), the newest window of a device
     windows_by_hour (hour_ms, device_id) fleet_hour(): one hour, in device order
+    segments                             identities sealed out of a head, written once
+      device_id, hour_ms, base           base: the head version the segment was sealed from
+      identities BLOB NOT NULL
+    fleet                                each hour's fleet total, updated in the same
+      hour_ms INTEGER PRIMARY KEY        transaction as the windows it merges
+      total   BLOB NOT NULL
     devices                              the registry, in id order (WITHOUT ROWID)
       device_id  TEXT PRIMARY KEY
 
-``windows`` keeps its rowid because an identity set grows to tens of KB, and SQLite stores
-large rows better in rowid tables. ``latest_ms`` duplicates a field of ``record`` so that
-:meth:`SqliteStore.devices` needs no JSON decoding.
+A head stays around 1 KB however many readings its window holds, so a write rewrites ~1 KB
+instead of the whole identity set (schema 1 rewrote ~13 KB at the end of an hour at one reading
+a second). ``latest_ms`` duplicates a field of the head so that :meth:`SqliteStore.devices`
+needs no decoding. A file of schema 1 (iotpipe before format 2) is upgraded when it is opened,
+in one transaction: every window becomes a head and a segment, every hour gets its total.
 
 Concurrency: several threads and processes may write to the file at the same time. The file is
 in WAL mode, so readers never wait for the writer. Each connection waits up to
@@ -52,9 +60,18 @@ from typing import Any
 
 import orjson
 
-from iotpipe.adapters.window_store import WindowStoreBase
-from iotpipe.application.codecs.window import window_from_record, window_to_record
-from iotpipe.domain import HourlyWindow, IotPipeError, Reading, StoreUnavailable, WindowConflict
+from iotpipe.adapters.window_store import Save, Stored, WindowStoreBase
+from iotpipe.application.codecs import heads
+from iotpipe.application.codecs.window import window_from_record
+from iotpipe.domain import (
+    FleetTotal,
+    HourlyWindow,
+    IdentitySet,
+    IotPipeError,
+    Reading,
+    StoreUnavailable,
+    WindowConflict,
+)
 from iotpipe.ports import (
     DeviceSummary,
     Page,
@@ -64,7 +81,10 @@ from iotpipe.ports import (
     WindowKey,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+
+#: A head is kept under this many bytes by sealing its identities into segments.
+HEAD_BUDGET = 1024
 
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS windows (
@@ -72,34 +92,47 @@ _SCHEMA = (
         hour_ms INTEGER NOT NULL,
         version INTEGER NOT NULL,
         latest_ms INTEGER,
-        record TEXT NOT NULL,
-        seen BLOB NOT NULL,
+        head BLOB NOT NULL,
         PRIMARY KEY (device_id, hour_ms)
     )""",
     "CREATE INDEX IF NOT EXISTS windows_by_hour ON windows (hour_ms, device_id)",
+    """CREATE TABLE IF NOT EXISTS segments (
+        device_id TEXT NOT NULL,
+        hour_ms INTEGER NOT NULL,
+        base INTEGER NOT NULL,
+        identities BLOB NOT NULL,
+        PRIMARY KEY (device_id, hour_ms, base)
+    ) WITHOUT ROWID""",
+    "CREATE TABLE IF NOT EXISTS fleet (hour_ms INTEGER PRIMARY KEY, total BLOB NOT NULL)",
     "CREATE TABLE IF NOT EXISTS devices (device_id TEXT PRIMARY KEY) WITHOUT ROWID",
 )
 
 _INSERT = (
-    "INSERT INTO windows (device_id, hour_ms, version, latest_ms, record, seen) "
-    "VALUES (?, ?, 1, ?, ?, ?)"
+    "INSERT INTO windows (device_id, hour_ms, version, latest_ms, head) VALUES (?, ?, 1, ?, ?)"
 )
 _UPDATE = (
-    "UPDATE windows SET version = version + 1, latest_ms = ?, record = ?, seen = ? "
+    "UPDATE windows SET version = version + 1, latest_ms = ?, head = ? "
     "WHERE device_id = ? AND hour_ms = ? AND version = ?"
 )
+# A segment is the tail as committed at its base version: the same bytes whoever seals it.
+_SEAL = "INSERT OR REPLACE INTO segments (device_id, hour_ms, base, identities) VALUES (?, ?, ?, ?)"
+_SEGMENTS = "SELECT identities FROM segments WHERE device_id = ? AND hour_ms = ?"
+_TOTAL = "SELECT total FROM fleet WHERE hour_ms = ?"
+_PUT_TOTAL = "INSERT OR REPLACE INTO fleet (hour_ms, total) VALUES (?, ?)"
 _REGISTER = "INSERT OR IGNORE INTO devices (device_id) VALUES (?)"
 _HOURLY = (
-    "SELECT record, seen FROM windows WHERE device_id = ? AND hour_ms >= ? AND hour_ms < ? "
-    "ORDER BY hour_ms LIMIT ?"
+    "SELECT device_id, hour_ms, head FROM windows "
+    "WHERE device_id = ? AND hour_ms >= ? AND hour_ms < ? ORDER BY hour_ms LIMIT ?"
 )
 # Cursors are the last device returned, and '' sorts before every device id (ids are never
 # empty): one statement serves the first page and the next ones.
 _FLEET_HOUR = (
-    "SELECT record, seen FROM windows WHERE hour_ms = ? AND device_id > ? "
+    "SELECT device_id, hour_ms, head FROM windows WHERE hour_ms = ? AND device_id > ? "
     "ORDER BY device_id LIMIT ?"
 )
-_NEWEST = "SELECT record FROM windows WHERE device_id = ? ORDER BY hour_ms DESC LIMIT 1"
+_NEWEST = (
+    "SELECT device_id, hour_ms, head FROM windows WHERE device_id = ? ORDER BY hour_ms DESC LIMIT 1"
+)
 _DEVICES = """
     SELECT d.device_id, w.hour_ms, w.latest_ms
     FROM devices AS d
@@ -181,59 +214,64 @@ class SqliteStore(WindowStoreBase):
 
     # --- hooks -------------------------------------------------------------------------------
 
-    def _load(self, keys: Sequence[WindowKey]) -> dict[WindowKey, tuple[HourlyWindow, Version]]:
-        found: dict[WindowKey, tuple[HourlyWindow, Version]] = {}
+    def _load(self, keys: Sequence[WindowKey], *, strong: bool = False) -> dict[WindowKey, Stored]:
+        found: dict[WindowKey, Stored] = {}
         with self._connection() as conn:
             for start in range(0, len(keys), _KEYS_PER_QUERY):
                 chunk = keys[start : start + _KEYS_PER_QUERY]
                 params = [part for key in chunk for part in key]
-                for device_id, hour_ms, version, record, seen in conn.execute(
+                for device_id, hour_ms, version, head in conn.execute(
                     _load_sql(len(chunk)), params
                 ).fetchall():
-                    found[(device_id, hour_ms)] = (_decode(record, seen), version)
+                    found[(device_id, hour_ms)] = _stored(device_id, hour_ms, version, head)
         self._count(reads=len(keys))
         return found
 
+    def _complete(self, windows: dict[WindowKey, Stored]) -> dict[WindowKey, Stored]:
+        """The windows with their sealed identities read back (late or resent readings)."""
+        completed: dict[WindowKey, Stored] = {}
+        with self._connection() as conn:
+            for key, stored in windows.items():
+                rows = conn.execute(_SEGMENTS, key).fetchall()
+                parts = [stored.window.seen, *(heads.unpack_identities(r[0]) for r in rows)]
+                window = stored.window._replace(seen=heads.merged_identities(parts))
+                completed[key] = stored._replace(window=window, horizon=None)
+        self._count(reads=sum(1 for _ in windows))
+        return completed
+
     def _save(self, window: HourlyWindow, expected: Version) -> None:
-        [outcome] = self._save_all([(window, expected)])
+        before = None if expected is None else self._load([window.key]).get(window.key)
+        [outcome] = self._save_all([Save(window, expected, before)])
         if outcome is not None:
             raise outcome
 
-    def _save_all(
-        self, windows: Sequence[tuple[HourlyWindow, Version]]
-    ) -> list[IotPipeError | None]:
+    def _save_all(self, windows: Sequence[Save]) -> list[IotPipeError | None]:
         """A round's window writes in one transaction: one sync to disk per batch, not per window.
 
         Each write stays conditional on the version that was read; one that finds another
-        version is skipped and reported as a conflict, and the others commit. Windows are
-        encoded before the write lock is taken, so it is held only for the statements.
+        version is skipped and reported as a conflict, and the others commit. Each written
+        window's segments (if its tail was sealed) go first, and its growth is added to its
+        hour's fleet total in the same transaction. Heads are encoded before the write lock
+        is taken, so it is held only for the statements.
         """
         if not windows:
             return []
-        rows = [(window.key, expected, _encode(window)) for window, expected in windows]
+        rows = [(save, _encode(save)) for save in windows]
         outcomes: list[IotPipeError | None] = []
         written = registered = 0
         try:
             with self._connection() as conn:
                 conn.execute("BEGIN IMMEDIATE")
                 try:
-                    for (device_id, hour_ms), expected, (record, seen, latest_ms) in rows:
-                        if expected is None:
-                            registered += conn.execute(_REGISTER, (device_id,)).rowcount
-                            try:
-                                _insert(conn, (device_id, hour_ms, latest_ms, record, seen))
-                            except WindowConflict as exc:
-                                outcomes.append(exc)
-                                continue
-                        else:
-                            params = (latest_ms, record, seen, device_id, hour_ms, expected)
-                            if conn.execute(_UPDATE, params).rowcount == 0:
-                                outcomes.append(
-                                    WindowConflict(f"window {(device_id, hour_ms)} changed")
-                                )
-                                continue
-                        outcomes.append(None)
-                        written += 1
+                    totals: dict[int, FleetTotal] = {}
+                    for save, encoded in rows:
+                        outcome = _write(conn, save, encoded)
+                        outcomes.append(outcome)
+                        if outcome is None:
+                            written += 1 + len(encoded.segments)
+                            registered += _grow_total(conn, totals, save)
+                    for hour, total in totals.items():
+                        conn.execute(_PUT_TOTAL, (hour, heads.encode_total(total)))
                     conn.execute("COMMIT")
                 except BaseException:
                     if conn.in_transaction:
@@ -241,7 +279,7 @@ class SqliteStore(WindowStoreBase):
                     raise
         except StoreUnavailable as exc:  # nothing was written
             return [exc] * len(rows)
-        new = sum(1 for _, expected, _ in rows if expected is None)
+        new = sum(1 for save, _ in rows if save.expected is None)
         self._count(reads=new, writes=written + registered)
         return outcomes
 
@@ -258,7 +296,7 @@ class SqliteStore(WindowStoreBase):
         """A device's windows in ``[start_ms, end_ms)``; the cursor is the last hour returned."""
         low = start_ms if cursor is None else max(start_ms, int(cursor) + 1)
         rows = self._fetch(_HOURLY, (device_id, low, end_ms, limit + 1))
-        items = [_decode(record, seen) for record, seen in rows[:limit]]
+        items = [_decode(*row) for row in rows[:limit]]
         self._count(reads=len(items))
         return Page(items, str(items[-1].hour_ms) if len(rows) > limit else None)
 
@@ -267,7 +305,7 @@ class SqliteStore(WindowStoreBase):
     ) -> Page[HourlyWindow]:
         """Every device's window for the hour; the cursor is the last device returned."""
         rows = self._fetch(_FLEET_HOUR, (hour_ms, cursor or "", limit + 1))
-        items = [_decode(record, seen) for record, seen in rows[:limit]]
+        items = [_decode(*row) for row in rows[:limit]]
         self._count(reads=len(items))
         return Page(items, items[-1].device_id if len(rows) > limit else None)
 
@@ -277,8 +315,13 @@ class SqliteStore(WindowStoreBase):
         if not rows:
             return None
         self._count(reads=1)
-        # Only the reading is wanted: skip decompressing the identity set.
-        return _decode(rows[0][0], b"").latest
+        return _decode(*rows[0]).latest
+
+    def fleet_total(self, hour_ms: int) -> FleetTotal:
+        """The hour's fleet total: one row, kept in the windows' own transactions."""
+        rows = self._fetch(_TOTAL, (hour_ms,))
+        self._count(reads=1)
+        return heads.decode_total(rows[0][0]) if rows else FleetTotal()
 
     def devices(self, *, limit: int, cursor: str | None = None) -> Page[DeviceSummary]:
         """Devices in id order with their newest window's latest event time; the cursor is the
@@ -387,19 +430,47 @@ def _use_wal(conn: sqlite3.Connection, timeout_s: float) -> None:
 
 
 def _migrate(conn: sqlite3.Connection, path: Path) -> None:
-    """Create the schema if needed, in one transaction: concurrent openers queue here."""
+    """Create or upgrade the schema, in one transaction: concurrent openers queue here."""
     if _schema_version(conn, path) == SCHEMA_VERSION:
         return  # the usual case: opening takes no write lock, even while others write
     conn.execute("BEGIN IMMEDIATE")
     try:
-        if _schema_version(conn, path) < SCHEMA_VERSION:  # not created meanwhile by another
+        found = _schema_version(conn, path)  # not upgraded meanwhile by another opener?
+        if found == 1:
+            conn.execute("ALTER TABLE windows RENAME TO windows_format1")
+            conn.execute("DROP INDEX IF EXISTS windows_by_hour")
+        if found < SCHEMA_VERSION:
             for statement in _SCHEMA:
                 conn.execute(statement)
-            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        if found == 1:
+            _upgrade_windows(conn)
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
         raise
+
+
+def _upgrade_windows(conn: sqlite3.Connection) -> None:
+    """Schema 1 -> 2: each whole window becomes a head and a segment of its identities (as the
+    next write would have sealed them), each hour gets the total of its windows."""
+    totals: dict[int, FleetTotal] = {}
+    rows = conn.execute("SELECT device_id, hour_ms, version, record, seen FROM windows_format1")
+    for device_id, hour_ms, version, record, seen in rows.fetchall():
+        window = window_from_record({**orjson.loads(record), "seen": seen})
+        save = Save(window, None, None)
+        encoded = heads.written(None, 0, window, _fits, legacy=window.seen)
+        for base, identities in encoded.segments:
+            conn.execute(_SEAL, (device_id, hour_ms, base, identities))
+        conn.execute(
+            "INSERT INTO windows (device_id, hour_ms, version, latest_ms, head) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (device_id, hour_ms, version, _latest_ms(window), encoded.head),
+        )
+        totals[hour_ms] = totals.get(hour_ms, FleetTotal()).grown(None, save.window.stats)
+    for hour, total in totals.items():
+        conn.execute(_PUT_TOTAL, (hour, heads.encode_total(total)))
+    conn.execute("DROP TABLE windows_format1")
 
 
 def _schema_version(conn: sqlite3.Connection, path: Path) -> int:
@@ -411,14 +482,39 @@ def _schema_version(conn: sqlite3.Connection, path: Path) -> int:
     return int(found)
 
 
-def _insert(conn: sqlite3.Connection, params: tuple[object, ...]) -> None:
-    try:
-        conn.execute(_INSERT, params)
-    except sqlite3.IntegrityError as exc:
-        if exc.sqlite_errorcode != sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
-            raise
-        # Another writer created the window since we found it missing.
-        raise WindowConflict(f"window {params[:2]} was created since it was read") from exc
+def _write(conn: sqlite3.Connection, save: Save, encoded: heads.Written) -> IotPipeError | None:
+    """One window's segments and head, the head conditional on its version."""
+    window, expected, _ = save
+    device_id, hour_ms = window.key
+    for base, identities in encoded.segments:
+        conn.execute(_SEAL, (device_id, hour_ms, base, identities))
+    latest_ms = _latest_ms(window)
+    if expected is None:
+        conn.execute(_REGISTER, (device_id,))
+        try:
+            conn.execute(_INSERT, (device_id, hour_ms, latest_ms, encoded.head))
+        except sqlite3.IntegrityError as exc:
+            if exc.sqlite_errorcode != sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
+                raise
+            # Another writer created the window since we found it missing.
+            return WindowConflict(f"window {window.key} was created since it was read")
+        return None
+    params = (latest_ms, encoded.head, device_id, hour_ms, expected)
+    if conn.execute(_UPDATE, params).rowcount == 0:
+        return WindowConflict(f"window {window.key} changed")
+    return None
+
+
+def _grow_total(conn: sqlite3.Connection, totals: dict[int, FleetTotal], save: Save) -> int:
+    """Add a written window's growth to its hour's total (read once per transaction); 1 if
+    this registered its device (counted as a write), else 0."""
+    hour = save.window.hour_ms
+    if hour not in totals:
+        rows = conn.execute(_TOTAL, (hour,)).fetchall()
+        totals[hour] = heads.decode_total(rows[0][0]) if rows else FleetTotal()
+    before = None if save.before is None else save.before.window.stats
+    totals[hour] = totals[hour].grown(before, save.window.stats)
+    return 0
 
 
 @lru_cache(maxsize=32)
@@ -427,21 +523,35 @@ def _load_sql(keys: int) -> str:
     # form "(device_id, hour_ms) IN (VALUES ...)" with a full table scan instead.
     values = ", ".join(["(?, ?)"] * keys)
     return (
-        "SELECT w.device_id, w.hour_ms, w.version, w.record, w.seen "
+        "SELECT w.device_id, w.hour_ms, w.version, w.head "
         f"FROM (VALUES {values}) AS k JOIN windows AS w "
         "ON w.device_id = k.column1 AND w.hour_ms = k.column2"
     )
 
 
-def _encode(window: HourlyWindow) -> tuple[str, bytes, int | None]:
-    """``(record JSON without seen, seen, latest_ms)`` for the window's row."""
-    record = window_to_record(window)
-    seen = record.pop("seen")
-    latest_ms = None if window.latest is None else window.latest.timestamp_ms
-    return orjson.dumps(record).decode(), seen, latest_ms
+def _fits(head: bytes) -> bool:
+    return len(head) <= HEAD_BUDGET
 
 
-def _decode(record: str, seen: bytes) -> HourlyWindow:
-    fields = orjson.loads(record)
-    fields["seen"] = seen
-    return window_from_record(fields)
+def _latest_ms(window: HourlyWindow) -> int | None:
+    return None if window.latest is None else window.latest.timestamp_ms
+
+
+def _encode(save: Save) -> heads.Written:
+    """What to write for one window (see :func:`iotpipe.application.codecs.heads.written`)."""
+    before = save.before
+    if before is None:
+        return heads.written(None, 0, save.window, _fits)
+    version = int(before.version)  # type: ignore[arg-type]
+    return heads.written(before.head, version, save.window, _fits, loaded=before.window.seen)
+
+
+def _stored(device_id: str, hour_ms: int, version: int, head: bytes) -> Stored:
+    decoded = heads.decode_head(device_id, hour_ms, head)
+    horizon = None if decoded.horizon == heads.NO_HORIZON else decoded.horizon
+    return Stored(decoded.window, version, horizon, decoded)
+
+
+def _decode(device_id: str, hour_ms: int, head: bytes) -> HourlyWindow:
+    """A window as queries return it: statistics and latest reading, no identities."""
+    return heads.decode_head(device_id, hour_ms, head).window._replace(seen=IdentitySet())

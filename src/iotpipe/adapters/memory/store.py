@@ -6,8 +6,8 @@ import threading
 from bisect import bisect_left, insort
 from collections.abc import Sequence
 
-from iotpipe.adapters.window_store import WindowStoreBase
-from iotpipe.domain import HourlyWindow, IotPipeError, Reading, WindowConflict
+from iotpipe.adapters.window_store import Save, WindowStoreBase
+from iotpipe.domain import FleetTotal, HourlyWindow, IotPipeError, Reading, WindowConflict
 from iotpipe.ports import (
     DeviceSummary,
     Page,
@@ -24,7 +24,8 @@ class MemoryStore(WindowStoreBase):
     Every window carries an integer version, so the optimistic-concurrency path of
     :class:`~iotpipe.adapters.window_store.WindowStoreBase` is exercised exactly as on a remote
     store. Reads and writes are counted as a remote store would bill them: one per window or
-    registry item.
+    registry item. Each hour's fleet total is updated with every window write, under the same
+    hold of the lock: atomically, so exactly once.
     """
 
     def __init__(self, retry: RetryPolicy | None = None) -> None:
@@ -33,6 +34,7 @@ class MemoryStore(WindowStoreBase):
         self._windows: dict[WindowKey, tuple[HourlyWindow, int]] = {}
         self._hours: dict[str, list[int]] = {}  # device -> sorted hours
         self._fleet: dict[int, list[str]] = {}  # hour -> sorted devices
+        self._totals: dict[int, FleetTotal] = {}
         self._registered: set[str] = set()
         self._devices: list[str] = []  # sorted
         self._reads = 0
@@ -40,26 +42,27 @@ class MemoryStore(WindowStoreBase):
 
     # --- hooks -----------------------------------------------------------------------------
 
-    def _load(self, keys: Sequence[WindowKey]) -> dict[WindowKey, tuple[HourlyWindow, Version]]:
+    def _load(
+        self, keys: Sequence[WindowKey], *, strong: bool = False
+    ) -> dict[WindowKey, tuple[HourlyWindow, Version]]:
         with self._lock:
             self._reads += len(keys)
             stored = self._windows
             return {key: stored[key] for key in stored.keys() & keys}
 
     def _save(self, window: HourlyWindow, expected: Version) -> None:
-        outcome = self._save_all(((window, expected),))[0]
+        outcome = self._save_all([Save(window, expected, None)])[0]
         if outcome is not None:
             raise outcome
 
-    def _save_all(
-        self, windows: Sequence[tuple[HourlyWindow, Version]]
-    ) -> list[IotPipeError | None]:
+    def _save_all(self, windows: Sequence[Save]) -> list[IotPipeError | None]:
         """Each window written if its version is still the expected one, under one hold of the
-        lock; a new window also lists its device, as the base class's ``_save_all`` does."""
+        lock, with its growth added to its hour's fleet total; a new window also lists its
+        device, as the base class's ``_save_all`` does."""
         outcomes: list[IotPipeError | None] = []
         with self._lock:
             stored = self._windows
-            for window, expected in windows:
+            for window, expected, _ in windows:
                 key = (window.device_id, window.hour_ms)
                 current = stored.get(key)
                 if current is None:
@@ -75,6 +78,9 @@ class MemoryStore(WindowStoreBase):
                     continue
                 else:
                     stored[key] = (window, current[1] + 1)
+                total = self._totals.get(key[1], FleetTotal())
+                before = None if current is None else current[0].stats
+                self._totals[key[1]] = total.grown(before, window.stats)
                 outcomes.append(None)
             self._writes += outcomes.count(None)
         return outcomes
@@ -114,6 +120,12 @@ class MemoryStore(WindowStoreBase):
             items = [self._windows[(d, hour_ms)][0] for d in chosen[:limit]]
             self._reads += len(items)
         return Page(items, items[-1].device_id if len(chosen) > limit else None)
+
+    def fleet_total(self, hour_ms: int) -> FleetTotal:
+        """The hour's fleet total (one read)."""
+        with self._lock:
+            self._reads += 1
+            return self._totals.get(hour_ms, FleetTotal())
 
     def latest(self, device_id: str) -> Reading | None:
         """The device's latest reading: the newest reading of its newest window."""

@@ -48,7 +48,7 @@ def _all_new(window: HourlyWindow, columns: ReadingColumns, ordered: list[int]) 
     """Whether every reading is the window's, new, at its own time and within room
     (``ordered``: the readings' event times, sorted)."""
     held, n = window.seen.keys, len(ordered)
-    if not n or len(held) + n > plain.MAX_READINGS_PER_WINDOW:
+    if not n or window.stats.count + n > plain.MAX_READINGS_PER_WINDOW:
         return False
     hour, first, last = window.hour_ms, ordered[0], ordered[-1]
     return (

@@ -2,11 +2,12 @@
 
 One function per Lambda function, named as on every runtime (:mod:`iotpipe.bootstrap` for the
 in-process and local runtimes, :mod:`iotpipe.entrypoints.gcp.bootstrap` for Google Cloud):
-:func:`process_service`, :func:`ingest_api`, :func:`query_api`, and the API authorizer's
-:func:`authorizer_keys`; and :func:`redrive_job` for ``iotpipe redrive``. Each is built on the first
-event and kept for the life of the execution environment; nothing is built at import, and each
-imports only what its function needs (a cold start loads no other function's adapters).
-Settings are read once, from the environment, here.
+:func:`process_service`, :func:`ingest_api`, :func:`query_api`, the API authorizer's
+:func:`authorizer_keys`, and :func:`fleet_fold` (the stream's fold into the fleet lanes); and
+:func:`redrive_job` for ``iotpipe redrive``. Each is built on the first event and kept for the life
+of the execution environment; nothing is built at import, and each imports only what its function
+needs (a cold start loads no other function's adapters). Settings are read once, from the
+environment, here.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from iotpipe.entrypoints.aws.clients import api_keys, client
 from iotpipe.entrypoints.aws.settings import AwsSettings
 
 if TYPE_CHECKING:
+    from iotpipe.adapters.aws.dynamodb_fleet import FleetFold
     from iotpipe.adapters.aws.failures import S3FailureDestination
     from iotpipe.application import ProcessService
     from iotpipe.domain import LatenessPolicy
@@ -78,6 +80,15 @@ def query_api() -> Gateway:
     return Gateway(
         AnalyticsApi(QueryService(store), None, api_keys(settings)), settings.api_base_path
     )
+
+
+@functools.cache
+def fleet_fold() -> FleetFold:
+    """The fold of the table's stream into each hour's fleet lanes."""
+    from iotpipe.adapters.aws.dynamodb_fleet import FleetFold
+
+    settings = AwsSettings.from_env(os.environ)
+    return FleetFold(settings.need("table_name"), client("dynamodb"), ttl_days=settings.ttl_days)
 
 
 @functools.cache

@@ -87,6 +87,7 @@ HANDLERS = {
     "process": "iotpipe.entrypoints.aws.process.handler",
     "api": "iotpipe.entrypoints.aws.api.handler",
     "authorizer": "iotpipe.entrypoints.aws.authorizer.handler",
+    "fleet": "iotpipe.entrypoints.aws.fleet.handler",
 }
 #: Lambda's limit on a function's unzipped code plus all its layers (AWS's "250 MB").
 LAMBDA_UNZIPPED_LIMIT = 250 * 1024 * 1024

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from iotpipe.application import ProcessReport, ProcessService
-from iotpipe.domain import Absorption, HourlyWindow, LatenessPolicy, Reading
+from iotpipe.domain import Absorption, FleetTotal, HourlyWindow, LatenessPolicy, Reading
 from iotpipe.ports import (
     ApplyResult,
     Clock,
@@ -62,6 +62,10 @@ class OfferedWindows:
     ) -> Page[HourlyWindow]:
         """No windows are held."""
         return Page(())
+
+    def fleet_total(self, hour_ms: int) -> FleetTotal:
+        """No windows are held."""
+        return FleetTotal()
 
     def latest(self, device_id: str) -> Reading | None:
         """No readings are held."""

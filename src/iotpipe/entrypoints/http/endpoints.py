@@ -144,8 +144,10 @@ class QueryEndpoints:
                 "/v1/fleet/hourly",
                 "getFleetHour",
                 "Every device's aggregate of one hour",
-                "Every device's aggregate of the hour (paginated, in device order) and `fleet`, "
-                "the fleet-wide merge of all of them.",
+                "Every device's aggregate of the hour (paginated, in device order), `fleet`, "
+                "the fleet-wide merge of all of them, and `devices`, how many that is. The merge "
+                "is kept as readings are stored: a page costs what it returns, whatever the "
+                "fleet's size.",
                 self.fleet,
                 Success(200, "One page of the hour's aggregates, and the fleet.", "FleetHourPage"),
                 (_hour_param(), p.limit(*FLEET_PAGE), p.cursor()),
@@ -204,6 +206,7 @@ class QueryEndpoints:
                 "items": [window_json(w) for w in result.page.items],
                 "next_cursor": encode_cursor(scope, result.page.cursor),
                 "fleet": stats_json(result.fleet),
+                "devices": result.devices,
             },
         )
 

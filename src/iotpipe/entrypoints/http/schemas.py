@@ -164,6 +164,9 @@ class FleetHourPage(_Body):
     fleet: FleetStats = Field(
         description="Every device's aggregate of the hour merged (all pages, not just this one)."
     )
+    devices: int = Field(
+        ge=0, description="How many devices' aggregates `fleet` merges (all pages)."
+    )
 
 
 class ItemRejection(_Body):
