@@ -23,13 +23,22 @@ from iotpipe.domain.errors import (
 )
 from iotpipe.domain.identity import IdentitySet
 from iotpipe.domain.lateness import LatenessPolicy
-from iotpipe.domain.metrics import METRIC_NAMES, METRICS, SCALE, Metric
+from iotpipe.domain.metrics import METRIC_NAMES, METRICS, SCALE, InvalidSchema, Metric
 from iotpipe.domain.parsing import parse_reading
 from iotpipe.domain.reading import Location, Reading
 from iotpipe.domain.rollup import DailyRollup, daily, fleet
+from iotpipe.domain.telemetry import (
+    DEFAULT_SCHEMA,
+    LocationPaths,
+    SchemaConflict,
+    SchemaRecord,
+    TelemetrySchema,
+    reconcile,
+)
 from iotpipe.domain.window import MAX_READINGS_PER_WINDOW, Absorption, HourlyWindow
 
 __all__ = [
+    "DEFAULT_SCHEMA",
     "MAX_READINGS_PER_WINDOW",
     "METRICS",
     "METRIC_NAMES",
@@ -40,25 +49,31 @@ __all__ = [
     "HourlyWindow",
     "IdentitySet",
     "InvalidReading",
+    "InvalidSchema",
     "IotPipeError",
     "LatenessPolicy",
     "Located",
     "Location",
+    "LocationPaths",
     "Metric",
     "MetricSummary",
     "Moments",
     "Reading",
     "ReadingPayload",
     "Reason",
+    "SchemaConflict",
+    "SchemaRecord",
     "Stats",
     "StoreUnavailable",
     "StreamFull",
     "StreamUnavailable",
+    "TelemetrySchema",
     "WindowConflict",
     "daily",
     "fleet",
     "merge_all",
     "parse_reading",
+    "reconcile",
 ]
 
 if TYPE_CHECKING:  # type checkers read the import instead

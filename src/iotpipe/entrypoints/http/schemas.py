@@ -258,7 +258,7 @@ def reading_payload_schema() -> tuple[str, dict[str, Any]]:
     The domain validates bounds, the device id pattern and "at least one metric" in its own
     validators, which pydantic cannot see; they are added from the same constants.
     """
-    model = cast(type[BaseModel], domain.ReadingPayload)
+    model: type[BaseModel] = domain.ReadingPayload
     schema = copy.deepcopy(model.model_json_schema())
     props = schema["properties"]
     props["device_id"].update(pattern=f"^{DEVICE_ID_PATTERN}$", minLength=1, maxLength=128)
