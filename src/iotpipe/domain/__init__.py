@@ -27,14 +27,7 @@ from iotpipe.domain.metrics import METRIC_NAMES, METRICS, SCALE, InvalidSchema, 
 from iotpipe.domain.parsing import parse_reading
 from iotpipe.domain.reading import Location, Reading
 from iotpipe.domain.rollup import DailyRollup, daily, fleet
-from iotpipe.domain.telemetry import (
-    DEFAULT_SCHEMA,
-    LocationPaths,
-    SchemaConflict,
-    SchemaRecord,
-    TelemetrySchema,
-    reconcile,
-)
+from iotpipe.domain.telemetry import DEFAULT_SCHEMA, LocationPaths, SchemaConflict, TelemetrySchema
 from iotpipe.domain.window import MAX_READINGS_PER_WINDOW, Absorption, HourlyWindow
 
 __all__ = [
@@ -76,7 +69,8 @@ __all__ = [
     "reconcile",
 ]
 
-if TYPE_CHECKING:  # type checkers read the import instead
+if TYPE_CHECKING:  # type checkers read the imports instead
+    from iotpipe.domain.evolution import SchemaRecord, reconcile
     from iotpipe.domain.schema import ReadingPayload
 else:
     # ReadingPayload pulls in pydantic: loaded only when someone asks for it. The moved names
@@ -84,7 +78,12 @@ else:
     _KERNELS = "iotpipe.domain.kernels"
     __getattr__, __dir__ = lazy_exports(
         __name__,
-        {"ReadingPayload": "iotpipe.domain.schema"},
+        {
+            "ReadingPayload": "iotpipe.domain.schema",
+            # Only start-ups that check a store's schema record need these.
+            "SchemaRecord": "iotpipe.domain.evolution",
+            "reconcile": "iotpipe.domain.evolution",
+        },
         moved={
             name: _KERNELS
             for name in (

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from iotpipe.domain.errors import IotPipeError
 
@@ -37,8 +38,7 @@ class InvalidSchema(IotPipeError):
     """A telemetry schema (or one of its metrics) that cannot be used, and why."""
 
 
-@dataclass(frozen=True, slots=True)
-class Simulation:
+class Simulation(NamedTuple):
     """How the simulator makes plausible values of a metric: each device's level is drawn from
     ``typical``; values swing by ``daily`` over the day (negative: against the sun) and carry
     Gaussian ``noise`` (a standard deviation)."""

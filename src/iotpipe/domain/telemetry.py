@@ -7,10 +7,10 @@ plain definition (validation, aggregation, presentation) takes it as data, and t
 decoders are generated from it. :data:`DEFAULT_SCHEMA` is the original payload (temperature,
 humidity, location, RFC 3339 timestamps), whose stored output is unchanged.
 
-A store remembers each metric's unit and resolution in a :class:`SchemaRecord`, because its
-stored sums are exact only at the resolution they were made at: :func:`reconcile` accepts a
-schema that adds metrics (old windows simply lack them) or drops some (they stay readable as
-retired metrics) and refuses one that changes a stored metric's unit or resolution.
+A store remembers each metric's unit and resolution (:mod:`iotpipe.domain.evolution`), because
+its stored sums are exact only at the resolution they were made at: a schema may add metrics
+(old windows simply lack them) or drop some (they stay readable as retired metrics), never
+change a stored metric's unit or resolution.
 
 The domain reads no files: :mod:`iotpipe.adapters.schema_file` builds schemas from TOML.
 """
@@ -18,20 +18,11 @@ The domain reads no files: :mod:`iotpipe.adapters.schema_file` builds schemas fr
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from iotpipe.domain.errors import IotPipeError
-from iotpipe.domain.metrics import (
-    MAX_FIXED,
-    METRICS,
-    InvalidSchema,
-    Metric,
-    exponent_of,
-    from_fixed_at,
-    resolution_text,
-)
+from iotpipe.domain.metrics import METRICS, InvalidSchema, Metric
 
 TimeFormat = Literal["rfc3339", "epoch_s", "epoch_ms"]
 #: The event time formats a schema may declare.
@@ -56,8 +47,7 @@ def steps(path: str) -> tuple[str, ...]:
     return tuple(path.split("."))
 
 
-@dataclass(frozen=True, slots=True)
-class LocationPaths:
+class LocationPaths(NamedTuple):
     """Where a payload carries its position: the paths of latitude and longitude."""
 
     lat: str = "location.lat"
@@ -72,6 +62,9 @@ class LocationPaths:
         return None
 
 
+_DEFAULT_LOCATION = LocationPaths()
+
+
 @dataclass(frozen=True, slots=True)
 class TelemetrySchema:
     """What a fleet's payload carries and where (see the module docstring).
@@ -84,7 +77,7 @@ class TelemetrySchema:
     device_id: str = "device_id"
     timestamp: str = "timestamp"
     timestamp_format: TimeFormat = "rfc3339"
-    location: LocationPaths | None = LocationPaths()
+    location: LocationPaths | None = _DEFAULT_LOCATION
     title: str = ""
     names: tuple[str, ...] = field(init=False, compare=False, repr=False)
     _hash: int = field(init=False, compare=False, repr=False)
@@ -98,6 +91,11 @@ class TelemetrySchema:
     def __hash__(self) -> int:
         # Computed once: the fast paths find their decoders by schema, once per call.
         return self._hash
+
+    def __reduce__(self) -> tuple[Any, tuple[object, ...]]:
+        # Rebuilt (and its hash computed afresh) where it is unpickled: a string's hash differs
+        # from process to process (Beam's workers receive schemas pickled).
+        return (TelemetrySchema, self._fields())
 
     def _fields(self) -> tuple[object, ...]:
         return (
@@ -142,19 +140,13 @@ class TelemetrySchema:
         """The schema of the canonical reading format, which iotpipe writes (a stored window's
         latest reading, the API's latest reading): ``device_id``, an RFC 3339 ``timestamp``,
         each metric by name (retired ones included) and ``location`` ``{lat, lon}``."""
-        metrics = tuple(replace(m, path=m.name, retired=False) for m in self.metrics)
-        location = None if self.location is None else LocationPaths()
-        return TelemetrySchema(metrics, location=location, title=self.title)
-
-    def with_retired(self, kept: Iterable[KeptMetric]) -> TelemetrySchema:
-        """This schema and, after its metrics, each stored metric it does not declare (retired:
-        no longer read from payloads, its stored aggregates still read and shown)."""
-        retired = tuple(k.retired_metric() for k in kept if k.name not in self.names)
-        return replace(self, metrics=(*self.metrics, *retired)) if retired else self
-
-    def record(self) -> SchemaRecord:
-        """What a store must remember of this schema: each metric's unit and resolution."""
-        return SchemaRecord(tuple(KeptMetric(m.name, m.unit, m.exponent) for m in self.metrics))
+        canonical = _CANONICAL.get(self)
+        if canonical is None:
+            metrics = tuple(replace(m, path=m.name, retired=False) for m in self.metrics)
+            location = None if self.location is None else LocationPaths()
+            canonical = TelemetrySchema(metrics, location=location, title=self.title)
+            _CANONICAL[self] = canonical
+        return canonical
 
     def to_json(self) -> dict[str, Any]:
         """The declaration as JSON-ready data, in the shape of the TOML file (``GET
@@ -231,106 +223,7 @@ def _check_paths(paths: list[tuple[str, str]]) -> None:
                 )
 
 
-# --- what a store remembers -------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class KeptMetric:
-    """A metric as a store keeps it: its name, unit and resolution (``10 ** exponent``)."""
-
-    name: str
-    unit: str
-    exponent: int
-
-    def retired_metric(self) -> Metric:
-        """The metric as a schema that no longer declares it sees it: retired, any value its
-        resolution can hold."""
-        bound = from_fixed_at(MAX_FIXED, self.exponent)
-        return Metric(
-            self.name,
-            self.unit,
-            -bound,
-            bound,
-            "Retired: no longer declared; its stored aggregates are kept.",
-            exponent=self.exponent,
-            retired=True,
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class SchemaRecord:
-    """Every metric a store has ever kept, with its unit and resolution (see the module)."""
-
-    metrics: tuple[KeptMetric, ...]
-
-    def to_json(self) -> dict[str, Any]:
-        """The record as JSON-ready data (``format`` 1)."""
-        return {
-            "format": 1,
-            "metrics": {
-                m.name: {"unit": m.unit, "resolution": resolution_text(m.exponent)}
-                for m in self.metrics
-            },
-        }
-
-    @staticmethod
-    def from_json(data: Mapping[str, Any]) -> SchemaRecord:
-        """The record :meth:`to_json` wrote; :class:`InvalidSchema` if it is not one."""
-        try:
-            if data["format"] != 1:
-                raise InvalidSchema(f"unknown schema record format {data['format']!r}")
-            kept = tuple(
-                KeptMetric(str(name), str(m["unit"]), exponent_of(m["resolution"]))
-                for name, m in data["metrics"].items()
-            )
-        except (KeyError, TypeError, AttributeError) as exc:
-            raise InvalidSchema(f"the store's schema record is damaged: {exc!r}") from None
-        return SchemaRecord(kept)
-
-
-def reconcile(record: SchemaRecord | None, declared: TelemetrySchema) -> Reconciled:
-    """The schema to run with over a store holding ``record``, and the record to keep.
-
-    New metrics are added to the record; metrics the record holds and the schema does not are
-    kept as retired (their aggregates stay readable). Raises :class:`SchemaConflict` if a
-    declared metric has another unit or resolution than the store keeps.
-    """
-    kept = () if record is None else record.metrics
-    stored = {k.name: k for k in kept}
-    problems = [_conflict(stored[m.name], m) for m in declared.metrics if m.name in stored]
-    problems = [p for p in problems if p]
-    if problems:
-        raise SchemaConflict(
-            "the schema is unsafe for this store: " + "; ".join(problems) + ". A store's "
-            "sums are exact only in the unit and at the resolution they were made at; keep "
-            "them, or declare the metric under a new name (the old one stays readable as retired)"
-        )
-    added = tuple(KeptMetric(m.name, m.unit, m.exponent) for m in declared.metrics)
-    merged = SchemaRecord((*kept, *(k for k in added if k.name not in stored)))
-    return Reconciled(declared.with_retired(kept), merged, merged != record)
-
-
-def _conflict(kept: KeptMetric, declared: Metric) -> str:
-    problems = []
-    if kept.unit != declared.unit:
-        problems.append(f"unit {kept.unit!r} in the store, {declared.unit!r} in the schema")
-    if kept.exponent != declared.exponent:
-        problems.append(
-            f"resolution {resolution_text(kept.exponent)} in the store, "
-            f"{declared.resolution} in the schema"
-        )
-    return f"metric {declared.name!r} has " + " and ".join(problems) if problems else ""
-
-
-@dataclass(frozen=True, slots=True)
-class Reconciled:
-    """What :func:`reconcile` decided: the schema to run with (the declared one and any retired
-    metrics), the record the store should hold, and whether that differs from what it holds."""
-
-    schema: TelemetrySchema
-    record: SchemaRecord
-    changed: bool
-
+_CANONICAL: dict[TelemetrySchema, TelemetrySchema] = {}  # made once per schema
 
 #: The original payload: ``device_id``, an RFC 3339 ``timestamp``, temperature and humidity at
 #: 0.001, and ``location`` ``{lat, lon}``. Its stored output is what iotpipe always stored.
@@ -340,13 +233,9 @@ __all__ = [
     "DEFAULT_SCHEMA",
     "TIME_FORMATS",
     "InvalidSchema",
-    "KeptMetric",
     "LocationPaths",
-    "Reconciled",
     "SchemaConflict",
-    "SchemaRecord",
     "SchemaRecordChanged",
     "TelemetrySchema",
-    "reconcile",
     "steps",
 ]

@@ -68,12 +68,21 @@ import heapq
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
+from itertools import repeat
 from typing import Any
 
 from iotpipe.adapters.aws import dynamodb_items as items
+from iotpipe.adapters.aws.dynamodb_schema import DynamoSchemaRecords
 from iotpipe.adapters.aws.errors import AWS_ERRORS, ClientError, describe, error_code, is_transient
 from iotpipe.adapters.window_store import Meter, WindowStoreBase, check_limit
-from iotpipe.domain import HourlyWindow, Reading, StoreUnavailable, WindowConflict
+from iotpipe.domain import (
+    DEFAULT_SCHEMA,
+    HourlyWindow,
+    Reading,
+    StoreUnavailable,
+    TelemetrySchema,
+    WindowConflict,
+)
 from iotpipe.ports import (
     DeviceSummary,
     Page,
@@ -133,7 +142,9 @@ class DynamoStore(WindowStoreBase):
     ``client`` is a low-level boto3 DynamoDB client (typed ``Any``: the adapters do not depend
     on boto3's type stubs), shared safely between threads. ``ttl_days`` lets DynamoDB expire a
     window that many days after its hour ended; keep it well beyond the lateness horizon (7
-    days by default), or a late reading would start an expired window afresh.
+    days by default), or a late reading would start an expired window afresh. Windows are
+    encoded and decoded by ``schema``, the telemetry schema (the default payload's unless one
+    is given).
     """
 
     def __init__(
@@ -145,6 +156,7 @@ class DynamoStore(WindowStoreBase):
         ttl_days: int | None = None,
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        schema: TelemetrySchema = DEFAULT_SCHEMA,
     ) -> None:
         if fleet_shards < 1:
             raise ValueError("fleet_shards must be at least 1")
@@ -157,6 +169,11 @@ class DynamoStore(WindowStoreBase):
         self._client = client
         self._meter = Meter()
         self._registered: set[str] = set()
+        self.schema = schema
+
+    def schema_records(self) -> DynamoSchemaRecords:
+        """Where this store keeps its schema record (:func:`~iotpipe.application.settle_schema`)."""
+        return DynamoSchemaRecords(self.table_name, self._client)
 
     # --- hooks -----------------------------------------------------------------------------
 
@@ -164,7 +181,7 @@ class DynamoStore(WindowStoreBase):
         unique = list(dict.fromkeys(keys))  # BatchGetItem refuses duplicate keys
         found: dict[WindowKey, tuple[HourlyWindow, Version]] = {}
         for item in self._get_windows(unique, consistent=True):
-            window = items.window_from_item(item)
+            window = items.window_from_item(item, self.schema)
             found[window.key] = (window, items.version_of(item))
         return found
 
@@ -221,7 +238,7 @@ class DynamoStore(WindowStoreBase):
 
     def _save(self, window: HourlyWindow, expected: Version) -> None:
         version = 1 if expected is None else int(expected) + 1
-        item = items.window_item(window, version, self.fleet_shards, self.ttl_days)
+        item = items.window_item(window, version, self.fleet_shards, self.ttl_days, self.schema)
         condition: dict[str, Any] = (
             {"ConditionExpression": "attribute_not_exists(PK)"}
             if expected is None
@@ -308,7 +325,7 @@ class DynamoStore(WindowStoreBase):
             },
             want=limit + 1,  # one more than a page: tells whether another page exists
         )
-        windows = [items.window_from_item(i) for i in found[:limit]]
+        windows = [items.window_from_item(i, self.schema) for i in found[:limit]]
         more = len(found) > limit
         return Page(windows, str(windows[-1].hour_ms) if more else None)
 
@@ -329,7 +346,11 @@ class DynamoStore(WindowStoreBase):
         keys = [(e["device_id"]["S"], hour_ms) for e in entries]
         windows = {
             w.device_id: w
-            for w in map(items.window_from_item, self._get_windows(keys, consistent=False))
+            for w in map(
+                items.window_from_item,
+                self._get_windows(keys, consistent=False),
+                repeat(self.schema),
+            )
         }
         # A window the index listed but the table no longer holds (expired) is left out.
         return Page([windows[d] for d, _ in keys if d in windows], next_cursor)
@@ -337,7 +358,7 @@ class DynamoStore(WindowStoreBase):
     def latest(self, device_id: str) -> Reading | None:
         """The device's latest reading: the newest reading of its newest window."""
         newest = self._newest(device_id)
-        return None if newest is None else items.latest_of(newest)
+        return None if newest is None else items.latest_of(newest, self.schema)
 
     def devices(self, *, limit: int, cursor: str | None = None) -> Page[DeviceSummary]:
         """Devices in id order, merged from the registry shards, with their last event time.
@@ -359,7 +380,7 @@ class DynamoStore(WindowStoreBase):
         for entry in found:
             device_id = entry["SK"]["S"]
             newest = self._newest(device_id)
-            latest = None if newest is None else items.latest_of(newest)
+            latest = None if newest is None else items.latest_of(newest, self.schema)
             summaries.append(
                 DeviceSummary(device_id, None if latest is None else latest.timestamp_ms)
             )

@@ -93,9 +93,18 @@ from google.cloud.firestore_v1 import SERVER_TIMESTAMP
 from google.cloud.firestore_v1.base_query import FieldFilter
 
 from iotpipe.adapters.gcp.errors import GOOGLE_ERRORS, describe, is_transient
+from iotpipe.adapters.gcp.firestore_schema import FirestoreSchemaRecords
 from iotpipe.adapters.window_store import Meter, WindowStoreBase, check_limit
 from iotpipe.application.codecs.window import RECORD_FIELDS, window_from_record, window_to_record
-from iotpipe.domain import HourlyWindow, Reading, StoreUnavailable, WindowConflict, parse_reading
+from iotpipe.domain import (
+    DEFAULT_SCHEMA,
+    HourlyWindow,
+    Reading,
+    StoreUnavailable,
+    TelemetrySchema,
+    WindowConflict,
+    parse_reading,
+)
 from iotpipe.domain.time import MS_PER_HOUR
 from iotpipe.ports import (
     DeviceSummary,
@@ -130,7 +139,8 @@ class FirestoreStore(WindowStoreBase):
     its documented methods), shared safely between threads. ``ttl_days`` writes ``expire_at`` so
     a TTL policy deletes a window that many days after its hour ended; keep it well beyond the
     lateness horizon (7 days by default), or a late reading would start an expired window afresh.
-    ``timeout_s`` bounds each call, the client's own retries included.
+    ``timeout_s`` bounds each call, the client's own retries included. Windows are encoded and
+    decoded by ``schema``, the telemetry schema (the default payload's unless one is given).
     """
 
     def __init__(
@@ -142,6 +152,7 @@ class FirestoreStore(WindowStoreBase):
         timeout_s: float = 20.0,
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        schema: TelemetrySchema = DEFAULT_SCHEMA,
     ) -> None:
         if not set(prefix) <= _PREFIX_CHARS:
             raise ValueError("prefix may hold only letters, digits, '_' and '-'")
@@ -162,6 +173,12 @@ class FirestoreStore(WindowStoreBase):
         self._meter = Meter()
         self._registered: set[str] = set()
         self._registered_lock = threading.Lock()
+        self.schema = schema
+        self._prefix = prefix
+
+    def schema_records(self) -> FirestoreSchemaRecords:
+        """Where this store keeps its schema record (:func:`~iotpipe.application.settle_schema`)."""
+        return FirestoreSchemaRecords(self._client, prefix=self._prefix, rpc=self._rpc)
 
     # --- references --------------------------------------------------------------------------
 
@@ -186,7 +203,7 @@ class FirestoreStore(WindowStoreBase):
             for snapshot in snapshots:
                 if snapshot.exists:
                     fields = snapshot.to_dict()
-                    window = window_from_record(fields)
+                    window = window_from_record(fields, self.schema)
                     found[window.key] = (window, _token(fields, snapshot.update_time))
         return found
 
@@ -226,7 +243,7 @@ class FirestoreStore(WindowStoreBase):
         )
 
     def _fields(self, window: HourlyWindow, version: int) -> dict[str, Any]:
-        fields = window_to_record(window)
+        fields = window_to_record(window, self.schema)
         fields["version"] = version
         if self.ttl_days is not None:
             end = window.hour_ms + MS_PER_HOUR
@@ -287,7 +304,7 @@ class FirestoreStore(WindowStoreBase):
             .order_by("hour_ms")
             .limit(limit + 1)
         )
-        found = [window_from_record(fields) for fields in self._run(query)]
+        found = [window_from_record(fields, self.schema) for fields in self._run(query)]
         more = len(found) > limit
         items = found[:limit]
         return Page(items, str(items[-1].hour_ms) if more else None)
@@ -306,7 +323,7 @@ class FirestoreStore(WindowStoreBase):
         if cursor is not None:
             query = query.start_after({"device_id": _check_device_cursor(cursor)})
         found = [
-            window_from_record({**fields, "seen": b""})
+            window_from_record({**fields, "seen": b""}, self.schema)
             for fields in self._run(query.limit(limit + 1))
         ]
         items = found[:limit]
@@ -344,7 +361,7 @@ class FirestoreStore(WindowStoreBase):
         )
         found = self._run(query)
         latest = found[0].get("latest") if found else None
-        return None if latest is None else parse_reading(latest)
+        return None if latest is None else parse_reading(latest, self.schema.canonical())
 
     def _run(self, query: Any) -> list[dict[str, Any]]:
         """The documents' fields of a query, metered (an empty result still bills one read)."""

@@ -52,9 +52,18 @@ from typing import Any
 
 import orjson
 
+from iotpipe.adapters.local.schema_records import SqliteSchemaRecords
 from iotpipe.adapters.window_store import WindowStoreBase
 from iotpipe.application.codecs.window import window_from_record, window_to_record
-from iotpipe.domain import HourlyWindow, IotPipeError, Reading, StoreUnavailable, WindowConflict
+from iotpipe.domain import (
+    DEFAULT_SCHEMA,
+    HourlyWindow,
+    IotPipeError,
+    Reading,
+    StoreUnavailable,
+    TelemetrySchema,
+    WindowConflict,
+)
 from iotpipe.ports import (
     DeviceSummary,
     Page,
@@ -139,7 +148,8 @@ class SqliteStore(WindowStoreBase):
 
     Safe to share between threads. Several processes may each open their own store on the
     same file. The schema is created or checked when the store is opened. Call :meth:`close`
-    (or use it as a context manager) to release its connections.
+    (or use it as a context manager) to release its connections. Windows are encoded and
+    decoded by ``schema``, the telemetry schema (the default payload's unless one is given).
     """
 
     def __init__(
@@ -148,8 +158,10 @@ class SqliteStore(WindowStoreBase):
         *,
         busy_timeout_s: float = 5.0,
         retry: RetryPolicy | None = None,
+        schema: TelemetrySchema = DEFAULT_SCHEMA,
     ) -> None:
         super().__init__(retry)
+        self.schema = schema
         if str(path) in ("", ":memory:"):
             # Each pooled connection would get a private, empty in-memory database.
             raise ValueError("SqliteStore needs a file path, not an in-memory database")
@@ -179,6 +191,10 @@ class SqliteStore(WindowStoreBase):
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
+    def schema_records(self) -> SqliteSchemaRecords:
+        """Where this store keeps its schema record (:func:`~iotpipe.application.settle_schema`)."""
+        return SqliteSchemaRecords(self.path, busy_timeout_s=self._busy_timeout_s)
+
     # --- hooks -------------------------------------------------------------------------------
 
     def _load(self, keys: Sequence[WindowKey]) -> dict[WindowKey, tuple[HourlyWindow, Version]]:
@@ -190,7 +206,7 @@ class SqliteStore(WindowStoreBase):
                 for device_id, hour_ms, version, record, seen in conn.execute(
                     _load_sql(len(chunk)), params
                 ).fetchall():
-                    found[(device_id, hour_ms)] = (_decode(record, seen), version)
+                    found[(device_id, hour_ms)] = (_decode(record, seen, self.schema), version)
         self._count(reads=len(keys))
         return found
 
@@ -210,7 +226,9 @@ class SqliteStore(WindowStoreBase):
         """
         if not windows:
             return []
-        rows = [(window.key, expected, _encode(window)) for window, expected in windows]
+        rows = [
+            (window.key, expected, _encode(window, self.schema)) for window, expected in windows
+        ]
         outcomes: list[IotPipeError | None] = []
         written = registered = 0
         try:
@@ -258,7 +276,7 @@ class SqliteStore(WindowStoreBase):
         """A device's windows in ``[start_ms, end_ms)``; the cursor is the last hour returned."""
         low = start_ms if cursor is None else max(start_ms, int(cursor) + 1)
         rows = self._fetch(_HOURLY, (device_id, low, end_ms, limit + 1))
-        items = [_decode(record, seen) for record, seen in rows[:limit]]
+        items = [_decode(record, seen, self.schema) for record, seen in rows[:limit]]
         self._count(reads=len(items))
         return Page(items, str(items[-1].hour_ms) if len(rows) > limit else None)
 
@@ -267,7 +285,7 @@ class SqliteStore(WindowStoreBase):
     ) -> Page[HourlyWindow]:
         """Every device's window for the hour; the cursor is the last device returned."""
         rows = self._fetch(_FLEET_HOUR, (hour_ms, cursor or "", limit + 1))
-        items = [_decode(record, seen) for record, seen in rows[:limit]]
+        items = [_decode(record, seen, self.schema) for record, seen in rows[:limit]]
         self._count(reads=len(items))
         return Page(items, items[-1].device_id if len(rows) > limit else None)
 
@@ -278,7 +296,7 @@ class SqliteStore(WindowStoreBase):
             return None
         self._count(reads=1)
         # Only the reading is wanted: skip decompressing the identity set.
-        return _decode(rows[0][0], b"").latest
+        return _decode(rows[0][0], b"", self.schema).latest
 
     def devices(self, *, limit: int, cursor: str | None = None) -> Page[DeviceSummary]:
         """Devices in id order with their newest window's latest event time; the cursor is the
@@ -433,15 +451,15 @@ def _load_sql(keys: int) -> str:
     )
 
 
-def _encode(window: HourlyWindow) -> tuple[str, bytes, int | None]:
+def _encode(window: HourlyWindow, schema: TelemetrySchema) -> tuple[str, bytes, int | None]:
     """``(record JSON without seen, seen, latest_ms)`` for the window's row."""
-    record = window_to_record(window)
+    record = window_to_record(window, schema)
     seen = record.pop("seen")
     latest_ms = None if window.latest is None else window.latest.timestamp_ms
     return orjson.dumps(record).decode(), seen, latest_ms
 
 
-def _decode(record: str, seen: bytes) -> HourlyWindow:
+def _decode(record: str, seen: bytes, schema: TelemetrySchema) -> HourlyWindow:
     fields = orjson.loads(record)
     fields["seen"] = seen
-    return window_from_record(fields)
+    return window_from_record(fields, schema)

@@ -154,4 +154,4 @@ def _rfc3339(stamp: object) -> int | None:
 _INSTANTS = {"rfc3339": _rfc3339, "epoch_s": _epoch(1000), "epoch_ms": _epoch(1)}
 _NOT_PLAIN = object()
 #: Each schema's plan, made on first use (a deployment has one schema; tests a few).
-_PLANS: dict[TelemetrySchema, _Plan] = {DEFAULT_SCHEMA: _Plan(DEFAULT_SCHEMA)}
+_PLANS: dict[TelemetrySchema, _Plan] = {}
