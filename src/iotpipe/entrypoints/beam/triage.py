@@ -12,7 +12,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from iotpipe.application import ProcessReport, ProcessService
-from iotpipe.domain import Absorption, HourlyWindow, LatenessPolicy, Reading
+from iotpipe.domain import (
+    DEFAULT_SCHEMA,
+    Absorption,
+    HourlyWindow,
+    LatenessPolicy,
+    Reading,
+    TelemetrySchema,
+)
 from iotpipe.ports import (
     ApplyResult,
     Clock,
@@ -84,10 +91,19 @@ class BatchTriage:
     arrival time, as they were the first time.
     """
 
-    def __init__(self, clock: Clock, quarantine: Quarantine | None) -> None:
+    def __init__(
+        self,
+        clock: Clock,
+        quarantine: Quarantine | None,
+        schema: TelemetrySchema = DEFAULT_SCHEMA,
+    ) -> None:
         self._windows = OfferedWindows()
         self._service = ProcessService(
-            self._windows, clock, quarantine=quarantine, lateness=LatenessPolicy.backfill()
+            self._windows,
+            clock,
+            quarantine=quarantine,
+            lateness=LatenessPolicy.backfill(),
+            schema=schema,
         )
 
     def run(
