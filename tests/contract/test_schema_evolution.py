@@ -98,7 +98,7 @@ def test_a_store_written_before_schema_records_is_taken_to_hold_the_default_payl
     _apply(store, DEFAULT_SCHEMA, BASE_MS, temperature=20.5)  # no record was ever written
     assert store.schema_records().read() is None
     coarse = TelemetrySchema((replace(DEFAULT_SCHEMA.metrics[0], exponent=-1),))
-    with pytest.raises(SchemaConflict, match="resolution 0.001 in the store"):
+    with pytest.raises(SchemaConflict, match=r"resolution 0\.001 in the store"):
         use_schema(store, coarse)
     assert use_schema(store, DEFAULT_SCHEMA) == DEFAULT_SCHEMA
 

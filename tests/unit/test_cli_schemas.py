@@ -186,7 +186,7 @@ def test_adding_and_removing_metrics_keeps_every_stored_window_readable(
     assert old["pressure"]["mean"] == 500.5 and old["power"]["count"] == 0
     assert new["power"]["mean"] == 12.25
     # Removing one: its stored aggregates stay queryable, as a retired metric.
-    only_power = _schema_file(tmp_path, "power", _BASE.split("[[metrics]]")[0] + _MORE)
+    only_power = _schema_file(tmp_path, "power", _BASE.split("[[metrics]]", maxsplit=1)[0] + _MORE)
     code, windows, _ = _process(
         capsysbinary, tmp_path, store, only_power, [{"id": "p1", "t": 1_756_641_600, "power": 1}]
     )
