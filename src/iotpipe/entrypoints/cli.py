@@ -412,6 +412,7 @@ def _package(args: argparse.Namespace) -> int:
         arch=args.arch,
         with_boto3=args.with_boto3,
         pinned=not args.latest,
+        schema=Path(args.schema) if args.schema else None,
     )
     try:
         report = build_aws(options, log=lambda message: print(message, file=sys.stderr))
@@ -425,10 +426,16 @@ def _package(args: argparse.Namespace) -> int:
 
 def _package_gcp(args: argparse.Namespace) -> int:
     from iotpipe.entrypoints.aws import packaging
+    from iotpipe.entrypoints.bundling import PackagingError
     from iotpipe.entrypoints.gcp import packaging as gcp
 
     out = gcp.DEFAULT_OUT if args.out == str(packaging.DEFAULT_OUT) else Path(args.out)
-    print(gcp.format_report(gcp.build_gcp(out, pinned=not args.latest)))
+    schema = Path(args.schema) if args.schema else None
+    try:
+        package = gcp.build_gcp(out, pinned=not args.latest, schema=schema)
+    except PackagingError as exc:
+        raise CliError(str(exc)) from None
+    print(gcp.format_report(package))
     return 0
 
 
@@ -596,6 +603,11 @@ def _parser() -> argparse.ArgumentParser:
         "source and environment give byte-identical archives.",
     )
     _package_options(package)
+    _schema_option(
+        package,
+        "the deployment's telemetry schema (TOML), packaged with the code for the functions "
+        "to read (default: the default payload)",
+    )
     package.set_defaults(run=_package)
 
     from iotpipe.entrypoints.aws import redrive  # boto3 is imported only when it runs
