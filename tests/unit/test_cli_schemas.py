@@ -245,3 +245,64 @@ def test_a_store_of_the_default_payload_refuses_a_schema_that_changes_its_metric
         capsysbinary, "process", str(source), "--schema", coarse, "--store", f"sqlite:{store}"
     )
     assert code == 2 and "resolution 0.001 in the store, 0.1 in the schema" in err
+
+
+def test_replay_rebuilds_a_declared_fleets_store_from_the_archive(
+    tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    from iotpipe.adapters.clock import ManualClock
+    from iotpipe.application.views import window_json
+    from iotpipe.bootstrap import local_pipeline
+    from iotpipe.domain import LatenessPolicy
+    from iotpipe.domain.time import MS_PER_HOUR, parse_instant
+    from iotpipe.simulator import Fleet
+
+    schema_path = str(EXAMPLES / "agricultural.toml")
+    schema = load_schema(schema_path)
+    start = parse_instant("2025-08-31T10:00:00Z")
+    clock = ManualClock(start + 2 * MS_PER_HOUR)
+    pipeline = local_pipeline(
+        tmp_path / "data", clock=clock, lateness=LatenessPolicy.unbounded(), schema=schema
+    )
+    readings = list(Fleet(3, 300, seed=2, schema=schema).readings(start, start + 2 * MS_PER_HOUR))
+    pipeline.ingest(readings)
+    assert all(not r.failed_records for r in pipeline.drain(batch_size=20))
+    expected = [orjson.dumps(window_json(w, schema)) for w in pipeline.query.every_window()]
+    store = f"sqlite:{tmp_path / 'rebuilt.db'}"
+    code, out, err = _run(
+        capsysbinary,
+        "replay",
+        "--archive",
+        str(tmp_path / "data" / "archive"),
+        "--store",
+        store,
+        "--schema",
+        schema_path,
+        "--from",
+        "2025-08-31T00:00:00Z",
+        "--to",
+        "2025-09-01T00:00:00Z",
+    )
+    assert code == 0, err
+    assert f"{len(readings)} counted" in out.decode()
+    empty = tmp_path / "empty.jsonl"
+    empty.write_bytes(b"")
+    code, windows, _ = _run(
+        capsysbinary, "process", str(empty), "--schema", schema_path, "--store", store
+    )
+    assert code == 0 and windows.splitlines() == expected
+    # Without --schema the archive's payloads are not the default payload: all rejected.
+    other = f"sqlite:{tmp_path / 'other.db'}"
+    code, out, _ = _run(
+        capsysbinary,
+        "replay",
+        "--archive",
+        str(tmp_path / "data" / "archive"),
+        "--store",
+        other,
+        "--from",
+        "2025-08-31T00:00:00Z",
+        "--to",
+        "2025-09-01T00:00:00Z",
+    )
+    assert "0 counted" in out.decode() and f"{len(readings)} rejected" in out.decode()
