@@ -20,6 +20,11 @@
 #   keys are read from Secrets Manager at cold start (auth.tf).
 
 locals {
+  # The telemetry schema: packaged in the code zip (iotpipe.entrypoints.deployed_schema), named
+  # here so that a zip packaged with another schema is never deployed by mistake.
+  packaged_schema        = try(jsondecode(file("${dirname(var.code_zip)}/manifest.json")).telemetry_schema, null)
+  declared_schema_sha256 = var.telemetry_schema_file == null ? null : filesha256(var.telemetry_schema_file)
+
   handlers = {
     ingest     = "iotpipe.entrypoints.aws.ingest.handler"
     process    = "iotpipe.entrypoints.aws.process.handler"
@@ -133,6 +138,13 @@ resource "aws_lambda_function" "fn" {
 
   tracing_config {
     mode = "Active"
+  }
+
+  lifecycle {
+    precondition {
+      condition     = local.packaged_schema == null || try(local.packaged_schema.sha256, null) == local.declared_schema_sha256
+      error_message = "The code zip was packaged with another telemetry schema than var.telemetry_schema_file: run `iotpipe package aws --schema FILE` with the same file (or set the variable to the file the zip was packaged with)."
+    }
   }
 
   depends_on = [aws_iam_role_policy.function, aws_cloudwatch_log_group.function]

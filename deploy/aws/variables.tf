@@ -45,6 +45,12 @@ variable "code_zip" {
   default     = "../../dist/aws/iotpipe-code.zip"
 }
 
+variable "telemetry_schema_file" {
+  description = "The telemetry schema file (TOML) the functions' code was packaged with (`iotpipe package aws --schema FILE`); null: the default payload. The functions read the packaged copy; Terraform refuses to deploy code packaged with another schema (sha256 against the manifest.json beside the code zip)."
+  type        = string
+  default     = null
+}
+
 variable "layer_zip" {
   description = "Path of iotpipe-deps-layer.zip built by `iotpipe package aws` (relative to the directory Terraform runs in)."
   type        = string

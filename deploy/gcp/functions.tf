@@ -44,6 +44,11 @@ locals {
     process = "ALLOW_INTERNAL_ONLY"
     api     = "ALLOW_ALL"
   }
+
+  # The telemetry schema: packaged in the source archive (iotpipe.entrypoints.deployed_schema),
+  # named here so that an archive packaged with another schema is never deployed by mistake.
+  packaged_schema        = try(jsondecode(file("${dirname(var.source_zip)}/manifest.json")).telemetry_schema, null)
+  declared_schema_sha256 = var.telemetry_schema_file == null ? null : filesha256(var.telemetry_schema_file)
 }
 
 # --- the source archive -----------------------------------------------------------------------
@@ -81,6 +86,13 @@ resource "google_storage_bucket_object" "source" {
   bucket       = google_storage_bucket.source.name
   source       = var.source_zip
   content_type = "application/zip"
+
+  lifecycle {
+    precondition {
+      condition     = local.packaged_schema == null || try(local.packaged_schema.sha256, null) == local.declared_schema_sha256
+      error_message = "The source archive was packaged with another telemetry schema than var.telemetry_schema_file: run `iotpipe package gcp --schema FILE` with the same file (or set the variable to the file the archive was packaged with)."
+    }
+  }
 }
 
 # The functions' images, in a repository of the stack's own (rather than the shared gcf-artifacts

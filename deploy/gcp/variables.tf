@@ -45,6 +45,12 @@ variable "source_zip" {
   default     = "../../dist/gcp/iotpipe-gcf-source.zip"
 }
 
+variable "telemetry_schema_file" {
+  description = "The telemetry schema file (TOML) the functions' code was packaged with (`iotpipe package gcp --schema FILE`); null: the default payload. The functions read the packaged copy; Terraform refuses to deploy code packaged with another schema (sha256 against the manifest.json beside the source zip)."
+  type        = string
+  default     = null
+}
+
 variable "python_runtime" {
   description = "Cloud Functions Python runtime; the source archive pins its requirements for the Python it was built with, so keep them close."
   type        = string

@@ -278,3 +278,47 @@ def test_settings_read_every_documented_variable(monkeypatch: pytest.MonkeyPatch
     assert read.api_keys == ("a", "b") and read.ttl_days == 30
     with pytest.raises(settings.MissingSetting, match=settings.TABLE_NAME):
         read.need("table_name")
+
+
+# --- a deployment with its own telemetry schema ---------------------------------------------------
+
+
+def test_the_functions_read_the_deployments_schema_and_refuse_an_unsafe_one(
+    deployed: MotoServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    from pathlib import Path
+
+    from iotpipe import in_memory_pipeline
+    from iotpipe.adapters.schema_file import load_schema
+    from iotpipe.application.views import window_json
+    from iotpipe.domain import SchemaConflict
+    from iotpipe.entrypoints.deployed_schema import SCHEMA_FILE
+
+    path = Path(__file__).parents[2] / "examples" / "schemas" / "industrial.toml"
+    schema = load_schema(path)
+    monkeypatch.setenv(SCHEMA_FILE, str(path))
+    _forget_composition_roots()
+    fleet = Fleet(3, 120, seed=5, schema=schema)
+    lines = list(fleet.payloads(T0, T0 + 2 * MS_PER_HOUR, Faults(duplicates=0.2, disorder=0.2)))
+    assert post_all(lines) == len(lines)
+    Poller(deployed, batch_size=50).run()
+    # What the API serves is what the in-process pipeline makes of the same payloads.
+    local = in_memory_pipeline(schema=schema, lateness=LatenessPolicy.backfill())
+    for _ in local.process_payloads([line.encode() for line in lines], batch_size=40):
+        pass
+    expected = {
+        (w.device_id, w.hour_ms): window_json(w, schema) for w in local.query.every_window()
+    }
+    served = served_windows(sorted({d for d, _ in expected}), 2)
+    assert served == expected
+    assert all(w["pressure"]["count"] == 30 for w in served.values())
+    # The table now remembers the schema: a deployment changing a metric's resolution is
+    # refused as the process function starts, and the query function's too.
+    changed = tmp_path / "changed.toml"
+    changed.write_text(path.read_text().replace("resolution = 0.01", "resolution = 0.1"))
+    monkeypatch.setenv(SCHEMA_FILE, str(changed))
+    _forget_composition_roots()
+    with pytest.raises(SchemaConflict, match=r"'pressure' has resolution 0\.01 in the store"):
+        bootstrap.process_service()  # what the handler builds on its first event
+    with pytest.raises(SchemaConflict):
+        api.handler(http_event("GET", "/v1/devices"), None)

@@ -205,3 +205,38 @@ def test_every_dynamodb_attribute_is_described_in_the_schema_readme() -> None:
         described.update(re.findall(r"`([A-Za-z_]+)`", row[0]))
     written = {name for example in _schema_json("dynamodb-items.json") for name in example["item"]}
     assert written <= described, f"not described in docs/schema/README.md: {written - described}"
+
+
+# --- telemetry schema files ----------------------------------------------------------------------
+
+
+def _schema_files() -> list[Any]:
+    return [SCHEMA / "default.toml", *sorted((REPO / "examples" / "schemas").glob("*.toml"))]
+
+
+def test_the_default_schema_file_reads_back_as_the_default_schema() -> None:
+    from iotpipe.adapters.schema_file import load_schema
+    from iotpipe.domain import DEFAULT_SCHEMA
+
+    assert load_schema(SCHEMA / "default.toml") == DEFAULT_SCHEMA
+    assert load_schema(SCHEMA / "default.toml").is_default
+
+
+@pytest.mark.parametrize("path", _schema_files(), ids=lambda p: p.name)
+def test_every_shipped_schema_file_keeps_the_published_json_schema(path: Any) -> None:
+    import tomllib
+
+    import jsonschema
+
+    from iotpipe.adapters.schema_file import dump_schema, load_schema, parse_schema
+
+    published = _schema_json("telemetry-schema.schema.json")
+    jsonschema.Draft202012Validator.check_schema(published)
+    data = tomllib.loads(path.read_text())
+    jsonschema.validate(data, published)
+    schema = load_schema(path)
+    assert parse_schema(dump_schema(schema)) == schema  # the writer and the reader agree
+    # A typo the reader refuses, the published schema refuses too.
+    typo = {**data, "metrics": [{**data["metrics"][0], "units": "x"}]}
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(typo, published)

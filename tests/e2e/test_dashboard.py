@@ -510,3 +510,48 @@ def _unfilter(kind: int, line: bytearray, above: bytes, bpp: int) -> bytes:
     else:
         assert kind == 0, f"unknown PNG filter {kind}"
     return bytes(line)
+
+
+# --- a fleet with its own telemetry schema ------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def declared_server(span: tuple[int, int]) -> Iterator[tuple[LocalServer, Any]]:
+    """The API over an industrial fleet (nested paths, epoch-ms times, three metrics)."""
+    from iotpipe.adapters.schema_file import load_schema
+
+    schema = load_schema(Path(__file__).parents[2] / "examples" / "schemas" / "industrial.toml")
+    pipeline = in_memory_pipeline(lateness=LatenessPolicy.unbounded(), schema=schema)
+    fleet = Fleet(devices=2, interval_s=INTERVAL_S, seed=3, schema=schema)
+    assert pipeline.ingest(list(fleet.readings(*span))).rejected == ()
+    list(pipeline.drain())
+    running = serve(AnalyticsApi.for_pipeline(pipeline, ApiKeys([API_KEY])), port=0)
+    try:
+        yield running, schema
+    finally:
+        running.close()
+
+
+def test_the_dashboard_draws_a_chart_and_a_fleet_tile_per_declared_metric(
+    chromium: str, declared_server: tuple[LocalServer, Any]
+) -> None:
+    server, schema = declared_server
+    dom = _render(chromium, _page_url(server, key=API_KEY, device=SELECTED))
+    assert not dom.one("data-loaded").hidden, dom.one("status").text
+    detail = dom.one("device-detail")
+    assert detail["data-state"] == "ready"
+    windows = _walk(
+        server,
+        f"/v1/devices/{SELECTED}/hourly",
+        **{"from": detail["data-from"], "to": detail["data-to"]},
+    )
+    for metric in schema.metrics:
+        charted = [w for w in windows if w[metric.name]["mean"] is not None]
+        assert charted
+        assert dom.one(f"chart-{metric.name}").tag == "svg"
+        assert dom.one(f"series-{metric.name}")["data-points"] == str(len(charted))
+        assert dom.one(f"fleet-{metric.name}").text.endswith(metric.unit)
+        [cell] = [c for c in dom.all(f"latest-{metric.name}") if c.parent is not None][:1]
+        assert cell.text != "—"
+    for name in METRICS:  # the default payload's metrics are not this fleet's
+        assert dom.all(f"chart-{name}") == [] and dom.all(f"fleet-{name}") == []

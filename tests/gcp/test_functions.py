@@ -462,3 +462,43 @@ def test_importing_the_entry_module_loads_no_google_client(tmp_path: Path) -> No
         [sys.executable, "-c", code, str(main)], capture_output=True, text=True, check=True
     )
     assert done.stdout.strip() == "[]"
+
+
+# --- a deployment with its own telemetry schema ---------------------------------------------------
+
+
+def test_the_functions_read_the_deployments_schema_and_refuse_an_unsafe_one(
+    functions: Functions, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from iotpipe import in_memory_pipeline
+    from iotpipe.adapters.schema_file import load_schema
+    from iotpipe.application.views import window_json
+    from iotpipe.domain import SchemaConflict
+    from iotpipe.entrypoints.deployed_schema import SCHEMA_FILE
+    from iotpipe.simulator import Fleet
+
+    path = Path(__file__).parents[2] / "examples" / "schemas" / "agricultural.toml"
+    schema = load_schema(path)
+    monkeypatch.setenv(SCHEMA_FILE, str(path))
+    _forget_composition_roots()
+    fleet = Fleet(3, 120, seed=5, schema=schema)
+    lines = list(fleet.payloads(T0, T0 + 2 * MS_PER_HOUR, Faults(duplicates=0.2, disorder=0.2)))
+    for body in bodies(lines):
+        assert functions.post(body).status_code == 202
+    assert functions.drain() == 0
+    local = in_memory_pipeline(schema=schema, lateness=LatenessPolicy.backfill())
+    for _ in local.process_payloads([line.encode() for line in lines], batch_size=40):
+        pass
+    expected = {
+        (w.device_id, w.hour_ms): window_json(w, schema) for w in local.query.every_window()
+    }
+    assert served(functions, sorted({d for d, _ in expected}), 2) == expected
+    # Firestore now remembers the schema: a changed unit is refused as the functions start.
+    changed = tmp_path / "changed.toml"
+    changed.write_text(path.read_text().replace('unit = "V"', 'unit = "mV"'))
+    monkeypatch.setenv(SCHEMA_FILE, str(changed))
+    _forget_composition_roots()
+    with pytest.raises(SchemaConflict, match="'battery_voltage' has unit 'V' in the store"):
+        process.service()
+    with pytest.raises(SchemaConflict):
+        api.analytics_api()

@@ -81,3 +81,39 @@ def test_functions_framework_loads_every_entry_point_from_the_archive(
     assert loaded["types"] == {
         name: point["signature_type"] for name, point in ENTRY_POINTS.items()
     }
+
+
+def test_a_schema_is_packaged_where_the_functions_read_it(tmp_path: Path) -> None:
+    from iotpipe.adapters.schema_file import load_schema
+    from iotpipe.entrypoints.bundling import PackagingError
+    from iotpipe.entrypoints.deployed_schema import PACKAGED
+
+    schema_file = Path(__file__).parents[2] / "examples" / "schemas" / "industrial.toml"
+    build_gcp(tmp_path / "out", schema=schema_file)
+    with zipfile.ZipFile(tmp_path / "out" / SOURCE_ZIP) as archive:
+        assert archive.read(f"iotpipe/{PACKAGED}") == schema_file.read_bytes()
+        archive.extractall(tmp_path / "source")
+    # The unpacked archive's own iotpipe reads it, with no environment variable.
+    script = (
+        "import os, sys; sys.path.insert(0, sys.argv[1]); "
+        "from iotpipe.entrypoints.deployed_schema import deployed_schema; "
+        "import iotpipe; assert iotpipe.__file__.startswith(sys.argv[1]), iotpipe.__file__; "
+        "print(','.join(deployed_schema(os.environ).names))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "source")],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={"PATH": "/usr/bin:/bin"},
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == ",".join(load_schema(schema_file).names)
+    # A bad schema is refused as it is packaged, before anything is written.
+    bad = tmp_path / "bad.toml"
+    bad.write_text(
+        '[[metrics]]\nname = "x"\nunit = "u"\nminimum = 0\nmaximum = 1\nresolution = 3\n'
+    )
+    with pytest.raises(PackagingError, match="resolution 3 is not a power of ten"):
+        build_gcp(tmp_path / "refused", schema=bad)
+    assert not (tmp_path / "refused").exists()

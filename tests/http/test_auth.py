@@ -30,6 +30,7 @@ SAMPLES: dict[str, tuple[str, str, dict[str, str], bytes]] = {
     "getDashboard": ("GET", "/", {}, b""),
     "getHealth": ("GET", "/v1/health", {}, b""),
     "getOpenApi": ("GET", "/v1/openapi.json", {}, b""),
+    "getTelemetrySchema": ("GET", "/v1/schema", {}, b""),
     "postReadings": ("POST", "/v1/readings", {}, READING),
     "listDevices": ("GET", "/v1/devices", {}, b""),
     "getHourly": ("GET", f"/v1/devices/{DEVICE}/hourly", RANGE, b""),
@@ -75,7 +76,7 @@ def success_status(api: AnalyticsApi, operation: str) -> int:
 
 def test_every_route_has_a_sample_request() -> None:
     assert sorted(SAMPLES) == sorted(ALL)
-    assert len(PRIVATE) == 6
+    assert len(PRIVATE) == 7
 
 
 @pytest.mark.parametrize("operation", PRIVATE)

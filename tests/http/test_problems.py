@@ -280,7 +280,7 @@ def test_a_read_only_api_does_not_route_ingest(filled_pipeline: Pipeline) -> Non
 
 
 def _drifted_health(
-    document: object, version: str, stream_status: object = None
+    document: object, version: str, stream_status: object = None, schema: object = None
 ) -> tuple[Route, ...]:
     return (
         Route(

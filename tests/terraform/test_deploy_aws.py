@@ -170,6 +170,21 @@ def _changes(plan: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
     return found
 
 
+def test_code_packaged_with_another_telemetry_schema_is_refused(
+    terraform: Terraform, workdir: Path, plan: dict[str, Any]
+) -> None:
+    # The zips were packaged without --schema: naming a schema file must stop the plan, before
+    # any function could run code that reads another payload than the deployment declares.
+    schema = DEPLOY.parents[1] / "examples" / "schemas" / "industrial.toml"
+    done = terraform.run(
+        *("plan", "-input=false", "-no-color", "-var", f"telemetry_schema_file={schema}"),
+        cwd=workdir,
+        check=False,
+    )
+    assert done.returncode != 0
+    assert "packaged with another telemetry schema" in done.stderr + done.stdout
+
+
 def test_the_table_mirrors_the_store_table_definition(plan: dict[str, Any]) -> None:
     [table] = _changes(plan, "aws_dynamodb_table").values()
     after = table["after"]

@@ -32,6 +32,7 @@ from unittest import mock
 
 import pytest
 
+from iotpipe import application
 from iotpipe.adapters.gcp import firestore as adapter
 from iotpipe.application import ProcessReport
 from iotpipe.domain.time import MS_PER_HOUR
@@ -297,6 +298,8 @@ def _reads(role: str, monkeypatch: pytest.MonkeyPatch) -> set[str]:
     monkeypatch.setattr(obs, "configure_logging", lambda: None)
     for factory in ("firestore", "storage", "publisher"):
         monkeypatch.setattr(clients, factory, lambda *args: mock.MagicMock())
+    # The stores are mocks: the schema check at start-up (which reads no setting) is skipped.
+    monkeypatch.setattr(application, "use_schema", lambda store, schema, **_: schema)
     if role == "process":
         bootstrap.process_service.__wrapped__()
         with flask.Flask(__name__).test_request_context("/", method="POST", data=b"{}"):

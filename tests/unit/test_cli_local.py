@@ -12,8 +12,10 @@ import pytest
 
 from iotpipe.adapters.clock import ManualClock
 from iotpipe.adapters.local import SqliteStore
+from iotpipe.application import use_schema
 from iotpipe.application.views import window_json
 from iotpipe.bootstrap import local_pipeline
+from iotpipe.domain import DEFAULT_SCHEMA
 from iotpipe.domain.time import MS_PER_HOUR, parse_instant
 from iotpipe.entrypoints import cli
 from iotpipe.entrypoints.cli import main
@@ -115,7 +117,8 @@ def test_readings_a_busy_store_did_not_take_are_reported_and_fail_the_run(
     )
     monkeypatch.setattr(cli, "SqliteStore", impatient)
     path = tmp_path / "store.db"
-    SqliteStore(path).close()
+    with SqliteStore(path) as store:
+        use_schema(store, DEFAULT_SCHEMA)  # a store iotpipe made: it keeps its schema record
     source = _write(tmp_path / "in.jsonl", [_reading(i) for i in range(10)])
     holder = sqlite3.connect(path, isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")
@@ -128,6 +131,35 @@ def test_readings_a_busy_store_did_not_take_are_reported_and_fail_the_run(
     assert err.count("\n") == 1
     assert "0 counted" in err and "10 NOT applied (unavailable: " in err and "locked" in err
     # Run again once the store is free: every reading counted once.
+    code, _, err = _run(capsysbinary, "process", str(source), "--store", f"sqlite:{path}")
+    assert code == 0 and "10 counted, 0 duplicates" in err
+
+
+def test_a_store_too_busy_to_record_its_schema_fails_at_start_in_one_line(
+    tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A store without a schema record gets one before any window is written (so that another
+    # schema cannot write the same metric at another resolution meanwhile): if the store is too
+    # busy to take it, the run stops before it starts, and says so.
+    impatient = functools.partial(SqliteStore, busy_timeout_s=0.01)
+    monkeypatch.setattr(cli, "SqliteStore", impatient)
+    path = tmp_path / "store.db"
+    SqliteStore(path).close()
+    source = _write(tmp_path / "in.jsonl", [_reading(i) for i in range(10)])
+    output = tmp_path / "out.jsonl"
+    output.write_bytes(b"kept")
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        code, _, err = _run(
+            capsysbinary, "process", str(source), "--store", f"sqlite:{path}", "-o", str(output)
+        )
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert code == 2
+    assert err.count("\n") == 1 and "locked" in err and err.startswith("iotpipe: error: --store")
+    assert output.read_bytes() == b"kept"  # nothing was truncated
     code, _, err = _run(capsysbinary, "process", str(source), "--store", f"sqlite:{path}")
     assert code == 0 and "10 counted, 0 duplicates" in err
 

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from iotpipe.application.pipeline import Pipeline
     from iotpipe.application.process import ProcessReport, ProcessService
     from iotpipe.application.query import FleetHour, QueryService
+    from iotpipe.application.schema_check import settle_schema, use_schema
     from iotpipe.application.worker import StreamWorker
 
 __all__ = [
@@ -27,6 +28,8 @@ __all__ = [
     "ReplayReport",
     "StreamWorker",
     "replay",
+    "settle_schema",
+    "use_schema",
 ]
 
 if not TYPE_CHECKING:  # type checkers read the imports above instead
@@ -42,5 +45,7 @@ if not TYPE_CHECKING:  # type checkers read the imports above instead
             "FleetHour": "iotpipe.application.query",
             "QueryService": "iotpipe.application.query",
             "StreamWorker": "iotpipe.application.worker",
+            "settle_schema": "iotpipe.application.schema_check",
+            "use_schema": "iotpipe.application.schema_check",
         },
     )

@@ -6,7 +6,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from iotpipe.application.payloads import encode_items
-from iotpipe.domain import InvalidReading, LatenessPolicy, Reading, Reason, parse_reading
+from iotpipe.domain import (
+    DEFAULT_SCHEMA,
+    InvalidReading,
+    LatenessPolicy,
+    Reading,
+    Reason,
+    TelemetrySchema,
+    parse_reading,
+)
 from iotpipe.ports import Clock, ReadingStream, StreamMessage
 
 
@@ -33,14 +41,20 @@ class IngestResult:
 
 
 class IngestService:
-    """Validates readings at the edge and publishes the valid ones, one message per device."""
+    """Validates readings at the edge (by ``schema``, the default payload unless one is given)
+    and publishes the valid ones, one message per device."""
 
     def __init__(
-        self, stream: ReadingStream, clock: Clock, lateness: LatenessPolicy | None = None
+        self,
+        stream: ReadingStream,
+        clock: Clock,
+        lateness: LatenessPolicy | None = None,
+        schema: TelemetrySchema = DEFAULT_SCHEMA,
     ) -> None:
         self._stream = stream
         self._clock = clock
         self._lateness = lateness or LatenessPolicy()
+        self.schema = schema
 
     def ingest(self, items: Sequence[object]) -> IngestResult:
         """Validate every item; publish the valid ones grouped by device; report each item."""
@@ -72,7 +86,7 @@ class IngestService:
 
     def _valid(self, item: object, now: int) -> Reading:
         """The item's reading, if it is valid and on time; else raise :class:`InvalidReading`."""
-        reading = parse_reading(item)
+        reading = parse_reading(item, self.schema)
         late = self._lateness.check(reading.timestamp_ms, now)
         if late is not None:
             raise InvalidReading(late, f"timestamp is {late.value.replace('_', ' ')}")

@@ -9,7 +9,7 @@ from iotpipe.application.ingest import IngestResult, IngestService
 from iotpipe.application.payloads import gc_paused
 from iotpipe.application.process import ProcessReport, ProcessService
 from iotpipe.application.query import QueryService
-from iotpipe.domain import LatenessPolicy
+from iotpipe.domain import DEFAULT_SCHEMA, LatenessPolicy, TelemetrySchema
 from iotpipe.ports import (
     AggregateStore,
     BatchSource,
@@ -24,7 +24,11 @@ from iotpipe.ports import (
 
 
 class Pipeline:
-    """Ingest, process and query over one store, stream, archive, quarantine and clock."""
+    """Ingest, process and query over one store, stream, archive, quarantine and clock.
+
+    Readings are of ``schema`` (the default payload unless one is given); the store must
+    decode its windows by the same schema.
+    """
 
     def __init__(
         self,
@@ -34,14 +38,18 @@ class Pipeline:
         archive: RawArchive | None = None,
         quarantine: Quarantine | None = None,
         lateness: LatenessPolicy | None = None,
+        schema: TelemetrySchema = DEFAULT_SCHEMA,
     ) -> None:
         self.store = store
         self.stream = stream
         self.archive = archive
         self.quarantine = quarantine
-        self.processor = ProcessService(store, clock, archive, quarantine, lateness)
+        self.schema = schema
+        self.processor = ProcessService(store, clock, archive, quarantine, lateness, schema)
         self.query = QueryService(store)
-        self._ingest = IngestService(stream, clock, lateness) if stream is not None else None
+        self._ingest = (
+            IngestService(stream, clock, lateness, schema) if stream is not None else None
+        )
 
     def close(self) -> None:
         """Release what the adapters hold (files, connections); the pipeline is done with."""

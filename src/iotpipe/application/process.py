@@ -11,11 +11,13 @@ from operator import itemgetter, mod, sub
 
 from iotpipe.application.payloads import decode_items, encode_item, gc_paused
 from iotpipe.domain import (
+    DEFAULT_SCHEMA,
     ArchiveUnavailable,
     InvalidReading,
     LatenessPolicy,
     Reading,
     Reason,
+    TelemetrySchema,
     parse_reading,
 )
 from iotpipe.domain.kernels import ReadingColumns, decode_records
@@ -165,7 +167,11 @@ _Place = tuple[int, Reading, int]
 
 
 class ProcessService:
-    """Decode, validate, archive raw, quarantine rejects, dedupe, aggregate and store a batch."""
+    """Decode, validate, archive raw, quarantine rejects, dedupe, aggregate and store a batch.
+
+    Payloads are read by ``schema`` (the default payload unless one is given); the store must
+    decode its windows by the same schema.
+    """
 
     def __init__(
         self,
@@ -174,12 +180,14 @@ class ProcessService:
         archive: RawArchive | None = None,
         quarantine: Quarantine | None = None,
         lateness: LatenessPolicy | None = None,
+        schema: TelemetrySchema = DEFAULT_SCHEMA,
     ) -> None:
         self._store = store
         self._clock = clock
         self._archive = archive
         self._quarantine = quarantine
         self._lateness = lateness or LatenessPolicy()
+        self.schema = schema
 
     @property
     def store(self) -> AggregateStore:
@@ -232,7 +240,7 @@ class ProcessService:
         # general path, item by item.
         records = batch.records
         triage = _Triage()
-        decoded = decode_records(list(map(_DATA, records)))
+        decoded = decode_records(list(map(_DATA, records)), self.schema)
         columns, owners = decoded.columns, decoded.owners
         triage.received = len(columns)
         triage.decoded_owners = owners
@@ -292,10 +300,10 @@ class ProcessService:
             self._reject(triage, position, record.record_id, 0, exc, record.data)
             return
         triage.received += len(items)
-        check = self._lateness.check
+        check, schema = self._lateness.check, self.schema
         for index, item in enumerate(items):
             try:
-                reading = parse_reading(item)
+                reading = parse_reading(item, schema)
                 late = check(reading.timestamp_ms, arrived)
                 if late is not None:
                     raise InvalidReading(late, _lateness_message(late))
@@ -313,8 +321,9 @@ class ProcessService:
         triage.refusals.append((position, index, rejection))
         triage.rejected_records.add(position)
 
-    @staticmethod
-    def _store_rejections(batch: RawBatch, triage: _Triage, result: ApplyResult) -> list[Rejection]:
+    def _store_rejections(
+        self, batch: RawBatch, triage: _Triage, result: ApplyResult
+    ) -> list[Rejection]:
         """The readings the store did not count: conflicting versions and a full window's."""
         found: list[Rejection] = []
         for key, absorption in result.absorbed.items():
@@ -327,7 +336,7 @@ class ProcessService:
                 (position, index), reading = offered[i]
                 triage.rejected_records.add(position)
                 record_id = batch.records[position].record_id
-                payload = encode_item(reading.to_json())
+                payload = encode_item(reading.to_json(self.schema))
                 found.append(Rejection(record_id, index, reason, STORE_MESSAGES[reason], payload))
         return found
 

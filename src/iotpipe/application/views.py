@@ -1,15 +1,26 @@
-"""The JSON representation of aggregates and readings, shared by the CLI and the HTTP API."""
+"""The JSON representation of aggregates and readings, shared by the CLI and the HTTP API.
+
+Each metric of the telemetry schema appears by name, at its resolution (the default schema's
+unless one is given).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from iotpipe.domain import METRICS, DailyRollup, HourlyWindow, Reading, Stats
+from iotpipe.domain import (
+    DEFAULT_SCHEMA,
+    DailyRollup,
+    HourlyWindow,
+    Reading,
+    Stats,
+    TelemetrySchema,
+)
 from iotpipe.domain.time import format_instant
 from iotpipe.ports import DeviceSummary
 
 
-def stats_json(stats: Stats) -> dict[str, Any]:
+def stats_json(stats: Stats, schema: TelemetrySchema = DEFAULT_SCHEMA) -> dict[str, Any]:
     """``count``, ``first``, ``last``, ``location`` and one object per declared metric."""
     body: dict[str, Any] = {
         "count": stats.count,
@@ -19,8 +30,8 @@ def stats_json(stats: Stats) -> dict[str, Any]:
         if stats.located is None
         else {"lat": stats.located.lat, "lon": stats.located.lon},
     }
-    for metric, moments in zip(METRICS, stats.metrics, strict=True):
-        s = moments.extract()
+    for metric, moments in zip(schema.metrics, stats.moments(schema), strict=True):
+        s = moments.extract(metric.exponent)
         body[metric.name] = {
             "count": s.count,
             "mean": s.mean,
@@ -31,27 +42,27 @@ def stats_json(stats: Stats) -> dict[str, Any]:
     return body
 
 
-def window_json(window: HourlyWindow) -> dict[str, Any]:
+def window_json(window: HourlyWindow, schema: TelemetrySchema = DEFAULT_SCHEMA) -> dict[str, Any]:
     """An hourly aggregate: ``device_id``, ``hour`` and :func:`stats_json`."""
     return {
         "device_id": window.device_id,
         "hour": format_instant(window.hour_ms),
-        **stats_json(window.stats),
+        **stats_json(window.stats, schema),
     }
 
 
-def daily_json(rollup: DailyRollup) -> dict[str, Any]:
+def daily_json(rollup: DailyRollup, schema: TelemetrySchema = DEFAULT_SCHEMA) -> dict[str, Any]:
     """A daily rollup: ``device_id``, ``day`` and :func:`stats_json`."""
     return {
         "device_id": rollup.device_id,
         "day": format_instant(rollup.day_ms)[:10],
-        **stats_json(rollup.stats),
+        **stats_json(rollup.stats, schema),
     }
 
 
-def reading_json(reading: Reading) -> dict[str, Any]:
-    """A reading in the canonical payload format."""
-    return reading.to_json()
+def reading_json(reading: Reading, schema: TelemetrySchema = DEFAULT_SCHEMA) -> dict[str, Any]:
+    """A reading in the canonical format (each metric by name, an RFC 3339 ``timestamp``)."""
+    return reading.to_json(schema)
 
 
 def device_json(device: DeviceSummary) -> dict[str, Any]:

@@ -23,13 +23,15 @@ from iotpipe.domain.errors import (
 )
 from iotpipe.domain.identity import IdentitySet
 from iotpipe.domain.lateness import LatenessPolicy
-from iotpipe.domain.metrics import METRIC_NAMES, METRICS, SCALE, Metric
+from iotpipe.domain.metrics import METRIC_NAMES, METRICS, SCALE, InvalidSchema, Metric
 from iotpipe.domain.parsing import parse_reading
 from iotpipe.domain.reading import Location, Reading
 from iotpipe.domain.rollup import DailyRollup, FleetTotal, daily, fleet, growth
+from iotpipe.domain.telemetry import DEFAULT_SCHEMA, LocationPaths, SchemaConflict, TelemetrySchema
 from iotpipe.domain.window import MAX_READINGS_PER_WINDOW, Absorption, HourlyWindow
 
 __all__ = [
+    "DEFAULT_SCHEMA",
     "MAX_READINGS_PER_WINDOW",
     "METRICS",
     "METRIC_NAMES",
@@ -41,29 +43,36 @@ __all__ = [
     "HourlyWindow",
     "IdentitySet",
     "InvalidReading",
+    "InvalidSchema",
     "IotPipeError",
     "LatenessPolicy",
     "Located",
     "Location",
+    "LocationPaths",
     "Metric",
     "MetricSummary",
     "Moments",
     "Reading",
     "ReadingPayload",
     "Reason",
+    "SchemaConflict",
+    "SchemaRecord",
     "Stats",
     "StoreUnavailable",
     "StreamFull",
     "StreamUnavailable",
+    "TelemetrySchema",
     "WindowConflict",
     "daily",
     "fleet",
     "growth",
     "merge_all",
     "parse_reading",
+    "reconcile",
 ]
 
-if TYPE_CHECKING:  # type checkers read the import instead
+if TYPE_CHECKING:  # type checkers read the imports instead
+    from iotpipe.domain.evolution import SchemaRecord, reconcile
     from iotpipe.domain.schema import ReadingPayload
 else:
     # ReadingPayload pulls in pydantic: loaded only when someone asks for it. The moved names
@@ -71,7 +80,12 @@ else:
     _KERNELS = "iotpipe.domain.kernels"
     __getattr__, __dir__ = lazy_exports(
         __name__,
-        {"ReadingPayload": "iotpipe.domain.schema"},
+        {
+            "ReadingPayload": "iotpipe.domain.schema",
+            # Only start-ups that check a store's schema record need these.
+            "SchemaRecord": "iotpipe.domain.evolution",
+            "reconcile": "iotpipe.domain.evolution",
+        },
         moved={
             name: _KERNELS
             for name in (

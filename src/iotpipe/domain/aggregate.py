@@ -4,9 +4,14 @@
 Apache Beam's ``CombineFn`` is: ``create`` the empty aggregate, ``add`` one input, ``merge``
 two aggregates, ``extract`` the result. ``create()`` is the identity of ``merge``, and
 ``merge`` is exactly associative and commutative, because every sum is an integer in fixed
-point (0.001 units, see :mod:`iotpipe.domain.metrics`) and every extreme or "latest" is chosen
-by a total order. Any grouping and any order of the same readings therefore gives bit-identical
-results.
+point (units of each metric's resolution, see :mod:`iotpipe.domain.metrics`) and every extreme
+or "latest" is chosen by a total order. Any grouping and any order of the same readings
+therefore gives bit-identical results.
+
+A :class:`Stats` holds one :class:`Moments` per metric of the schema its readings were read
+with (:mod:`iotpipe.domain.telemetry`), in the schema's order. An empty aggregate (count 0)
+holds no values, whatever number of empty moments it was made with: it is the identity for
+every schema.
 """
 
 from __future__ import annotations
@@ -16,10 +21,12 @@ import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import reduce
+from itertools import repeat
 from typing import NamedTuple
 
-from iotpipe.domain.metrics import METRICS, SCALE
+from iotpipe.domain.metrics import DEFAULT_EXPONENT
 from iotpipe.domain.reading import Location, Reading
+from iotpipe.domain.telemetry import DEFAULT_SCHEMA, TelemetrySchema
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,18 +79,29 @@ class Moments(NamedTuple):
             max(self.maximum, other.maximum),  # type: ignore[type-var]
         )
 
-    def extract(self) -> MetricSummary:
-        """Mean, min, max and population standard deviation, correctly rounded from exact sums."""
+    def extract(self, exponent: int = DEFAULT_EXPONENT) -> MetricSummary:
+        """Mean, min, max and population standard deviation, correctly rounded from exact sums
+        in units of ``10 ** exponent`` (the metric's resolution; 0.001 by default)."""
         n = self.count
         if not n:
             return MetricSummary(0, None, None, None, None)
         spread = n * self.squares - self.total * self.total  # n^2 * variance, exact and >= 0
+        if exponent > 0:  # a coarse resolution: scale up, exactly, before dividing
+            unit: int = 10**exponent
+            return MetricSummary(
+                count=n,
+                mean=self.total * unit / n,
+                min=float(self.minimum * unit),  # type: ignore[operator]
+                max=float(self.maximum * unit),  # type: ignore[operator]
+                stddev=math.sqrt(spread) * unit / n,
+            )
+        scale: int = 10**-exponent
         return MetricSummary(
             count=n,
-            mean=self.total / (n * SCALE),
-            min=self.minimum / SCALE,  # type: ignore[operator]
-            max=self.maximum / SCALE,  # type: ignore[operator]
-            stddev=math.sqrt(spread) / (n * SCALE),
+            mean=self.total / (n * scale),
+            min=self.minimum / scale,  # type: ignore[operator]
+            max=self.maximum / scale,  # type: ignore[operator]
+            stddev=math.sqrt(spread) / (n * scale),
         )
 
     def summary(self) -> MetricSummary:
@@ -111,11 +129,12 @@ class Located(NamedTuple):
 class Stats(NamedTuple):
     """The aggregate of a set of readings: count, per-metric moments, time span, last location.
 
-    ``metrics`` is aligned with :data:`~iotpipe.domain.metrics.METRICS`.
+    ``metrics`` is aligned with the metrics of the readings' schema (the default schema's when
+    made empty with ``Stats()``; see the module docstring).
     """
 
     count: int = 0  # type: ignore[assignment]  # shadows tuple.count: the domain's word wins
-    metrics: tuple[Moments, ...] = tuple(_NO_VALUES for _ in METRICS)
+    metrics: tuple[Moments, ...] = tuple(_NO_VALUES for _ in DEFAULT_SCHEMA.metrics)
     first_ms: int | None = None
     last_ms: int | None = None
     located: Located | None = None
@@ -136,12 +155,11 @@ class Stats(NamedTuple):
             _renamed("Stats.add(readings)", "Stats.of(readings) and merge, or add(reading)")
             return self.merge(Stats.of(reading))
         at, where = reading.timestamp_ms, reading.location
+        # An empty aggregate holds no values: it takes the reading's width (its schema's).
+        held = self.metrics if self.count else repeat(_NO_VALUES, len(reading.values))
         return Stats(
             self.count + 1,
-            tuple(
-                m if v is None else m.add(v)
-                for m, v in zip(self.metrics, reading.values, strict=True)
-            ),
+            tuple(m if v is None else m.add(v) for m, v in zip(held, reading.values, strict=True)),
             at if self.first_ms is None else min(self.first_ms, at),
             at if self.last_ms is None else max(self.last_ms, at),
             self.located if where is None else _later(self.located, Located(at, *where)),
@@ -161,16 +179,27 @@ class Stats(NamedTuple):
             located=_later(self.located, other.located),
         )
 
-    def extract(self) -> dict[str, MetricSummary]:
-        """Each declared metric's summary, by name."""
-        return {m.name: moments.extract() for m, moments in zip(METRICS, self.metrics, strict=True)}
+    def moments(self, schema: TelemetrySchema = DEFAULT_SCHEMA) -> tuple[Moments, ...]:
+        """One :class:`Moments` per metric of the schema, in its order (an empty aggregate's
+        are empty, whatever width it was made with)."""
+        if not self.count:
+            return tuple(_NO_VALUES for _ in schema.metrics)
+        if len(self.metrics) != len(schema.metrics):
+            raise ValueError(f"an aggregate of {len(self.metrics)} metrics, not the schema's")
+        return self.metrics
 
-    def metric(self, name: str) -> Moments:
-        """The moments of one declared metric."""
-        for metric, moments in zip(METRICS, self.metrics, strict=True):
-            if metric.name == name:
-                return moments
-        raise KeyError(name)
+    def extract(self, schema: TelemetrySchema = DEFAULT_SCHEMA) -> dict[str, MetricSummary]:
+        """Each metric's summary, by name, at its resolution."""
+        return {
+            metric.name: moments.extract(metric.exponent)
+            for metric, moments in zip(schema.metrics, self.moments(schema), strict=True)
+        }
+
+    def metric(self, name: str, schema: TelemetrySchema = DEFAULT_SCHEMA) -> Moments:
+        """The moments of one metric of the schema (``KeyError`` if it declares none so named)."""
+        if name not in schema.names:
+            raise KeyError(name)
+        return self.moments(schema)[schema.names.index(name)]
 
     @staticmethod
     def empty() -> Stats:

@@ -5,15 +5,17 @@ from __future__ import annotations
 from iotpipe.domain.errors import InvalidReading, Reason
 from iotpipe.domain.kernels.parsing import fast_reading
 from iotpipe.domain.reading import Reading
+from iotpipe.domain.telemetry import DEFAULT_SCHEMA, TelemetrySchema
 
 
-def parse_reading(payload: object) -> Reading:
-    """Validate one decoded JSON value as a reading.
+def parse_reading(payload: object, schema: TelemetrySchema = DEFAULT_SCHEMA) -> Reading:
+    """Validate one decoded JSON value as a reading of ``schema`` (the default payload unless
+    one is given).
 
     The rules are :mod:`iotpipe.domain.schema`'s. Raises :class:`InvalidReading` with the
     reason of the first problem found, in field order.
     """
-    fast = fast_reading(payload)
+    fast = fast_reading(payload, schema)
     if fast is not None:
         return fast
     if not isinstance(payload, dict):
@@ -22,4 +24,4 @@ def parse_reading(payload: object) -> Reading:
     # (a function that only ever sees well-formed readings never loads it).
     from iotpipe.domain.schema import validate
 
-    return validate(payload)
+    return validate(payload, schema)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from iotpipe._exports import lazy_exports
-from iotpipe.domain.metrics import METRIC_NAMES, METRICS, from_fixed
+from iotpipe.domain.telemetry import DEFAULT_SCHEMA, TelemetrySchema
 from iotpipe.domain.time import MS_PER_HOUR, format_instant
 
 #: What a device id may be: 1-128 characters from ``[A-Za-z0-9._:-]``, starting with a letter
@@ -33,8 +33,10 @@ class Location(NamedTuple):
 class Reading(NamedTuple):
     """One validated measurement: who, when (UTC epoch ms), what (fixed-point values), where.
 
-    ``values`` is aligned with :data:`~iotpipe.domain.metrics.METRICS`; ``None`` means the
-    reading does not carry that metric. A reading's identity is ``(device_id, timestamp_ms)``.
+    ``values`` is aligned with the metrics of the schema it was read with (the default
+    schema's: temperature, humidity), each in units of its metric's resolution; ``None`` means
+    the reading does not carry that metric. A reading's identity is ``(device_id,
+    timestamp_ms)``.
     """
 
     device_id: str
@@ -52,10 +54,10 @@ class Reading(NamedTuple):
         """Start of the reading's hourly window (UTC, epoch ms)."""
         return self.timestamp_ms - self.timestamp_ms % MS_PER_HOUR
 
-    def value(self, metric: str) -> float | None:
-        """The reading's value of a metric, at the fixed-point resolution."""
-        fixed = self.values[METRIC_NAMES.index(metric)]
-        return None if fixed is None else from_fixed(fixed)
+    def value(self, metric: str, schema: TelemetrySchema = DEFAULT_SCHEMA) -> float | None:
+        """The reading's value of a metric of its schema, at the metric's resolution."""
+        fixed = self.values[schema.names.index(metric)]
+        return None if fixed is None else schema.metric(metric).from_fixed(fixed)
 
     def fingerprint(self) -> int:
         """A 16-bit digest of what the reading says; tells a resend from a conflicting duplicate.
@@ -65,15 +67,17 @@ class Reading(NamedTuple):
         """
         return fold(digest(self.values, self.location))
 
-    def to_json(self) -> dict[str, Any]:
-        """The reading as a JSON-ready payload in the canonical input format."""
+    def to_json(self, schema: TelemetrySchema = DEFAULT_SCHEMA) -> dict[str, Any]:
+        """The reading in the canonical format (see :meth:`TelemetrySchema.canonical
+        <iotpipe.domain.telemetry.TelemetrySchema.canonical>`): the default schema's payload
+        format, each metric by name."""
         body: dict[str, Any] = {
             "device_id": self.device_id,
             "timestamp": format_instant(self.timestamp_ms),
         }
-        for metric, fixed in zip(METRICS, self.values, strict=True):
+        for metric, fixed in zip(schema.metrics, self.values, strict=True):
             if fixed is not None:
-                body[metric.name] = from_fixed(fixed)
+                body[metric.name] = metric.from_fixed(fixed)
         if self.location is not None:
             body["location"] = {"lat": self.location.lat, "lon": self.location.lon}
         return body

@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 COMPRESS_LEVEL = 9
@@ -126,6 +127,31 @@ def code_entries(project: Project) -> list[Entry]:
     for pattern in project.package_data:
         paths.update(p for p in root.glob(pattern) if p.is_file())
     return [_entry(f"iotpipe/{p.relative_to(root).as_posix()}", p) for p in sorted(paths)]
+
+
+def schema_entries(schema_file: Path | None) -> list[Entry]:
+    """The deployment's telemetry schema file, packaged where the functions read it
+    (:mod:`iotpipe.entrypoints.deployed_schema`), checked first; none without a file."""
+    if schema_file is None:
+        return []
+    from iotpipe.adapters.schema_file import load_schema
+    from iotpipe.domain import InvalidSchema
+    from iotpipe.entrypoints.deployed_schema import PACKAGED
+
+    try:
+        load_schema(schema_file)
+    except InvalidSchema as exc:
+        raise PackagingError(f"--schema {exc}") from None
+    return [Entry(f"iotpipe/{PACKAGED}", schema_file.read_bytes())]
+
+
+def schema_manifest(schema_file: Path | None) -> dict[str, Any]:
+    """What a manifest says of the packaged schema (``packaged`` false: the default payload);
+    Terraform compares its sha256 with ``var.telemetry_schema_file``."""
+    if schema_file is None:
+        return {"packaged": False}
+    data = schema_file.read_bytes()
+    return {"packaged": True, "sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
 
 
 def _in_package(path: Path, root: Path) -> bool:

@@ -18,10 +18,19 @@ import orjson
 from iotpipe.adapters.clock import SystemClock
 from iotpipe.adapters.local import FileArchive, SqliteStore
 from iotpipe.adapters.memory import MemoryStore
-from iotpipe.application import ProcessReport, ProcessService, ReplayReport, replay
+from iotpipe.application import ProcessReport, ProcessService, ReplayReport, replay, use_schema
 from iotpipe.application.views import window_json
 from iotpipe.bootstrap import batch_pipeline
-from iotpipe.domain import ArchiveUnavailable, IotPipeError, LatenessPolicy
+from iotpipe.domain import (
+    DEFAULT_SCHEMA,
+    ArchiveUnavailable,
+    InvalidSchema,
+    IotPipeError,
+    LatenessPolicy,
+    SchemaConflict,
+    StoreUnavailable,
+    TelemetrySchema,
+)
 from iotpipe.domain.time import MS_PER_HOUR, hour_start, parse_instant
 from iotpipe.ports import AggregateStore, RawRecord, Rejection
 from iotpipe.simulator import Faults, Fleet
@@ -54,13 +63,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _process(args: argparse.Namespace) -> int:
+    declared = _schema(args)
     with ExitStack() as stack:
-        # The store first: a bad --store must not truncate the output files.
+        # The store and its schema first: neither may fail after the output files truncated.
         store = _open_store(stack, args.store)
+        schema = _use_schema(store, declared, args.store)
         source = _open_in(stack, args.input)
         output = _open_out(stack, args.output) if args.output else sys.stdout.buffer
         rejects = _RejectsFile(_open_out(stack, args.rejects)) if args.rejects else None
-        pipeline = batch_pipeline(store, quarantine=rejects)
+        pipeline = batch_pipeline(store, quarantine=rejects, schema=declared)
         totals = _Totals()
         for report in pipeline.process_records(
             _lines(source), batch_size=args.batch_size, source="cli"
@@ -68,7 +79,8 @@ def _process(args: argparse.Namespace) -> int:
             totals.add(report)
         # Every window of the store: with a persistent store, all it ever counted.
         for window in pipeline.query.every_window():
-            output.write(orjson.dumps(window_json(window), option=orjson.OPT_APPEND_NEWLINE))
+            line = orjson.dumps(window_json(window, schema), option=orjson.OPT_APPEND_NEWLINE)
+            output.write(line)
         output.flush()
     print(totals.summary(), file=sys.stderr)
     return 1 if totals.unapplied else 0
@@ -87,6 +99,29 @@ def _open_store(stack: ExitStack, spec: str) -> AggregateStore:
         raise CliError(f"--store {spec!r}: {exc.__cause__ or exc}") from None
     stack.callback(store.close)
     return store
+
+
+def _schema(args: argparse.Namespace) -> TelemetrySchema:
+    """The schema named by ``--schema`` (the default payload without it)."""
+    path = getattr(args, "schema", None)
+    if path is None:
+        return DEFAULT_SCHEMA
+    from iotpipe.adapters.schema_file import load_schema
+
+    try:
+        return load_schema(path)
+    except InvalidSchema as exc:
+        raise CliError(f"--schema {exc}") from None
+
+
+def _use_schema(store: AggregateStore, declared: TelemetrySchema, spec: str) -> TelemetrySchema:
+    """The schema settled against the store's record, or one line saying why not."""
+    try:
+        return use_schema(store, declared)
+    except SchemaConflict as exc:
+        raise CliError(f"--schema does not fit --store {spec}: {exc}") from None
+    except (StoreUnavailable, InvalidSchema) as exc:
+        raise CliError(f"--store {spec}: {exc}") from None
 
 
 def _lines(source: IO[bytes]) -> Iterator[RawRecord]:
@@ -153,10 +188,14 @@ def _replay(args: argparse.Namespace) -> int:
     if not args.store.startswith("sqlite:"):
         raise CliError("replay needs a persistent store: --store sqlite:PATH")
     archive = _archive_dir(args.archive)
+    declared = _schema(args)
     with ExitStack() as stack:
         store = _open_store(stack, args.store)
+        schema = _use_schema(store, declared, args.store)
         # A backfill into the store, writing nothing back to the archive it reads.
-        processor = ProcessService(store, SystemClock(), lateness=LatenessPolicy.backfill())
+        processor = ProcessService(
+            store, SystemClock(), lateness=LatenessPolicy.backfill(), schema=schema
+        )
         try:
             report = replay(FileArchive(archive), processor, start, end)
         except ArchiveUnavailable as exc:
@@ -184,6 +223,7 @@ def _beam_replay(args: argparse.Namespace, start: int, end: int) -> int:
             end_ms=end,
             quarantine=args.quarantine,
             pipeline_options=args.pipeline_options,
+            schema=args.schema,
         )
     except (command.BeamUnavailable, command.BadReplay) as exc:
         raise CliError(str(exc)) from None
@@ -217,7 +257,7 @@ def _replay_summary(report: ReplayReport) -> str:
 
 
 def _simulate(args: argparse.Namespace) -> int:
-    fleet = Fleet(args.devices, args.interval, args.seed)
+    fleet = Fleet(args.devices, args.interval, args.seed, _schema(args))
     start, end = _time_range(args)
     faults = Faults(
         duplicates=args.duplicates,
@@ -279,6 +319,7 @@ def _serve(args: argparse.Namespace) -> int:
         max_backlog_records=args.max_backlog_records,
         max_backlog_bytes=args.max_backlog_bytes,
         processor=args.processor,
+        schema=_schema(args) if args.schema else None,
     )
     runtime = _start_runtime(Path(args.data), settings)
     generated = "" if keys else " (generated for this run; set IOTPIPE_API_KEYS to choose)"
@@ -313,6 +354,8 @@ def _start_runtime(data_dir: Path, settings: LocalSettingsT) -> LocalRuntimeT:
         raise CliError("the local server needs uvicorn: pip install 'iotpipe[serve]'") from None
     except (DataDirError, ServerError) as exc:
         raise CliError(str(exc)) from None
+    except SchemaConflict as exc:
+        raise CliError(f"--schema does not fit the store in --data {data_dir}: {exc}") from None
     except (IotPipeError, sqlite3.Error) as exc:
         raise CliError(f"--data {data_dir}: {exc}") from None
 
@@ -344,6 +387,7 @@ def _demo(args: argparse.Namespace) -> int:
         data_dir=Path(args.data) if args.data else None,
         duration_s=args.duration,
         api_key=args.api_key or next(iter(_env_keys()), None),
+        schema=_schema(args) if args.schema else None,
     )
     return run_demo(options, sys.stdout, start=_start_runtime)
 
@@ -368,6 +412,7 @@ def _package(args: argparse.Namespace) -> int:
         arch=args.arch,
         with_boto3=args.with_boto3,
         pinned=not args.latest,
+        schema=Path(args.schema) if args.schema else None,
     )
     try:
         report = build_aws(options, log=lambda message: print(message, file=sys.stderr))
@@ -381,10 +426,16 @@ def _package(args: argparse.Namespace) -> int:
 
 def _package_gcp(args: argparse.Namespace) -> int:
     from iotpipe.entrypoints.aws import packaging
+    from iotpipe.entrypoints.bundling import PackagingError
     from iotpipe.entrypoints.gcp import packaging as gcp
 
     out = gcp.DEFAULT_OUT if args.out == str(packaging.DEFAULT_OUT) else Path(args.out)
-    print(gcp.format_report(gcp.build_gcp(out, pinned=not args.latest)))
+    schema = Path(args.schema) if args.schema else None
+    try:
+        package = gcp.build_gcp(out, pinned=not args.latest, schema=schema)
+    except PackagingError as exc:
+        raise CliError(str(exc)) from None
+    print(gcp.format_report(package))
     return 0
 
 
@@ -435,29 +486,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
 
-    process = commands.add_parser(
-        "process",
-        help="aggregate a JSON lines file of readings into hourly aggregates",
-        description="Run the pipeline over INPUT (one JSON reading per line; '-' for stdin) and "
-        "write hourly aggregates as JSON lines sorted by device_id and hour. Duplicate lines and "
-        "any input order give byte-identical output. No lateness horizon (a backfill).",
-    )
-    process.add_argument("input", metavar="INPUT", help="JSON lines file, or - for stdin")
-    process.add_argument(
-        "-o", "--output", metavar="FILE", help="write aggregates here (default: stdout)"
-    )
-    process.add_argument("--rejects", metavar="FILE", help="write rejected lines with reasons here")
-    process.add_argument(
-        "--batch-size", type=_positive, default=5000, help="lines per batch (default: 5000)"
-    )
-    process.add_argument(
-        "--store",
-        metavar="STORE",
-        default="memory",
-        help="'memory' (default) or 'sqlite:PATH': aggregate into an SQLite file, created if "
-        "missing, and write every window it holds (runs accumulate, each reading counted once)",
-    )
-    process.set_defaults(run=_process)
+    _add_process(commands)
 
     _add_replay(commands)
 
@@ -495,6 +524,7 @@ def _parser() -> argparse.ArgumentParser:
     simulate.add_argument(
         "--post-batch", type=_positive, default=500, help="readings per POST (default: 500)"
     )
+    _schema_option(simulate, "shape the payloads by this telemetry schema (TOML)")
     simulate.set_defaults(run=_simulate)
 
     serve = commands.add_parser(
@@ -513,6 +543,11 @@ def _parser() -> argparse.ArgumentParser:
         "--api-key", action="append", default=[], help="an accepted API key (repeatable)"
     )
     _log_options(serve)
+    _schema_option(
+        serve,
+        "the readings' telemetry schema (TOML), kept in --data for the next start (default: "
+        "the one kept there, else the default payload)",
+    )
     serve.set_defaults(run=_serve)
 
     demo = commands.add_parser(
@@ -531,6 +566,7 @@ def _parser() -> argparse.ArgumentParser:
         "--duration", type=_positive_float, help="stop after this many seconds (default: never)"
     )
     demo.add_argument("--api-key", help="the API key to use (default: generated)")
+    _schema_option(demo, "simulate and serve readings of this telemetry schema (TOML)")
     demo.set_defaults(run=_demo)
 
     package = commands.add_parser(
@@ -544,6 +580,11 @@ def _parser() -> argparse.ArgumentParser:
         "source and environment give byte-identical archives.",
     )
     _package_options(package)
+    _schema_option(
+        package,
+        "the deployment's telemetry schema (TOML), packaged with the code for the functions "
+        "to read (default: the default payload)",
+    )
     package.set_defaults(run=_package)
 
     from iotpipe.entrypoints.aws import redrive  # boto3 is imported only when it runs
@@ -553,6 +594,34 @@ def _parser() -> argparse.ArgumentParser:
 
     migrate.register(commands)
     return parser
+
+
+def _add_process(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """The ``process`` subcommand."""
+    process = commands.add_parser(
+        "process",
+        help="aggregate a JSON lines file of readings into hourly aggregates",
+        description="Run the pipeline over INPUT (one JSON reading per line; '-' for stdin) and "
+        "write hourly aggregates as JSON lines sorted by device_id and hour. Duplicate lines and "
+        "any input order give byte-identical output. No lateness horizon (a backfill).",
+    )
+    process.add_argument("input", metavar="INPUT", help="JSON lines file, or - for stdin")
+    process.add_argument(
+        "-o", "--output", metavar="FILE", help="write aggregates here (default: stdout)"
+    )
+    process.add_argument("--rejects", metavar="FILE", help="write rejected lines with reasons here")
+    process.add_argument(
+        "--batch-size", type=_positive, default=5000, help="lines per batch (default: 5000)"
+    )
+    process.add_argument(
+        "--store",
+        metavar="STORE",
+        default="memory",
+        help="'memory' (default) or 'sqlite:PATH': aggregate into an SQLite file, created if "
+        "missing, and write every window it holds (runs accumulate, each reading counted once)",
+    )
+    _schema_option(process)
+    process.set_defaults(run=_process)
 
 
 def _add_replay(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -591,7 +660,16 @@ def _add_replay(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
         metavar="-- PIPELINE_OPTION",
         help="with --runner: Beam pipeline options after --, e.g. -- --project=P --region=R",
     )
+    _schema_option(replay_, "the archived readings' telemetry schema (TOML)")
     replay_.set_defaults(run=_replay)
+
+
+def _schema_option(
+    parser: argparse.ArgumentParser,
+    text: str = "the readings' telemetry schema (TOML; default: the default payload, "
+    "device_id, timestamp, temperature, humidity, location)",
+) -> None:
+    parser.add_argument("--schema", metavar="SCHEMA.toml", help=text)
 
 
 def _server_options(parser: argparse.ArgumentParser) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TextIO
 
 from iotpipe.application.views import window_json
-from iotpipe.domain import LatenessPolicy
+from iotpipe.domain import LatenessPolicy, TelemetrySchema
 from iotpipe.domain.time import MS_PER_HOUR, format_instant, hour_start
 from iotpipe.entrypoints.delivery import Progress, post_payloads
 from iotpipe.entrypoints.local_runtime import LocalRuntime, LocalSettings
@@ -34,6 +34,8 @@ class DemoOptions:
     data_dir: Path | None = None
     duration_s: float | None = None
     api_key: str | None = None
+    schema: TelemetrySchema | None = None
+    """The readings' schema (``None``: the one kept in ``data_dir``, else the default)."""
 
 
 def run_demo(
@@ -55,6 +57,7 @@ def run_demo(
             keys=[options.api_key] if options.api_key else (),
             lateness=LatenessPolicy(),
             processor_log_level="WARNING",  # the demo's output is its story, not batch lines
+            schema=options.schema,
         )
         runtime = start(data_dir, settings)
         try:
@@ -67,7 +70,7 @@ def run_demo(
 
 
 def _demo(runtime: LocalRuntime, options: DemoOptions, data_dir: Path, out: TextIO) -> int:
-    fleet = Fleet(options.devices, options.interval_s, options.seed)
+    fleet = Fleet(options.devices, options.interval_s, options.seed, runtime.pipeline.schema)
     started = time.monotonic()
     now = _now_ms()
     first = hour_start(now) - options.hours * MS_PER_HOUR
@@ -101,10 +104,11 @@ def _demo(runtime: LocalRuntime, options: DemoOptions, data_dir: Path, out: Text
 
 def _redelivery_changes_nothing(runtime: LocalRuntime, history: Iterator[str], out: TextIO) -> bool:
     """Send the whole history again, as retrying devices would: no aggregate may change."""
-    before = [window_json(w) for w in runtime.pipeline.query.every_window()]
+    schema = runtime.pipeline.schema
+    before = [window_json(w, schema) for w in runtime.pipeline.query.every_window()]
     again = post_payloads(history, f"{runtime.url}/v1/readings", runtime.api_key)
     runtime.wait_idle(120)
-    after = [window_json(w) for w in runtime.pipeline.query.every_window()]
+    after = [window_json(w, schema) for w in runtime.pipeline.query.every_window()]
     verdict = "unchanged: each reading counted exactly once" if before == after else "CHANGED"
     out.write(
         f"redelivered the whole history ({again.accepted} readings again): "

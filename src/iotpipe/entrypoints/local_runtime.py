@@ -6,6 +6,7 @@ Under the data directory::
     log.db       the durable log: POST /v1/readings answers 202 once its readings are in it
     iotpipe.db   the SQLite store of hourly windows
     archive/     raw batches (raw/) and rejected payloads (rejected/), named by log positions
+    schema.toml  the telemetry schema the runtime reads payloads by (kept for the next start)
     serve.lock   held while a server runs on the directory (a second one is refused)
 
 The processor reads the log in order and commits its checkpoint after the store applied each
@@ -38,9 +39,10 @@ import orjson
 from iotpipe.adapters.clock import SystemClock
 from iotpipe.adapters.local import SqliteLog
 from iotpipe.adapters.local.log import DEFAULT_MAX_BACKLOG_BYTES, DEFAULT_MAX_BACKLOG_RECORDS
+from iotpipe.adapters.schema_file import dump_schema, load_schema
 from iotpipe.application import Pipeline, StreamWorker
 from iotpipe.bootstrap import LOG_FILE, local_pipeline
-from iotpipe.domain import LatenessPolicy
+from iotpipe.domain import DEFAULT_SCHEMA, LatenessPolicy, TelemetrySchema
 from iotpipe.entrypoints.http.api import AnalyticsApi
 from iotpipe.entrypoints.http.auth import ApiKeys
 from iotpipe.entrypoints.http.server import LocalServer, serve
@@ -49,6 +51,8 @@ log = logging.getLogger("iotpipe.local")
 
 #: Records per batch at most: a backlog is processed in batches this large (see StreamWorker).
 DEFAULT_BATCH_RECORDS = 20_000
+#: The telemetry schema's file in a data directory.
+SCHEMA_FILE = "schema.toml"
 
 
 class DataDirError(Exception):
@@ -69,6 +73,8 @@ class LocalSettings:
     max_backlog_bytes: int = DEFAULT_MAX_BACKLOG_BYTES
     processor: Literal["process", "thread", "none"] = "process"
     processor_log_level: str = "INFO"
+    schema: TelemetrySchema | None = None
+    """The readings' schema; ``None``: the one kept in the data directory, else the default."""
 
 
 class LocalRuntime:
@@ -122,11 +128,13 @@ class LocalRuntime:
         data_dir: Path, settings: LocalSettings, keys: list[str], lock: IO[str]
     ) -> LocalRuntime:
         clock = SystemClock()
+        declared = settings.schema or kept_schema(data_dir)
         log_ = open_log(data_dir, settings)
         try:
             pipeline = local_pipeline(
-                data_dir, clock=clock, lateness=settings.lateness, stream=log_
+                data_dir, clock=clock, lateness=settings.lateness, stream=log_, schema=declared
             )
+            keep_schema(data_dir, declared)  # checked against the store: the child reads it
             api = AnalyticsApi.for_pipeline(
                 pipeline, ApiKeys(keys), stream_status=lambda: log_.status().as_json(clock.now_ms())
             )
@@ -176,6 +184,23 @@ def _settings(settings: LocalSettings | None, overrides: dict[str, Any]) -> Loca
     if overrides.get("keys") is None:
         overrides["keys"] = ()
     return LocalSettings(**{**base.__dict__, **overrides})
+
+
+def kept_schema(data_dir: Path) -> TelemetrySchema:
+    """The schema kept in the data directory (the default payload's if none is)."""
+    path = data_dir / SCHEMA_FILE
+    return load_schema(path) if path.exists() else DEFAULT_SCHEMA
+
+
+def keep_schema(data_dir: Path, schema: TelemetrySchema) -> None:
+    """Keep the schema in the data directory (written whole, then renamed into place)."""
+    path = data_dir / SCHEMA_FILE
+    text = dump_schema(schema)
+    if path.exists() and path.read_text(encoding="utf-8") == text:
+        return
+    partial = path.with_suffix(".toml.partial")
+    partial.write_text(text, encoding="utf-8")
+    partial.replace(path)
 
 
 def open_log(data_dir: Path, settings: LocalSettings) -> SqliteLog:
@@ -338,8 +363,12 @@ def run_processor(
         if stop.is_set():
             return
         log_ = open_log(data_dir, settings)
-        # The same composition as the server's (bootstrap.local_pipeline), over the same log.
-        pipeline = local_pipeline(data_dir, lateness=settings.lateness, stream=log_)
+        # The same composition as the server's (bootstrap.local_pipeline), over the same log,
+        # with the schema the server kept in the directory (or the one given).
+        declared = settings.schema or kept_schema(data_dir)
+        pipeline = local_pipeline(
+            data_dir, lateness=settings.lateness, stream=log_, schema=declared
+        )
         worker = StreamWorker(
             log_, pipeline.processor, batch_size=settings.batch_records, poll_s=0.2
         )

@@ -62,7 +62,9 @@ def run(args: argparse.Namespace) -> int:
     if spec.kind == "dynamodb" and "fleet_shards" not in dict(spec.settings):
         shards = ("fleet_shards", DEPLOYED_FLEET_SHARDS)
         spec = StoreSpec(spec.kind, spec.name, (*spec.settings, shards))
-    store, close = spec.open()
+    # Read by the schema the store's record keeps (the default payload's, and every metric it
+    # recorded, as retired): converting rewrites fleet totals, which must keep all of them.
+    store, close = spec.open(write=False)
     try:
         converted = _convert(store, spec.kind, args.delete_format1)
     finally:

@@ -21,6 +21,7 @@ from iotpipe.ports.records import (
     StoreOps,
     StreamMessage,
 )
+from iotpipe.ports.schema import SchemaKeeper, SchemaRecords
 from iotpipe.ports.store import (
     DEADLINE_PASSED,
     AggregateStore,
@@ -54,6 +55,8 @@ __all__ = [
     "ReadingStream",
     "Rejection",
     "RetryPolicy",
+    "SchemaKeeper",
+    "SchemaRecords",
     "StoreOps",
     "StreamMessage",
     "UnreadableObject",

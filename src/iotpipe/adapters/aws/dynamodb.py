@@ -77,15 +77,18 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NamedTuple
 
 from iotpipe.adapters.aws import dynamodb_items as items
+from iotpipe.adapters.aws.dynamodb_schema import DynamoSchemaRecords
 from iotpipe.adapters.aws.errors import AWS_ERRORS, ClientError, describe, error_code, is_transient
 from iotpipe.adapters.window_store import Meter, Save, Stored, WindowStoreBase, check_limit
 from iotpipe.application.codecs import heads
 from iotpipe.domain import (
+    DEFAULT_SCHEMA,
     FleetTotal,
     HourlyWindow,
     IdentitySet,
     Reading,
     StoreUnavailable,
+    TelemetrySchema,
     WindowConflict,
 )
 from iotpipe.ports import (
@@ -162,6 +165,8 @@ class DynamoStore(WindowStoreBase):
     days by default), or a late reading would start an expired window afresh. ``stream`` (a
     ``dynamodbstreams`` client) makes :meth:`fleet_total` fold the table's stream itself
     before answering, for a table no fold function serves (moto, DynamoDB Local, tests).
+    Windows and fleet totals are encoded and decoded by ``schema``, the telemetry schema (the
+    default payload's unless one is given).
     """
 
     def __init__(
@@ -175,6 +180,7 @@ class DynamoStore(WindowStoreBase):
         sleep: Callable[[float], None] = time.sleep,
         stream: Any = None,
         legacy_reads: bool = True,
+        schema: TelemetrySchema = DEFAULT_SCHEMA,
     ) -> None:
         if fleet_shards < 1:
             raise ValueError("fleet_shards must be at least 1")
@@ -190,6 +196,11 @@ class DynamoStore(WindowStoreBase):
         self._registered: set[str] = set()
         self._stream = stream
         self._folder: Any = None
+        self.schema = schema
+
+    def schema_records(self) -> DynamoSchemaRecords:
+        """Where this store keeps its schema record (:func:`~iotpipe.application.settle_schema`)."""
+        return DynamoSchemaRecords(self.table_name, self._client)
 
     # --- hooks -----------------------------------------------------------------------------
 
@@ -198,13 +209,13 @@ class DynamoStore(WindowStoreBase):
         found: dict[WindowKey, Stored] = {}
         heads_ = [items.head_key(d, h, self.fleet_shards) for d, h in unique]
         for item in self._batch_get_all(heads_, consistent=strong):
-            stored = _stored(item)
+            stored = _stored(item, self.schema)
             found[stored.window.key] = stored
         missing = [key for key in unique if key not in found]
         if missing and self.legacy_reads:
             legacy = [items.window_key(d, h) for d, h in missing]
             for item in self._batch_get_all(legacy, consistent=True):
-                window = items.window_from_item(item)
+                window = items.window_from_item(item, self.schema)
                 found[window.key] = Stored(window, None, None, _Read(None, 0, window.seen))
         return found
 
@@ -347,10 +358,10 @@ class DynamoStore(WindowStoreBase):
 
         read = None if before is None else before.head
         if read is not None and read.legacy is not None:
-            return heads.written(None, 0, window, fits, legacy=read.legacy)
+            return heads.written(None, 0, window, fits, legacy=read.legacy, schema=self.schema)
         head = None if read is None else read.head
         loaded = None if before is None else before.window.seen
-        return heads.written(head, version, window, fits, loaded=loaded)
+        return heads.written(head, version, window, fits, loaded=loaded, schema=self.schema)
 
     def _register(self, device_id: str) -> None:
         if device_id in self._registered:
@@ -422,7 +433,8 @@ class DynamoStore(WindowStoreBase):
         """The heads of these windows, as queries return them (eventually consistent, like the
         index that listed them)."""
         wanted = [items.head_key(d, h, self.fleet_shards) for d, h in keys]
-        return {w.key: w for w in map(_query_window, self._batch_get_all(wanted, consistent=False))}
+        found = self._batch_get_all(wanted, consistent=False)
+        return {w.key: w for w in (_query_window(item, self.schema) for item in found)}
 
     def fleet_hour(
         self, hour_ms: int, *, limit: int, cursor: str | None = None
@@ -438,7 +450,7 @@ class DynamoStore(WindowStoreBase):
             }
 
         found, next_cursor = self._merged(shard_query, "SK", limit, cursor)
-        return Page([_query_window(item) for item in found], next_cursor)
+        return Page([_query_window(item, self.schema) for item in found], next_cursor)
 
     def fleet_total(self, hour_ms: int) -> FleetTotal:
         """The hour's fleet total: its lanes merged (one ``Query``; see the module docstring).
@@ -455,7 +467,7 @@ class DynamoStore(WindowStoreBase):
         )
         total = FleetTotal()
         for lane in lanes:
-            total = total.merge(heads.decode_total(items.binary(lane["t"])))
+            total = total.merge(heads.decode_total(items.binary(lane["t"]), self.schema))
         return total
 
     def migrate_format1(self, delete: bool = False) -> int:
@@ -466,7 +478,7 @@ class DynamoStore(WindowStoreBase):
         removes each old item once it is converted or found converted."""
         converted = 0
         for item in self._scan_format1():
-            window = items.window_from_item(item)
+            window = items.window_from_item(item, self.schema)
             legacy = Stored(window, None, None, _Read(None, 0, window.seen))
             try:
                 self._register(window.device_id)
@@ -500,8 +512,11 @@ class DynamoStore(WindowStoreBase):
         from iotpipe.adapters.aws.dynamodb_fleet import FleetFold, StreamReader
 
         if self._folder is None:
-            fold = FleetFold(self.table_name, self._client, ttl_days=self.ttl_days)
+            fold = FleetFold(
+                self.table_name, self._client, ttl_days=self.ttl_days, schema=self.schema
+            )
             self._folder = StreamReader(self._stream, self._client, self.table_name, fold)
+        self._folder.fold.schema = self.schema  # the schema settled last (use_schema sets it)
         self._folder.catch_up()
 
     def latest(self, device_id: str) -> Reading | None:
@@ -689,18 +704,18 @@ class _ShardReader:
         return self._buffer.popleft()
 
 
-def _stored(item: dict[str, Any]) -> Stored:
+def _stored(item: dict[str, Any], schema: TelemetrySchema) -> Stored:
     """A head item as the store base reads it."""
     device, hour = item["SK"]["S"], int(item["H"]["N"])
-    head = heads.decode_head(device, hour, items.binary(item["w"]))
+    head = heads.decode_head(device, hour, items.binary(item["w"]), schema)
     horizon = None if head.horizon == heads.NO_HORIZON else head.horizon
     return Stored(head.window, int(item["v"]["N"]), horizon, _Read(head, items.item_size(item)))
 
 
-def _query_window(item: dict[str, Any]) -> HourlyWindow:
+def _query_window(item: dict[str, Any], schema: TelemetrySchema) -> HourlyWindow:
     """A head item as queries return it: statistics and latest reading, no identities."""
     device, hour = item["SK"]["S"], int(item["H"]["N"])
-    window = heads.decode_head(device, hour, items.binary(item["w"])).window
+    window = heads.decode_head(device, hour, items.binary(item["w"]), schema).window
     return window._replace(seen=IdentitySet())
 
 

@@ -31,7 +31,7 @@ from iotpipe.adapters.aws import dynamodb_items as items
 from iotpipe.adapters.aws.errors import AWS_ERRORS, ClientError, describe, error_code, is_transient
 from iotpipe.adapters.window_store import Meter
 from iotpipe.application.codecs import heads
-from iotpipe.domain import FleetTotal, Stats, StoreUnavailable
+from iotpipe.domain import DEFAULT_SCHEMA, FleetTotal, Stats, StoreUnavailable, TelemetrySchema
 from iotpipe.ports import RetryPolicy, StoreOps
 
 #: ``(sequence number, stats before or None for a new window, stats after)``.
@@ -39,7 +39,11 @@ Change = tuple[int, Stats | None, Stats]
 
 
 class FleetFold:
-    """Folds stream records of window heads into the hour lanes of one table."""
+    """Folds stream records of window heads into the hour lanes of one table.
+
+    Heads and lanes are decoded and encoded by ``schema``, the telemetry schema the process
+    function writes by (the deployment's): metrics are stored by its names.
+    """
 
     def __init__(
         self,
@@ -49,8 +53,10 @@ class FleetFold:
         ttl_days: int | None = None,
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        schema: TelemetrySchema = DEFAULT_SCHEMA,
     ) -> None:
         self.table_name = table_name
+        self.schema = schema
         self.ttl_days = ttl_days
         self._client = client
         self._retry = retry or RetryPolicy()
@@ -62,7 +68,7 @@ class FleetFold:
         head writes folded into lanes now (records folded before are skipped)."""
         by_hour: dict[int, list[Change]] = {}
         for record in records:
-            change = head_change(record)
+            change = head_change(record, self.schema)
             if change is not None:
                 hour, folded = change
                 by_hour.setdefault(hour, []).append(folded)
@@ -78,14 +84,14 @@ class FleetFold:
             found = self._call("get_item", TableName=self.table_name, Key=key, ConsistentRead=True)
             lane = found.get("Item")
             self._meter.add(items_read=1, read_half_units=2 * _read_units(lane), gets=1)
-            total, folded = _lane(lane)
+            total, folded = _lane(lane, self.schema)
             fresh = [c for c in changes if c[0] > folded]
             if not fresh:
                 return 0
             for _, before, after in fresh:
                 total = total.grown(before, after)
             item = items.lane_item(
-                hour, shard_id, heads.encode_total(total), fresh[-1][0], self.ttl_days
+                hour, shard_id, heads.encode_total(total, self.schema), fresh[-1][0], self.ttl_days
             )
             condition: dict[str, Any] = (
                 {"ConditionExpression": "attribute_not_exists(PK)"}
@@ -120,9 +126,12 @@ class FleetFold:
         return response
 
 
-def head_change(record: Mapping[str, Any]) -> tuple[int, Change] | None:
-    """A stream record of a head write as ``(hour, change)``; ``None`` for anything else
-    (segments, lanes, the registry, format 1 items, deletions by TTL)."""
+def head_change(
+    record: Mapping[str, Any], schema: TelemetrySchema = DEFAULT_SCHEMA
+) -> tuple[int, Change] | None:
+    """A stream record of a head write as ``(hour, change)``, its heads read by ``schema``;
+    ``None`` for anything else (segments, lanes, the registry, format 1 items, deletions by
+    TTL)."""
     if record.get("eventName") not in ("INSERT", "MODIFY"):
         return None
     body = record["dynamodb"]
@@ -130,18 +139,20 @@ def head_change(record: Mapping[str, Any]) -> tuple[int, Change] | None:
     if not str(new.get("PK", {}).get("S", "")).startswith(items.HEAD_PREFIX):
         return None
     device, hour = new["SK"]["S"], int(new["H"]["N"])
-    after = heads.decode_head(device, hour, items.binary(new["w"])).window.stats
+    after = heads.decode_head(device, hour, items.binary(new["w"]), schema).window.stats
     old = body.get("OldImage")
     before = (
-        None if not old else heads.decode_head(device, hour, items.binary(old["w"])).window.stats
+        None
+        if not old
+        else heads.decode_head(device, hour, items.binary(old["w"]), schema).window.stats
     )
     return hour, (int(body["SequenceNumber"]), before, after)
 
 
-def _lane(item: Mapping[str, Any] | None) -> tuple[FleetTotal, int]:
+def _lane(item: Mapping[str, Any] | None, schema: TelemetrySchema) -> tuple[FleetTotal, int]:
     if item is None:
         return FleetTotal(), -1
-    return heads.decode_total(items.binary(item["t"])), int(item["q"]["S"])
+    return heads.decode_total(items.binary(item["t"]), schema), int(item["q"]["S"])
 
 
 def _read_units(item: Mapping[str, Any] | None) -> int:

@@ -30,7 +30,7 @@ from typing import Any
 import orjson
 
 from iotpipe.application.codecs.window import RECORD_FIELDS, window_from_record, window_to_record
-from iotpipe.domain import HourlyWindow, Reading, parse_reading
+from iotpipe.domain import DEFAULT_SCHEMA, HourlyWindow, Reading, TelemetrySchema, parse_reading
 from iotpipe.domain.time import MS_PER_HOUR
 
 Item = dict[str, Any]
@@ -80,9 +80,15 @@ def registry_pk(shard: int) -> str:
     return f"DEVICES#{shard}"
 
 
-def window_item(window: HourlyWindow, version: int, shards: int, ttl_days: int | None) -> Item:
+def window_item(
+    window: HourlyWindow,
+    version: int,
+    shards: int,
+    ttl_days: int | None,
+    schema: TelemetrySchema = DEFAULT_SCHEMA,
+) -> Item:
     """The stored item of a window at ``version`` (see :mod:`iotpipe.adapters.aws.dynamodb`)."""
-    record = window_to_record(window)
+    record = window_to_record(window, schema)
     latest = record.pop("latest")
     item = window_key(window.device_id, window.hour_ms)
     item["FPK"] = {"S": fleet_pk(window.hour_ms, shard_of(window.device_id, shards))}
@@ -95,12 +101,14 @@ def window_item(window: HourlyWindow, version: int, shards: int, ttl_days: int |
     return item
 
 
-def window_from_item(item: Mapping[str, Any]) -> HourlyWindow:
-    """The window a stored item holds."""
+def window_from_item(
+    item: Mapping[str, Any], schema: TelemetrySchema = DEFAULT_SCHEMA
+) -> HourlyWindow:
+    """The window a stored item holds (its metrics read by the schema's names)."""
     record = {name: from_attr(item[name]) for name in RECORD_FIELDS if name in item}
     latest = record.get("latest")
     record["latest"] = None if latest is None else orjson.loads(latest)
-    return window_from_record(record)
+    return window_from_record(record, schema)
 
 
 def version_of(item: Mapping[str, Any]) -> int:
@@ -108,10 +116,10 @@ def version_of(item: Mapping[str, Any]) -> int:
     return int(item["version"]["N"])
 
 
-def latest_of(item: Mapping[str, Any]) -> Reading | None:
+def latest_of(item: Mapping[str, Any], schema: TelemetrySchema = DEFAULT_SCHEMA) -> Reading | None:
     """The latest reading of a window item, without decoding the rest of it."""
     text = from_attr(item.get("latest", {"NULL": True}))
-    return None if text is None else parse_reading(orjson.loads(text))
+    return None if text is None else parse_reading(orjson.loads(text), schema.canonical())
 
 
 def to_attr(value: object) -> dict[str, Any]:

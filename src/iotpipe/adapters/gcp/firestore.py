@@ -15,9 +15,10 @@ database, e.g. one per test)::
   range (years 1970-9999).
 - A window document holds the fields of
   :func:`~iotpipe.application.codecs.window.window_to_record`: ``format``, ``device_id``,
-  ``hour_ms``, ``count``, ``first_ms``, ``last_ms`` (integers), ``metrics`` (a map of metric ->
-  array of five integers: count, total, squares, min, max, exact fixed point; the largest, a sum
-  of squares, stays below 7.2e16, inside Firestore's int64), ``located`` (array: ts, lat, lon),
+  ``hour_ms``, ``count``, ``first_ms``, ``last_ms`` (integers), ``metrics`` (a map of metric name,
+  as the telemetry schema declares it, -> array of five integers: count, total, squares, min,
+  max, exact fixed point in units of the metric's resolution; the largest, a sum of squares,
+  stays below 7.2e18, inside Firestore's int64), ``located`` (array: ts, lat, lon),
   ``latest`` (a map: the latest reading in its JSON form), ``seen`` (bytes: the identity set,
   ~4-5 bytes per reading, ~290 KB at the 72,000-reading maximum, well inside the 1 MiB document
   limit), plus ``version`` (1 on creation, +1 per write: for people and audits) and, when
@@ -116,15 +117,18 @@ from google.cloud.firestore_v1 import SERVER_TIMESTAMP
 from google.cloud.firestore_v1.base_query import FieldFilter
 
 from iotpipe.adapters.gcp.errors import GOOGLE_ERRORS, describe, is_transient
+from iotpipe.adapters.gcp.firestore_schema import FirestoreSchemaRecords
 from iotpipe.adapters.window_store import Meter, Save, Stored, WindowStoreBase, check_limit
 from iotpipe.application.codecs import heads
 from iotpipe.application.codecs.window import RECORD_FIELDS, window_from_record, window_to_record
 from iotpipe.domain import (
+    DEFAULT_SCHEMA,
     FleetTotal,
     HourlyWindow,
     IotPipeError,
     Reading,
     StoreUnavailable,
+    TelemetrySchema,
     WindowConflict,
     parse_reading,
 )
@@ -170,7 +174,8 @@ class FirestoreStore(WindowStoreBase):
     its documented methods), shared safely between threads. ``ttl_days`` writes ``expire_at`` so
     a TTL policy deletes a window that many days after its hour ended; keep it well beyond the
     lateness horizon (7 days by default), or a late reading would start an expired window afresh.
-    ``timeout_s`` bounds each call, the client's own retries included.
+    ``timeout_s`` bounds each call, the client's own retries included. Windows are encoded and
+    decoded by ``schema``, the telemetry schema (the default payload's unless one is given).
     """
 
     def __init__(
@@ -183,6 +188,7 @@ class FirestoreStore(WindowStoreBase):
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], None] = time.sleep,
         fleet_lanes: int = DEFAULT_FLEET_LANES,
+        schema: TelemetrySchema = DEFAULT_SCHEMA,
     ) -> None:
         if fleet_lanes < 1:
             raise ValueError("fleet_lanes must be at least 1")
@@ -208,6 +214,12 @@ class FirestoreStore(WindowStoreBase):
         self._meter = Meter()
         self._registered: set[str] = set()
         self._registered_lock = threading.Lock()
+        self.schema = schema
+        self._prefix = prefix
+
+    def schema_records(self) -> FirestoreSchemaRecords:
+        """Where this store keeps its schema record (:func:`~iotpipe.application.settle_schema`)."""
+        return FirestoreSchemaRecords(self._client, prefix=self._prefix, rpc=self._rpc)
 
     # --- references --------------------------------------------------------------------------
 
@@ -241,7 +253,7 @@ class FirestoreStore(WindowStoreBase):
             for snapshot in snapshots:
                 if snapshot.exists:
                     fields = snapshot.to_dict()
-                    window = window_from_record(fields)
+                    window = window_from_record(fields, self.schema)
                     token = _token(fields, snapshot.update_time)
                     found[window.key] = Stored(window, token, None, int(fields.get("format", 1)))
         return found
@@ -282,7 +294,7 @@ class FirestoreStore(WindowStoreBase):
         }
         found = {snapshot.reference.path: snapshot for snapshot in self._get_all([*lanes.values()])}
         self._meter.add(reads=len(lanes), lookups=1)
-        totals = {hour: _total(found.get(ref.path)) for hour, ref in lanes.items()}
+        totals = {hour: _total(found.get(ref.path), self.schema) for hour, ref in lanes.items()}
         batch = self._client.batch()
         for window, expected, before in saves:
             # A format 2 window is in the lanes already: only its growth joins; a new or
@@ -292,7 +304,7 @@ class FirestoreStore(WindowStoreBase):
             totals[hour] = totals[hour].grown(counted, window.stats)
             self._put(batch, self._window_ref(*window.key), window, expected)
         for hour, ref in lanes.items():
-            fields = {"hour_ms": hour, "total": heads.encode_total(totals[hour])}
+            fields = {"hour_ms": hour, "total": heads.encode_total(totals[hour], self.schema)}
             if self.ttl_days is not None:
                 fields[TTL_FIELD] = self._expiry(hour)
             snapshot = found.get(ref.path)
@@ -343,7 +355,7 @@ class FirestoreStore(WindowStoreBase):
         return converted
 
     def _fields(self, window: HourlyWindow, version: int) -> dict[str, Any]:
-        fields = window_to_record(window)
+        fields = window_to_record(window, self.schema)
         fields["format"] = FORMAT
         fields["version"] = version
         if self.ttl_days is not None:
@@ -406,7 +418,7 @@ class FirestoreStore(WindowStoreBase):
             .order_by("hour_ms")
             .limit(limit + 1)
         )
-        found = [window_from_record(fields) for fields in self._run(query)]
+        found = [window_from_record(fields, self.schema) for fields in self._run(query)]
         more = len(found) > limit
         items = found[:limit]
         return Page(items, str(items[-1].hour_ms) if more else None)
@@ -425,7 +437,7 @@ class FirestoreStore(WindowStoreBase):
         if cursor is not None:
             query = query.start_after({"device_id": _check_device_cursor(cursor)})
         found = [
-            window_from_record({**fields, "seen": b""})
+            window_from_record({**fields, "seen": b""}, self.schema)
             for fields in self._run(query.limit(limit + 1))
         ]
         items = found[:limit]
@@ -435,7 +447,7 @@ class FirestoreStore(WindowStoreBase):
         """The hour's fleet total: its lanes merged (one query)."""
         total = FleetTotal()
         for fields in self._run(self._lanes(hour_ms)):
-            total = total.merge(heads.decode_total(bytes(fields["total"])))
+            total = total.merge(heads.decode_total(bytes(fields["total"]), self.schema))
         return total
 
     def latest(self, device_id: str) -> Reading | None:
@@ -470,7 +482,7 @@ class FirestoreStore(WindowStoreBase):
         )
         found = self._run(query)
         latest = found[0].get("latest") if found else None
-        return None if latest is None else parse_reading(latest)
+        return None if latest is None else parse_reading(latest, self.schema.canonical())
 
     def _run(self, query: Any) -> list[dict[str, Any]]:
         """The documents' fields of a query, metered (an empty result still bills one read)."""
@@ -479,10 +491,10 @@ class FirestoreStore(WindowStoreBase):
         return [s.to_dict() for s in snapshots]
 
 
-def _total(snapshot: Any) -> FleetTotal:
+def _total(snapshot: Any, schema: TelemetrySchema) -> FleetTotal:
     if snapshot is None or not snapshot.exists:
         return FleetTotal()
-    return heads.decode_total(bytes(snapshot.to_dict()["total"]))
+    return heads.decode_total(bytes(snapshot.to_dict()["total"]), schema)
 
 
 def _token(fields: dict[str, Any], update_time: Any) -> str:

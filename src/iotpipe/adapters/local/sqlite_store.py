@@ -60,16 +60,19 @@ from typing import Any
 
 import orjson
 
+from iotpipe.adapters.local.schema_records import SqliteSchemaRecords
 from iotpipe.adapters.window_store import Save, Stored, WindowStoreBase
 from iotpipe.application.codecs import heads
 from iotpipe.application.codecs.window import window_from_record
 from iotpipe.domain import (
+    DEFAULT_SCHEMA,
     FleetTotal,
     HourlyWindow,
     IdentitySet,
     IotPipeError,
     Reading,
     StoreUnavailable,
+    TelemetrySchema,
     WindowConflict,
 )
 from iotpipe.ports import (
@@ -172,7 +175,8 @@ class SqliteStore(WindowStoreBase):
 
     Safe to share between threads. Several processes may each open their own store on the
     same file. The schema is created or checked when the store is opened. Call :meth:`close`
-    (or use it as a context manager) to release its connections.
+    (or use it as a context manager) to release its connections. Windows are encoded and
+    decoded by ``schema``, the telemetry schema (the default payload's unless one is given).
     """
 
     def __init__(
@@ -181,8 +185,10 @@ class SqliteStore(WindowStoreBase):
         *,
         busy_timeout_s: float = 5.0,
         retry: RetryPolicy | None = None,
+        schema: TelemetrySchema = DEFAULT_SCHEMA,
     ) -> None:
         super().__init__(retry)
+        self.schema = schema
         if str(path) in ("", ":memory:"):
             # Each pooled connection would get a private, empty in-memory database.
             raise ValueError("SqliteStore needs a file path, not an in-memory database")
@@ -212,6 +218,10 @@ class SqliteStore(WindowStoreBase):
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
+    def schema_records(self) -> SqliteSchemaRecords:
+        """Where this store keeps its schema record (:func:`~iotpipe.application.settle_schema`)."""
+        return SqliteSchemaRecords(self.path, busy_timeout_s=self._busy_timeout_s)
+
     # --- hooks -------------------------------------------------------------------------------
 
     def _load(self, keys: Sequence[WindowKey], *, strong: bool = False) -> dict[WindowKey, Stored]:
@@ -223,7 +233,7 @@ class SqliteStore(WindowStoreBase):
                 for device_id, hour_ms, version, head in conn.execute(
                     _load_sql(len(chunk)), params
                 ).fetchall():
-                    found[(device_id, hour_ms)] = _stored(device_id, hour_ms, version, head)
+                    found[(device_id, hour_ms)] = self._stored(device_id, hour_ms, version, head)
         self._count(reads=len(keys))
         return found
 
@@ -256,7 +266,7 @@ class SqliteStore(WindowStoreBase):
         """
         if not windows:
             return []
-        rows = [(save, _encode(save)) for save in windows]
+        rows = [(save, _encode(save, self.schema)) for save in windows]
         outcomes: list[IotPipeError | None] = []
         written = registered = 0
         try:
@@ -269,9 +279,9 @@ class SqliteStore(WindowStoreBase):
                         outcomes.append(outcome)
                         if outcome is None:
                             written += 1 + len(encoded.segments)
-                            registered += _grow_total(conn, totals, save)
+                            registered += _grow_total(conn, totals, save, self.schema)
                     for hour, total in totals.items():
-                        conn.execute(_PUT_TOTAL, (hour, heads.encode_total(total)))
+                        conn.execute(_PUT_TOTAL, (hour, heads.encode_total(total, self.schema)))
                     conn.execute("COMMIT")
                 except BaseException:
                     if conn.in_transaction:
@@ -288,6 +298,16 @@ class SqliteStore(WindowStoreBase):
             inserted = conn.execute(_REGISTER, (device_id,)).rowcount
         self._count(reads=1, writes=inserted)
 
+    def _stored(self, device_id: str, hour_ms: int, version: int, head: bytes) -> Stored:
+        decoded = heads.decode_head(device_id, hour_ms, head, self.schema)
+        horizon = None if decoded.horizon == heads.NO_HORIZON else decoded.horizon
+        return Stored(decoded.window, version, horizon, decoded)
+
+    def _decode(self, device_id: str, hour_ms: int, head: bytes) -> HourlyWindow:
+        """A window as queries return it: statistics and latest reading, no identities."""
+        window = heads.decode_head(device_id, hour_ms, head, self.schema).window
+        return window._replace(seen=IdentitySet())
+
     # --- queries -----------------------------------------------------------------------------
 
     def hourly(
@@ -296,7 +316,7 @@ class SqliteStore(WindowStoreBase):
         """A device's windows in ``[start_ms, end_ms)``; the cursor is the last hour returned."""
         low = start_ms if cursor is None else max(start_ms, int(cursor) + 1)
         rows = self._fetch(_HOURLY, (device_id, low, end_ms, limit + 1))
-        items = [_decode(*row) for row in rows[:limit]]
+        items = [self._decode(*row) for row in rows[:limit]]
         self._count(reads=len(items))
         return Page(items, str(items[-1].hour_ms) if len(rows) > limit else None)
 
@@ -305,7 +325,7 @@ class SqliteStore(WindowStoreBase):
     ) -> Page[HourlyWindow]:
         """Every device's window for the hour; the cursor is the last device returned."""
         rows = self._fetch(_FLEET_HOUR, (hour_ms, cursor or "", limit + 1))
-        items = [_decode(*row) for row in rows[:limit]]
+        items = [self._decode(*row) for row in rows[:limit]]
         self._count(reads=len(items))
         return Page(items, items[-1].device_id if len(rows) > limit else None)
 
@@ -315,13 +335,13 @@ class SqliteStore(WindowStoreBase):
         if not rows:
             return None
         self._count(reads=1)
-        return _decode(*rows[0]).latest
+        return self._decode(*rows[0]).latest
 
     def fleet_total(self, hour_ms: int) -> FleetTotal:
         """The hour's fleet total: one row, kept in the windows' own transactions."""
         rows = self._fetch(_TOTAL, (hour_ms,))
         self._count(reads=1)
-        return heads.decode_total(rows[0][0]) if rows else FleetTotal()
+        return heads.decode_total(rows[0][0], self.schema) if rows else FleetTotal()
 
     def devices(self, *, limit: int, cursor: str | None = None) -> Page[DeviceSummary]:
         """Devices in id order with their newest window's latest event time; the cursor is the
@@ -453,13 +473,17 @@ def _migrate(conn: sqlite3.Connection, path: Path) -> None:
 
 def _upgrade_windows(conn: sqlite3.Connection) -> None:
     """Schema 1 -> 2: each whole window becomes a head and a segment of its identities (as the
-    next write would have sealed them), each hour gets the total of its windows."""
+    next write would have sealed them), each hour gets the total of its windows.
+
+    Read and written by the default schema, whatever schema the store is opened with: schema 1
+    files come from the releases before declared schemas, which knew only the default payload
+    (and both formats keep metrics by name, so the conversion keeps every one of them)."""
     totals: dict[int, FleetTotal] = {}
     rows = conn.execute("SELECT device_id, hour_ms, version, record, seen FROM windows_format1")
     for device_id, hour_ms, version, record, seen in rows.fetchall():
-        window = window_from_record({**orjson.loads(record), "seen": seen})
+        window = window_from_record({**orjson.loads(record), "seen": seen}, DEFAULT_SCHEMA)
         save = Save(window, None, None)
-        encoded = heads.written(None, 0, window, _fits, legacy=window.seen)
+        encoded = heads.written(None, 0, window, _fits, legacy=window.seen, schema=DEFAULT_SCHEMA)
         for base, identities in encoded.segments:
             conn.execute(_SEAL, (device_id, hour_ms, base, identities))
         conn.execute(
@@ -469,7 +493,7 @@ def _upgrade_windows(conn: sqlite3.Connection) -> None:
         )
         totals[hour_ms] = totals.get(hour_ms, FleetTotal()).grown(None, save.window.stats)
     for hour, total in totals.items():
-        conn.execute(_PUT_TOTAL, (hour, heads.encode_total(total)))
+        conn.execute(_PUT_TOTAL, (hour, heads.encode_total(total, DEFAULT_SCHEMA)))
     conn.execute("DROP TABLE windows_format1")
 
 
@@ -505,13 +529,15 @@ def _write(conn: sqlite3.Connection, save: Save, encoded: heads.Written) -> IotP
     return None
 
 
-def _grow_total(conn: sqlite3.Connection, totals: dict[int, FleetTotal], save: Save) -> int:
-    """Add a written window's growth to its hour's total (read once per transaction); 1 if
-    this registered its device (counted as a write), else 0."""
+def _grow_total(
+    conn: sqlite3.Connection, totals: dict[int, FleetTotal], save: Save, schema: TelemetrySchema
+) -> int:
+    """Add a written window's growth to its hour's total (read once per transaction, by
+    ``schema``); 1 if this registered its device (counted as a write), else 0."""
     hour = save.window.hour_ms
     if hour not in totals:
         rows = conn.execute(_TOTAL, (hour,)).fetchall()
-        totals[hour] = heads.decode_total(rows[0][0]) if rows else FleetTotal()
+        totals[hour] = heads.decode_total(rows[0][0], schema) if rows else FleetTotal()
     before = None if save.before is None else save.before.window.stats
     totals[hour] = totals[hour].grown(before, save.window.stats)
     return 0
@@ -537,21 +563,11 @@ def _latest_ms(window: HourlyWindow) -> int | None:
     return None if window.latest is None else window.latest.timestamp_ms
 
 
-def _encode(save: Save) -> heads.Written:
+def _encode(save: Save, schema: TelemetrySchema) -> heads.Written:
     """What to write for one window (see :func:`iotpipe.application.codecs.heads.written`)."""
     before = save.before
     if before is None:
-        return heads.written(None, 0, save.window, _fits)
+        return heads.written(None, 0, save.window, _fits, schema=schema)
     version = int(before.version)  # type: ignore[arg-type]
-    return heads.written(before.head, version, save.window, _fits, loaded=before.window.seen)
-
-
-def _stored(device_id: str, hour_ms: int, version: int, head: bytes) -> Stored:
-    decoded = heads.decode_head(device_id, hour_ms, head)
-    horizon = None if decoded.horizon == heads.NO_HORIZON else decoded.horizon
-    return Stored(decoded.window, version, horizon, decoded)
-
-
-def _decode(device_id: str, hour_ms: int, head: bytes) -> HourlyWindow:
-    """A window as queries return it: statistics and latest reading, no identities."""
-    return heads.decode_head(device_id, hour_ms, head).window._replace(seen=IdentitySet())
+    seen = before.window.seen
+    return heads.written(before.head, version, save.window, _fits, loaded=seen, schema=schema)

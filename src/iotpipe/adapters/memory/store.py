@@ -6,8 +6,19 @@ import threading
 from bisect import bisect_left, insort
 from collections.abc import Sequence
 
+from iotpipe.adapters.memory.schema_records import MemorySchemaRecords
 from iotpipe.adapters.window_store import Save, WindowStoreBase
-from iotpipe.domain import FleetTotal, HourlyWindow, IotPipeError, Reading, WindowConflict
+from iotpipe.domain import (
+    DEFAULT_SCHEMA,
+    FleetTotal,
+    HourlyWindow,
+    IotPipeError,
+    Moments,
+    Reading,
+    Stats,
+    TelemetrySchema,
+    WindowConflict,
+)
 from iotpipe.ports import (
     DeviceSummary,
     Page,
@@ -39,6 +50,31 @@ class MemoryStore(WindowStoreBase):
         self._devices: list[str] = []  # sorted
         self._reads = 0
         self._writes = 0
+        self._schema_records = MemorySchemaRecords()
+        self._schema = DEFAULT_SCHEMA
+
+    def schema_records(self) -> MemorySchemaRecords:
+        """Where this store keeps its schema record (:func:`~iotpipe.application.settle_schema`)."""
+        return self._schema_records
+
+    @property
+    def schema(self) -> TelemetrySchema:
+        """The schema of the windows it holds (kept as objects, nothing to encode by it)."""
+        return self._schema
+
+    @schema.setter
+    def schema(self, schema: TelemetrySchema) -> None:
+        # What a persistent store does as it decodes by name: windows held under another
+        # schema are read by the new one (a metric they lack is empty; retired ones stay).
+        with self._lock:
+            if schema != self._schema:
+                old, held, totals = self._schema, self._windows, self._totals
+                self._windows = {k: (reshaped(w, old, schema), v) for k, (w, v) in held.items()}
+                self._totals = {
+                    hour: total._replace(stats=_reshaped_stats(total.stats, old, schema))
+                    for hour, total in totals.items()
+                }
+            self._schema = schema
 
     # --- hooks -----------------------------------------------------------------------------
 
@@ -156,3 +192,21 @@ class MemoryStore(WindowStoreBase):
 
 def _last_seen(window: HourlyWindow | None) -> int | None:
     return None if window is None or window.latest is None else window.latest.timestamp_ms
+
+
+def reshaped(window: HourlyWindow, old: TelemetrySchema, new: TelemetrySchema) -> HourlyWindow:
+    """A window held under ``old`` as ``new`` reads it: each metric by name, empty if absent."""
+    latest = window.latest
+    if latest is not None:
+        values = dict(zip(old.names, latest.values, strict=True))
+        latest = latest._replace(values=tuple(values.get(n) for n in new.names))
+    return window._replace(stats=_reshaped_stats(window.stats, old, new), latest=latest)
+
+
+def _reshaped_stats(stats: Stats, old: TelemetrySchema, new: TelemetrySchema) -> Stats:
+    """An aggregate (a window's, or an hour's fleet total) held under ``old`` as ``new``
+    reads it."""
+    if not stats.count:
+        return stats
+    by_name = dict(zip(old.names, stats.moments(old), strict=True))
+    return stats._replace(metrics=tuple(by_name.get(n, Moments()) for n in new.names))

@@ -19,8 +19,10 @@ an hour at one reading per second, billed whole on DynamoDB. Format 2 splits it:
 
 Encodings: identities as sorted offsets delta-encoded in LEB128 with their 16-bit fingerprint
 (~4 bytes each at one reading a second); the head and a fleet total as MessagePack (msgspec),
-metrics by name. Integers too large for MessagePack (a fleet total's sums of squares can pass
-2**63) are written as decimal text, so every number stays exact.
+metrics by the names the telemetry schema gives them, in units of their resolution (a schema
+that changes a resolution is refused at start-up, so stored integers keep their meaning).
+Integers too large for MessagePack (a fleet total's sums of squares can pass 2**63) are written
+as decimal text, so every number stays exact.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, NamedTuple
 
 from iotpipe.domain import (
-    METRIC_NAMES,
+    DEFAULT_SCHEMA,
     FleetTotal,
     HourlyWindow,
     IdentitySet,
@@ -40,6 +42,7 @@ from iotpipe.domain import (
     Moments,
     Reading,
     Stats,
+    TelemetrySchema,
 )
 from iotpipe.domain.errors import IotPipeError
 
@@ -152,12 +155,13 @@ def _int(value: Any) -> int:
     return int(value)
 
 
-def stats_fields(stats: Stats, hour_ms: int) -> list[Any]:
+def stats_fields(stats: Stats, hour_ms: int, schema: TelemetrySchema = DEFAULT_SCHEMA) -> list[Any]:
     """``[count, first, last, {metric: [count, total, squares, min, max]}, located]``, times
-    as offsets from ``hour_ms`` (a fleet total passes 0: its times are absolute)."""
+    as offsets from ``hour_ms`` (a fleet total passes 0: its times are absolute), each metric
+    by the name ``schema`` gives it, in units of its resolution."""
     metrics = {
         name: [m.count, _exact(m.total), _exact(m.squares), m.minimum, m.maximum]
-        for name, m in zip(METRIC_NAMES, stats.metrics, strict=True)
+        for name, m in zip(schema.names, stats.moments(schema), strict=True)
         if m.count
     }
     located = stats.located
@@ -170,12 +174,15 @@ def stats_fields(stats: Stats, hour_ms: int) -> list[Any]:
     ]
 
 
-def stats_from_fields(fields: Sequence[Any], hour_ms: int) -> Stats:
-    """The statistics :func:`stats_fields` wrote (metrics it did not know decode as empty)."""
+def stats_from_fields(
+    fields: Sequence[Any], hour_ms: int, schema: TelemetrySchema = DEFAULT_SCHEMA
+) -> Stats:
+    """The statistics :func:`stats_fields` wrote, read by ``schema``'s names (a metric added
+    to the schema after they were written decodes as empty)."""
     count, first, last, metrics, located = fields
     return Stats(
         int(count),
-        tuple(_moments(metrics.get(name)) for name in METRIC_NAMES),
+        tuple(_moments(metrics.get(name)) for name in schema.names),
         None if first is None else hour_ms + int(first),
         None if last is None else hour_ms + int(last),
         None if located is None else Located(hour_ms + int(located[0]), located[1], located[2]),
@@ -189,18 +196,20 @@ def _moments(values: Sequence[Any] | None) -> Moments:
     return Moments(int(count), _int(total), _int(squares), int(low), int(high))
 
 
-def _reading_fields(reading: Reading, hour_ms: int) -> list[Any]:
-    values = {n: v for n, v in zip(METRIC_NAMES, reading.values, strict=True) if v is not None}
+def _reading_fields(reading: Reading, hour_ms: int, schema: TelemetrySchema) -> list[Any]:
+    values = {n: v for n, v in zip(schema.names, reading.values, strict=True) if v is not None}
     where = reading.location
     return [reading.timestamp_ms - hour_ms, values, None if where is None else list(where)]
 
 
-def _reading(device_id: str, hour_ms: int, fields: Sequence[Any]) -> Reading:
+def _reading(
+    device_id: str, hour_ms: int, fields: Sequence[Any], schema: TelemetrySchema
+) -> Reading:
     offset, values, where = fields
     return Reading(
         device_id,
         hour_ms + int(offset),
-        tuple(None if values.get(n) is None else int(values[n]) for n in METRIC_NAMES),
+        tuple(None if values.get(n) is None else int(values[n]) for n in schema.names),
         None if where is None else Location(where[0], where[1]),
     )
 
@@ -208,14 +217,20 @@ def _reading(device_id: str, hour_ms: int, fields: Sequence[Any]) -> Reading:
 # --- heads -----------------------------------------------------------------------------------
 
 
-def encode_head(window: HourlyWindow, horizon: int = NO_HORIZON, sealed: int = 0) -> bytes:
-    """The head of a window whose ``seen`` is its tail (see the module docstring)."""
-    latest = window.latest
+def encode_head(
+    window: HourlyWindow,
+    horizon: int = NO_HORIZON,
+    sealed: int = 0,
+    schema: TelemetrySchema = DEFAULT_SCHEMA,
+) -> bytes:
+    """The head of a window whose ``seen`` is its tail (see the module docstring), whose
+    readings are of ``schema``."""
+    latest, hour_ms = window.latest, window.hour_ms
     encoded: bytes = _codec()[0].encode(
         [
             FORMAT,
-            stats_fields(window.stats, window.hour_ms),
-            None if latest is None else _reading_fields(latest, window.hour_ms),
+            stats_fields(window.stats, hour_ms, schema),
+            None if latest is None else _reading_fields(latest, hour_ms, schema),
             horizon,
             sealed,
             pack_identities(window.seen.keys),
@@ -224,8 +239,11 @@ def encode_head(window: HourlyWindow, horizon: int = NO_HORIZON, sealed: int = 0
     return encoded
 
 
-def decode_head(device_id: str, hour_ms: int, data: bytes) -> Head:
-    """The head :func:`encode_head` wrote; raises :class:`CorruptHead` on bad input."""
+def decode_head(
+    device_id: str, hour_ms: int, data: bytes, schema: TelemetrySchema = DEFAULT_SCHEMA
+) -> Head:
+    """The head :func:`encode_head` wrote, its metrics read by ``schema``'s names; raises
+    :class:`CorruptHead` on bad input."""
     try:
         fmt, stats, latest, horizon, sealed, tail = _codec()[1].decode(data)
         if fmt != FORMAT:
@@ -233,9 +251,9 @@ def decode_head(device_id: str, hour_ms: int, data: bytes) -> Head:
         window = HourlyWindow(
             device_id,
             hour_ms,
-            stats_from_fields(stats, hour_ms),
+            stats_from_fields(stats, hour_ms, schema),
             unpack_identities(tail),
-            None if latest is None else _reading(device_id, hour_ms, latest),
+            None if latest is None else _reading(device_id, hour_ms, latest, schema),
         )
         return Head(window, int(horizon), int(sealed))
     except (_msgspec().DecodeError, TypeError, ValueError, IndexError, KeyError) as exc:
@@ -249,6 +267,7 @@ def written(
     fits: Callable[[bytes], bool],
     loaded: IdentitySet | None = None,
     legacy: IdentitySet | None = None,
+    schema: TelemetrySchema = DEFAULT_SCHEMA,
 ) -> Written:
     """What to write when a window read as ``before`` (at ``version``; ``loaded``: every
     identity read, if more than the tail) was absorbed into ``after``.
@@ -268,30 +287,32 @@ def written(
         segments = ((0, pack_identities(legacy.keys)),)
         horizon, sealed = max(key >> 16 for key in legacy.keys), 1
     grown = IdentitySet(array("Q", sorted([*tail.keys, *fresh])))
-    head = encode_head(after._replace(seen=grown), horizon, sealed)
+    head = encode_head(after._replace(seen=grown), horizon, sealed, schema)
     if fits(head) or not tail.keys:
         return Written(segments, head, grown)
     kept = IdentitySet(array("Q", fresh))
     horizon = max(horizon, tail.keys[-1] >> 16)
-    head = encode_head(after._replace(seen=kept), horizon, sealed + 1)
+    head = encode_head(after._replace(seen=kept), horizon, sealed + 1, schema)
     return Written(((version, pack_identities(tail.keys)),), head, kept)
 
 
 # --- fleet totals ----------------------------------------------------------------------------
 
 
-def encode_total(total: FleetTotal) -> bytes:
-    """A fleet total (a lane of one hour) as bytes; times absolute, every sum exact."""
-    encoded: bytes = _codec()[0].encode([FORMAT, total.devices, stats_fields(total.stats, 0)])
+def encode_total(total: FleetTotal, schema: TelemetrySchema = DEFAULT_SCHEMA) -> bytes:
+    """A fleet total (a lane of one hour) as bytes; times absolute, every sum exact, metrics
+    by ``schema``'s names."""
+    stats = stats_fields(total.stats, 0, schema)
+    encoded: bytes = _codec()[0].encode([FORMAT, total.devices, stats])
     return encoded
 
 
-def decode_total(data: bytes) -> FleetTotal:
-    """The fleet total :func:`encode_total` wrote."""
+def decode_total(data: bytes, schema: TelemetrySchema = DEFAULT_SCHEMA) -> FleetTotal:
+    """The fleet total :func:`encode_total` wrote, its metrics read by ``schema``'s names."""
     try:
         fmt, devices, stats = _codec()[1].decode(data)
         if fmt != FORMAT:
             raise CorruptHead(f"unknown fleet total format {fmt!r}")
-        return FleetTotal(stats_from_fields(stats, 0), int(devices))
+        return FleetTotal(stats_from_fields(stats, 0, schema), int(devices))
     except (_msgspec().DecodeError, TypeError, ValueError, IndexError) as exc:
         raise CorruptHead(f"unreadable fleet total: {exc}") from exc

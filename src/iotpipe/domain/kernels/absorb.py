@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Sequence
+from itertools import repeat
 from operator import mul
 
 from iotpipe.domain import window as plain
@@ -24,6 +25,7 @@ from iotpipe.domain.time import MS_PER_HOUR
 from iotpipe.domain.window import Absorption, HourlyWindow
 
 _new = tuple.__new__  # builds the named tuples without their Python-level __new__
+_NO_VALUES = Moments()
 
 
 def absorb_all(
@@ -66,13 +68,15 @@ def _grown(window: HourlyWindow, columns: ReadingColumns, ordered: list[int]) ->
     the last event time is theirs, and their keys follow the held ones."""
     device, hour, stats, seen, _ = window
     times = columns.times
+    # An empty window holds no values: its moments take the columns' width (their schema's).
+    held = stats.metrics if stats.count else repeat(_NO_VALUES, len(columns.values))
     first, last = ordered[0], ordered[-1]
     newest = times.index(last)
     grown = _new(
         Stats,
         (
             stats.count + len(times),
-            tuple(map(_grown_moments, stats.metrics, columns.values)),
+            tuple(map(_grown_moments, held, columns.values)),
             first if stats.first_ms is None else stats.first_ms,
             last,
             _later_located(stats.located, columns, newest),

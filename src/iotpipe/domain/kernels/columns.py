@@ -24,8 +24,8 @@ from iotpipe.domain.kernels.packing import (
     location_or_none,
     reading_digests,
 )
-from iotpipe.domain.metrics import METRICS
 from iotpipe.domain.reading import Location, Reading
+from iotpipe.domain.telemetry import DEFAULT_SCHEMA
 
 _new = tuple.__new__  # builds the named tuples without their Python-level __new__
 
@@ -34,8 +34,8 @@ class ReadingColumns(Sequence[Reading]):
     """Readings as parallel columns: position ``i`` of every column is reading ``i``.
 
     - ``devices``, ``times``: each reading's device id and event time (UTC epoch ms);
-    - ``values``: one column per metric of :data:`~iotpipe.domain.metrics.METRICS`, in fixed
-      point, ``None`` where a reading does not carry the metric;
+    - ``values``: one column per metric of the readings' schema, in fixed point, ``None``
+      where a reading does not carry the metric;
     - ``lats``, ``lons``: the location, ``None`` in both where a reading has none;
     - ``fingerprints`` and ``identity_keys``: each reading's :meth:`Reading.fingerprint` and
       its identity as a window's :class:`~iotpipe.domain.identity.IdentitySet` packs it,
@@ -67,7 +67,7 @@ class ReadingColumns(Sequence[Reading]):
         n = len(times)
         if len(devices) != n or len(lats) != n or len(lons) != n:
             raise ValueError("columns of different lengths")
-        if len(values) != len(METRICS) or any(len(column) != n for column in values):
+        if not values or any(len(column) != n for column in values):
             raise ValueError(f"one column of {n} values per metric is needed")
         self.devices, self.times, self.values = devices, times, values
         self.lats, self.lons = lats, lons
@@ -85,7 +85,7 @@ class ReadingColumns(Sequence[Reading]):
             list(map(_TIME, rows)),
             tuple(list(column) for column in zip(*map(_VALUES, rows), strict=True))
             if rows
-            else tuple([] for _ in METRICS),
+            else tuple([] for _ in DEFAULT_SCHEMA.metrics),
             [None if p is None else p.lat for p in places],
             [None if p is None else p.lon for p in places],
         )

@@ -34,7 +34,8 @@ def process_service() -> ProcessService:
     from iotpipe.adapters.aws.dynamodb import DynamoStore
     from iotpipe.adapters.aws.s3 import S3Archive, S3Quarantine
     from iotpipe.adapters.clock import SystemClock
-    from iotpipe.application import ProcessService
+    from iotpipe.application import ProcessService, use_schema
+    from iotpipe.entrypoints.deployed_schema import deployed_schema
 
     settings = AwsSettings.from_env(os.environ)
     store = DynamoStore(
@@ -43,10 +44,10 @@ def process_service() -> ProcessService:
         fleet_shards=settings.fleet_shards,
         ttl_days=settings.ttl_days,
     )
+    schema = use_schema(store, deployed_schema(os.environ))  # refuses an unsafe schema
     s3, bucket = client("s3"), settings.need("bucket")
-    return ProcessService(
-        store, SystemClock(), S3Archive(bucket, s3), S3Quarantine(bucket, s3), settings.lateness
-    )
+    archive, quarantine = S3Archive(bucket, s3), S3Quarantine(bucket, s3)
+    return ProcessService(store, SystemClock(), archive, quarantine, settings.lateness, schema)
 
 
 @functools.cache
@@ -57,38 +58,52 @@ def ingest_api() -> Gateway:
     from iotpipe.adapters.clock import SystemClock
     from iotpipe.application import IngestService
     from iotpipe.entrypoints.aws.apigw import Gateway
+    from iotpipe.entrypoints.deployed_schema import deployed_schema
     from iotpipe.entrypoints.http.api import AnalyticsApi
 
     settings = AwsSettings.from_env(os.environ)
+    schema = deployed_schema(os.environ)
     stream = KinesisStream(settings.need("stream_name"), client("kinesis"))
-    ingest = IngestService(stream, SystemClock(), settings.lateness)
-    return Gateway(AnalyticsApi(None, ingest, api_keys(settings)), settings.api_base_path)
+    ingest = IngestService(stream, SystemClock(), settings.lateness, schema)
+    api = AnalyticsApi(None, ingest, api_keys(settings), schema=schema)
+    return Gateway(api, settings.api_base_path)
 
 
 @functools.cache
 def query_api() -> Gateway:
     """The read-only API over the DynamoDB store, behind API Gateway."""
     from iotpipe.adapters.aws.dynamodb import DynamoStore
-    from iotpipe.application import QueryService
+    from iotpipe.application import QueryService, use_schema
     from iotpipe.entrypoints.aws.apigw import Gateway
+    from iotpipe.entrypoints.deployed_schema import deployed_schema
     from iotpipe.entrypoints.http.api import AnalyticsApi
 
     settings = AwsSettings.from_env(os.environ)
     store = DynamoStore(
         settings.need("table_name"), client("dynamodb"), fleet_shards=settings.fleet_shards
     )
-    return Gateway(
-        AnalyticsApi(QueryService(store), None, api_keys(settings)), settings.api_base_path
-    )
+    # Read-only: checks the schema against the store's record, never writes it.
+    schema = use_schema(store, deployed_schema(os.environ), write=False)
+    api = AnalyticsApi(QueryService(store), None, api_keys(settings), schema=schema)
+    return Gateway(api, settings.api_base_path)
 
 
 @functools.cache
 def fleet_fold() -> FleetFold:
-    """The fold of the table's stream into each hour's fleet lanes."""
+    """The fold of the table's stream into each hour's fleet lanes, reading heads and lanes
+    by the schema the process function writes them by: the deployment's, with the retired
+    metrics the table's schema record keeps (their sums stay in the lanes)."""
     from iotpipe.adapters.aws.dynamodb_fleet import FleetFold
+    from iotpipe.adapters.aws.dynamodb_schema import DynamoSchemaRecords
+    from iotpipe.application import settle_schema
+    from iotpipe.entrypoints.deployed_schema import deployed_schema
 
     settings = AwsSettings.from_env(os.environ)
-    return FleetFold(settings.need("table_name"), client("dynamodb"), ttl_days=settings.ttl_days)
+    table, dynamodb = settings.need("table_name"), client("dynamodb")
+    # Read-only: the process function writes the record; the fold only reads it.
+    records = DynamoSchemaRecords(table, dynamodb)
+    schema = settle_schema(records, deployed_schema(os.environ), write=False)
+    return FleetFold(table, dynamodb, ttl_days=settings.ttl_days, schema=schema)
 
 
 @functools.cache

@@ -70,6 +70,8 @@ from iotpipe.entrypoints.bundling import (
     installed_pins,
     is_executable,
     normalised_name,
+    schema_entries,
+    schema_manifest,
     write_zip,
 )
 
@@ -104,6 +106,9 @@ class AwsOptions:
     arch: str = DEFAULT_ARCH
     with_boto3: bool = False
     pinned: bool = True
+    schema: Path | None = None
+    """The deployment's telemetry schema file, packaged in the code zip (default payload
+    without it; see :mod:`iotpipe.entrypoints.deployed_schema`)."""
 
 
 @dataclass(frozen=True)
@@ -139,7 +144,7 @@ def build_aws(options: AwsOptions, log: Callable[[str], None] | None = None) -> 
     project = Project.locate()
     _check_options(options, project)
     say = log or (lambda _message: None)
-    code = code_entries(project)
+    code = code_entries(project) + schema_entries(options.schema)
     say(f"installing the layer's dependencies for {_target(options)}")
     layer = layer_entries(project, options)
     options.out.mkdir(parents=True, exist_ok=True)
@@ -276,6 +281,7 @@ def manifest_bytes(report: PackageReport, project: Project) -> bytes:
         "handlers": HANDLERS,
         "boto3": "bundled in the layer" if options.with_boto3 else "the Lambda runtime's",
         "pinned_to_installed": options.pinned,
+        "telemetry_schema": schema_manifest(options.schema),
         "dependencies": report.dependencies,
         "zlib": zlib.ZLIB_RUNTIME_VERSION,
         "unzipped_total": report.unzipped_total,

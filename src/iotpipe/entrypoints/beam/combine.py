@@ -26,7 +26,7 @@ from collections.abc import Iterable, Sequence
 from itertools import count, repeat
 from operator import itemgetter
 
-from iotpipe.domain import METRICS, Reading
+from iotpipe.domain import Reading
 from iotpipe.domain.kernels import ReadingColumns
 
 Origin = tuple[str, int]
@@ -121,7 +121,7 @@ def as_readings(device: str, copies: Sequence[Copy]) -> ReadingColumns:
     """The copies as readings of ``device``, in their order, as columns (what the store
     absorbs fastest): the store reports each reading it refuses by its position among them."""
     if not copies:
-        return ReadingColumns([], [], tuple([] for _ in METRICS), [], [])
+        return ReadingColumns.of(())
     times, values, lats, lons = zip(*[row for _, row in copies], strict=True)
     by_metric = tuple(list(column) for column in zip(*values, strict=True))
     return ReadingColumns([device] * len(times), list(times), by_metric, list(lats), list(lons))

@@ -18,7 +18,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from iotpipe.domain import IotPipeError
+from iotpipe.domain import (
+    DEFAULT_SCHEMA,
+    InvalidSchema,
+    IotPipeError,
+    SchemaConflict,
+    TelemetrySchema,
+)
 
 from .job import ReplayJob
 from .stores import BadStoreSpec, StoreSpec
@@ -54,18 +60,22 @@ def replay(
     pipeline_options: Sequence[str] = (),
     out: TextIO = sys.stdout,
     err: TextIO = sys.stderr,
+    schema: str | None = None,
 ) -> int:
     """Run the Beam replay; print its summary (and each bad archive object); the exit status
     (0: everything read and written; 1: some archive objects could not be read whole, or the
-    job failed: running it again is safe)."""
+    job failed: running it again is safe). ``schema`` is the path of the archived readings'
+    telemetry schema (TOML; the default payload without it)."""
+    declared = _schema(schema)
     job = ReplayJob(
         archive=_archive(archive),
-        store=_store(store, runner),
+        store=_store(store, runner, declared),
         quarantine=_location(quarantine or archive, "--quarantine", create=True),
         report=report or _default_report(quarantine or archive),
         start_ms=start_ms,
         end_ms=end_ms,
         flags=tuple(_flags(runner, pipeline_options)),
+        schema=declared,
     )
     try:
         from . import pipeline
@@ -144,7 +154,18 @@ def _location(text: str, option: str, *, create: bool = False) -> str:
     return str(path.resolve())
 
 
-def _store(text: str, runner: str) -> StoreSpec:
+def _schema(path: str | None) -> TelemetrySchema:
+    if path is None:
+        return DEFAULT_SCHEMA
+    from iotpipe.adapters.schema_file import load_schema
+
+    try:
+        return load_schema(path)
+    except InvalidSchema as exc:
+        raise BadReplay(f"--schema {exc}") from None
+
+
+def _store(text: str, runner: str, schema: TelemetrySchema = DEFAULT_SCHEMA) -> StoreSpec:
     try:
         spec = StoreSpec.parse(text)
     except BadStoreSpec as exc:
@@ -154,9 +175,11 @@ def _store(text: str, runner: str) -> StoreSpec:
             f"--store {text}: an SQLite file is reachable only from this machine; "
             f"--runner {runner} needs dynamodb:TABLE or firestore:PROJECT"
         )
-    if spec.local_only:  # open it once here: a bad path fails now, not on every worker
-        try:
-            _, close = spec.open()
+    if spec.local_only:  # open it once here: a bad path or an unsafe schema fails now, not on
+        try:  # every worker (a cloud store's workers check the schema as they start)
+            _, close = spec.open(schema)
+        except SchemaConflict as exc:
+            raise BadReplay(f"--schema does not fit --store {text}: {exc}") from None
         except (IotPipeError, ValueError) as exc:
             raise BadReplay(f"--store {text}: {exc.__cause__ or exc}") from None
         close()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from iotpipe.domain import DEFAULT_SCHEMA, TelemetrySchema
+
 from .stores import StoreSpec
 
 
@@ -13,7 +15,8 @@ class ReplayJob:
 
     ``archive`` and ``quarantine`` are roots (a directory, ``s3://bucket/prefix``,
     ``gs://bucket/prefix``); ``report`` is the prefix of the bad-object report files;
-    ``flags`` are Beam's pipeline options.
+    ``flags`` are Beam's pipeline options; ``schema`` is the archived readings' telemetry
+    schema (settled against the store's record before the job starts).
     """
 
     archive: str
@@ -23,3 +26,4 @@ class ReplayJob:
     start_ms: int
     end_ms: int
     flags: tuple[str, ...] = ()
+    schema: TelemetrySchema = DEFAULT_SCHEMA

@@ -150,7 +150,8 @@ class ReadAndTriage(beam.DoFn):  # type: ignore[misc]
 
         FileSystems.set_options(_options(self._job))
         self._archive = BeamBucket(self._job.archive)
-        self._triage = BatchTriage(SystemClock(), open_quarantine(self._job.quarantine))
+        quarantine = open_quarantine(self._job.quarantine)
+        self._triage = BatchTriage(SystemClock(), quarantine, self._job.schema)
         # One counter per worker process: the report says how many really took part.
         self._worker = Metrics.counter(WORKERS, f"{socket.gethostname()}:{os.getpid()}")
 
@@ -207,7 +208,7 @@ class WriteWindows(beam.DoFn):  # type: ignore[misc]
         self._job = job
 
     def setup(self) -> None:
-        self._store, self._close = self._job.store.open()
+        self._store, self._close = self._job.store.open(self._job.schema)
 
     def start_bundle(self) -> None:
         self._buffer: list[tuple[WindowKey, Sequence[Copy]]] = []
@@ -264,7 +265,7 @@ class QuarantineRefused(beam.DoFn):  # type: ignore[misc]
         held: list[Rejection] = []
         if self._quarantine.exists(target):
             held = fmt.decode_rejections(self._quarantine.get(target))
-        added = rejections_for(batch, list(refused))
+        added = rejections_for(batch, list(refused), self._job.schema)
         open_quarantine(self._job.quarantine).put(batch.batch_id, partition, merged(held, added))
 
 

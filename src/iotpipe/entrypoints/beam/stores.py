@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs
 
+from iotpipe.domain import DEFAULT_SCHEMA, TelemetrySchema
 from iotpipe.ports import AggregateStore
 
 KINDS = ("sqlite", "dynamodb", "firestore")
@@ -70,17 +71,29 @@ class StoreSpec:
         """Whether only workers on this machine can reach the store."""
         return self.kind == "sqlite"
 
-    def open(self) -> tuple[AggregateStore, Callable[[], None]]:
-        """A new store and the function that releases it."""
+    def open(
+        self, schema: TelemetrySchema = DEFAULT_SCHEMA, *, write: bool = True
+    ) -> tuple[AggregateStore, Callable[[], None]]:
+        """A new store, its schema settled (:func:`~iotpipe.application.use_schema`: a schema
+        unsafe for it raises :class:`~iotpipe.domain.SchemaConflict`; ``write=False`` only
+        checks the store's schema record, never writes it), and the function that releases it."""
+        from iotpipe.application import use_schema
+
         settings = dict(self.settings)
         if self.kind == "sqlite":
             from iotpipe.adapters.local import SqliteStore
 
             sqlite = SqliteStore(self.name)
+            try:
+                use_schema(sqlite, schema, write=write)
+            except BaseException:
+                sqlite.close()
+                raise
             return sqlite, sqlite.close
-        if self.kind == "dynamodb":
-            return _dynamodb(self.name, settings), _nothing
-        return _firestore(self.name, settings), _nothing
+        store = _dynamodb(self.name, settings) if self.kind == "dynamodb" else None
+        store = store or _firestore(self.name, settings)
+        use_schema(store, schema, write=write)
+        return store, _nothing
 
 
 def _dynamodb(table: str, settings: dict[str, str]) -> AggregateStore:

@@ -12,7 +12,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from iotpipe.application import ProcessReport, ProcessService
-from iotpipe.domain import Absorption, FleetTotal, HourlyWindow, LatenessPolicy, Reading
+from iotpipe.domain import (
+    DEFAULT_SCHEMA,
+    Absorption,
+    FleetTotal,
+    HourlyWindow,
+    LatenessPolicy,
+    Reading,
+    TelemetrySchema,
+)
 from iotpipe.ports import (
     ApplyResult,
     Clock,
@@ -88,10 +96,19 @@ class BatchTriage:
     arrival time, as they were the first time.
     """
 
-    def __init__(self, clock: Clock, quarantine: Quarantine | None) -> None:
+    def __init__(
+        self,
+        clock: Clock,
+        quarantine: Quarantine | None,
+        schema: TelemetrySchema = DEFAULT_SCHEMA,
+    ) -> None:
         self._windows = OfferedWindows()
         self._service = ProcessService(
-            self._windows, clock, quarantine=quarantine, lateness=LatenessPolicy.backfill()
+            self._windows,
+            clock,
+            quarantine=quarantine,
+            lateness=LatenessPolicy.backfill(),
+            schema=schema,
         )
 
     def run(

@@ -14,11 +14,13 @@ from operator import itemgetter
 from iotpipe.application.payloads import decode_items, encode_item
 from iotpipe.application.process import STORE_MESSAGES
 from iotpipe.domain import (
+    DEFAULT_SCHEMA,
     Absorption,
     InvalidReading,
     Reading,
     Reason,
     StoreUnavailable,
+    TelemetrySchema,
     parse_reading,
 )
 from iotpipe.ports import AggregateStore, Contribution, RawBatch, Rejection, WindowKey
@@ -106,10 +108,15 @@ def _ranks(copies: Sequence[Copy]) -> dict[Origin, int]:
     return ranks
 
 
-def rejections_for(batch: RawBatch, refused: Sequence[tuple[str, Reading, int]]) -> list[Rejection]:
+def rejections_for(
+    batch: RawBatch,
+    refused: Sequence[tuple[str, Reading, int]],
+    schema: TelemetrySchema = DEFAULT_SCHEMA,
+) -> list[Rejection]:
     """The quarantine entries of readings the store refused, found in the batch they came from
     (record id and item index, as the live path reports them): the copy of rank ``r`` is the
-    ``r``-th item of the batch, in stream order, that says exactly that reading."""
+    ``r``-th item of the batch, in stream order, that says exactly that reading (of
+    ``schema``)."""
     wanted = {reading for _, reading, _ in refused}
     found: dict[Reading, list[tuple[int, str, int]]] = {}
     for position, record in enumerate(batch.records):
@@ -119,7 +126,7 @@ def rejections_for(batch: RawBatch, refused: Sequence[tuple[str, Reading, int]])
             continue
         for index, item in enumerate(items):
             try:
-                reading = parse_reading(item)
+                reading = parse_reading(item, schema)
             except InvalidReading:
                 continue
             if reading in wanted:
@@ -130,12 +137,13 @@ def rejections_for(batch: RawBatch, refused: Sequence[tuple[str, Reading, int]])
         # Not found (it cannot be, short of a changed object): the batch id stands for the record.
         place = places[rank] if rank < len(places) else (-1, batch.batch_id, -1)
         message = STORE_MESSAGES[Reason(reason)]  # the live path's words, one wording
-        entries.append((place, Rejection(*place[1:], Reason(reason), message, _payload(reading))))
+        payload = _payload(reading, schema)
+        entries.append((place, Rejection(*place[1:], Reason(reason), message, payload)))
     return [rejection for _, rejection in sorted(entries, key=_PLACE)]
 
 
-def _payload(reading: Reading) -> bytes:
-    return encode_item(reading.to_json())
+def _payload(reading: Reading, schema: TelemetrySchema) -> bytes:
+    return encode_item(reading.to_json(schema))
 
 
 _PLACE = itemgetter(0)

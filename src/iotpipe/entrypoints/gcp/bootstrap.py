@@ -11,6 +11,7 @@ imports only what its function needs. Settings are read once per instance
 from __future__ import annotations
 
 import functools
+import os
 from typing import TYPE_CHECKING
 
 from iotpipe.entrypoints.gcp import clients
@@ -28,13 +29,15 @@ def process_service() -> ProcessService:
     from iotpipe.adapters.clock import SystemClock
     from iotpipe.adapters.gcp.firestore import FirestoreStore
     from iotpipe.adapters.gcp.gcs import GcsArchive, GcsQuarantine
-    from iotpipe.application import ProcessService
+    from iotpipe.application import ProcessService, use_schema
+    from iotpipe.entrypoints.deployed_schema import deployed_schema
 
     obs.configure_logging()
     config = settings()
     store = FirestoreStore(
         clients.firestore_for(config), prefix=config.firestore_prefix, ttl_days=config.ttl_days
     )
+    schema = use_schema(store, deployed_schema(os.environ))  # refuses an unsafe schema
     storage, bucket = clients.storage(config.project), config.need_bucket()
     return ProcessService(
         store,
@@ -42,6 +45,7 @@ def process_service() -> ProcessService:
         GcsArchive(bucket, storage),
         GcsQuarantine(bucket, storage),
         config.lateness,
+        schema,
     )
 
 
@@ -52,25 +56,30 @@ def ingest_api() -> AnalyticsApi:
     from iotpipe.adapters.clock import SystemClock
     from iotpipe.adapters.gcp.pubsub import PubSubStream
     from iotpipe.application import IngestService
+    from iotpipe.entrypoints.deployed_schema import deployed_schema
     from iotpipe.entrypoints.http.api import AnalyticsApi
     from iotpipe.entrypoints.http.auth import ApiKeys
 
     obs.configure_logging()
     config = settings()
+    schema = deployed_schema(os.environ)
     stream = PubSubStream(config.topic_path(), clients.publisher())
-    ingest = IngestService(stream, SystemClock(), config.lateness)
-    return AnalyticsApi(None, ingest, ApiKeys(config.api_keys))
+    ingest = IngestService(stream, SystemClock(), config.lateness, schema)
+    return AnalyticsApi(None, ingest, ApiKeys(config.api_keys), schema=schema)
 
 
 @functools.cache
 def query_api() -> AnalyticsApi:
     """The read-only API over the Firestore store (built on the first request)."""
     from iotpipe.adapters.gcp.firestore import FirestoreStore
-    from iotpipe.application import QueryService
+    from iotpipe.application import QueryService, use_schema
+    from iotpipe.entrypoints.deployed_schema import deployed_schema
     from iotpipe.entrypoints.http.api import AnalyticsApi
     from iotpipe.entrypoints.http.auth import ApiKeys
 
     obs.configure_logging()
     config = settings()
     store = FirestoreStore(clients.firestore_for(config), prefix=config.firestore_prefix)
-    return AnalyticsApi(QueryService(store), None, ApiKeys(config.api_keys))
+    # Read-only: checks the schema against the store's record, never writes it.
+    schema = use_schema(store, deployed_schema(os.environ), write=False)
+    return AnalyticsApi(QueryService(store), None, ApiKeys(config.api_keys), schema=schema)

@@ -55,6 +55,7 @@ class GcpPackage:
     out: Path
     archive: common.ZipSummary
     requirements: tuple[str, ...]
+    schema: Path | None = None
 
 
 def requirements(project: common.Project, pinned: bool = True) -> tuple[str, ...]:
@@ -84,13 +85,18 @@ def source_entries(project: common.Project, lines: tuple[str, ...]) -> list[comm
     ]
 
 
-def build_gcp(out: Path = DEFAULT_OUT, *, pinned: bool = True) -> GcpPackage:
-    """Write the source archive and its manifest into ``out``."""
+def build_gcp(
+    out: Path = DEFAULT_OUT, *, pinned: bool = True, schema: Path | None = None
+) -> GcpPackage:
+    """Write the source archive and its manifest into ``out``; ``schema`` is the deployment's
+    telemetry schema file, packaged with the code (see
+    :mod:`iotpipe.entrypoints.deployed_schema`)."""
     project = common.Project.locate()
     lines = requirements(project, pinned)
+    entries = source_entries(project, lines) + common.schema_entries(schema)
     out.mkdir(parents=True, exist_ok=True)
-    summary = common.write_zip(out / SOURCE_ZIP, source_entries(project, lines))
-    package = GcpPackage(out, summary, lines)
+    summary = common.write_zip(out / SOURCE_ZIP, entries)
+    package = GcpPackage(out, summary, lines, schema)
     (out / MANIFEST).write_bytes(manifest_bytes(package, project))
     return package
 
@@ -102,6 +108,7 @@ def manifest_bytes(package: GcpPackage, project: common.Project) -> bytes:
         "iotpipe": project.version,
         "entry_points": ENTRY_POINTS,
         "requirements": list(package.requirements),
+        "telemetry_schema": common.schema_manifest(package.schema),
         "zips": {
             archive.name: {
                 "sha256": archive.sha256,

@@ -18,7 +18,13 @@ import orjson
 
 from iotpipe import __version__
 from iotpipe.application import QueryService
-from iotpipe.domain import StoreUnavailable, StreamFull, StreamUnavailable
+from iotpipe.domain import (
+    DEFAULT_SCHEMA,
+    StoreUnavailable,
+    StreamFull,
+    StreamUnavailable,
+    TelemetrySchema,
+)
 from iotpipe.entrypoints.http.auth import ApiKeys
 from iotpipe.entrypoints.http.endpoints import (
     IngestEndpoints,
@@ -80,15 +86,17 @@ class AnalyticsApi:
         max_daily_range_days: int = 366,
         check_responses: bool = False,
         stream_status: Callable[[], Mapping[str, object]] | None = None,
+        schema: TelemetrySchema = DEFAULT_SCHEMA,
     ) -> None:
+        self.schema = schema
         self.limits = Limits(max_body, max_items, max_range_days, max_daily_range_days)
         self._keys = keys
         self._check = check_responses
-        routes = service_routes(self.openapi_bytes, __version__, stream_status)
+        routes = service_routes(self.openapi_bytes, __version__, stream_status, schema)
         if ingest is not None:
             routes += IngestEndpoints(ingest, self.limits).routes()
         if query is not None:
-            routes += QueryEndpoints(query, self.limits).routes()
+            routes += QueryEndpoints(query, self.limits, schema).routes()
         self.routes: tuple[Route, ...] = routes
         self._router = Router(self.routes)
         self._document: bytes | None = None
@@ -98,7 +106,7 @@ class AnalyticsApi:
     def for_pipeline(cls, pipeline: Pipeline, keys: ApiKeys, **options: Any) -> AnalyticsApi:
         """The API over a pipeline's query service, and its ingest if it has a stream."""
         ingest = pipeline if pipeline.stream is not None else None
-        return cls(pipeline.query, ingest, keys, **options)
+        return cls(pipeline.query, ingest, keys, schema=pipeline.schema, **options)
 
     def route_of(self, path: str) -> str | None:
         """The template of the route ``path`` matches, or ``None`` (logs name routes, not ids)."""
@@ -130,6 +138,7 @@ class AnalyticsApi:
             version=__version__,
             description=DESCRIPTION,
             max_items=self.limits.max_items,
+            schema=self.schema,
         )
 
     def openapi_bytes(self) -> bytes:
@@ -198,7 +207,7 @@ class AnalyticsApi:
     def _checked(self, route: Route, response: HttpResponse) -> HttpResponse:
         from iotpipe.entrypoints.http.conformance import violation
 
-        problem = violation(route, response)
+        problem = violation(route, response, self.schema)
         if problem is None:
             return response
         _log.error("response of %s breaks its declaration: %s", route.operation_id, problem)

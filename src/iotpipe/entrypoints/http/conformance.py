@@ -9,25 +9,29 @@ from __future__ import annotations
 
 from pydantic import ValidationError
 
+from iotpipe.domain import DEFAULT_SCHEMA, TelemetrySchema
 from iotpipe.entrypoints.http import schemas
 from iotpipe.entrypoints.http.messages import PROBLEM_JSON, HttpResponse
 from iotpipe.entrypoints.http.routes import Route
 
 
-def violation(route: Route, response: HttpResponse) -> str | None:
-    """What is wrong with ``response`` as an answer of ``route``, or ``None``."""
+def violation(
+    route: Route, response: HttpResponse, schema: TelemetrySchema = DEFAULT_SCHEMA
+) -> str | None:
+    """What is wrong with ``response`` as an answer of ``route`` in an API serving readings of
+    ``schema``, or ``None``."""
     if response.status == route.success.status:
-        return _success_violation(route, response)
+        return _success_violation(route, response, schema)
     return _problem_violation(route, response)
 
 
-def _success_violation(route: Route, response: HttpResponse) -> str | None:
+def _success_violation(route: Route, response: HttpResponse, schema: TelemetrySchema) -> str | None:
     success = route.success
     if response.headers.get("content-type") != success.content_type:
         return f"content-type {response.headers.get('content-type')!r} for {success.status}"
     if success.model is None:
         return None
-    return _invalid(success.model, response.body)
+    return _invalid(success.model, response.body, schema)
 
 
 def _problem_violation(route: Route, response: HttpResponse) -> str | None:
@@ -43,9 +47,9 @@ def _problem_violation(route: Route, response: HttpResponse) -> str | None:
     return None
 
 
-def _invalid(model: str, body: bytes) -> str | None:
+def _invalid(model: str, body: bytes, schema: TelemetrySchema = DEFAULT_SCHEMA) -> str | None:
     try:
-        schemas.MODELS[model].model_validate_json(body, strict=True)
+        schemas.models(schema)[model].model_validate_json(body, strict=True)
     except ValidationError as exc:
         return f"body does not match {model}: {exc}"
     return None

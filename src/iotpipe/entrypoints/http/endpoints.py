@@ -25,6 +25,7 @@ from iotpipe.application.views import (
     stats_json,
     window_json,
 )
+from iotpipe.domain import DEFAULT_SCHEMA, TelemetrySchema
 from iotpipe.domain.time import MS_PER_DAY, MS_PER_HOUR, format_instant
 from iotpipe.entrypoints.http import params as p
 from iotpipe.entrypoints.http.cursors import decode_cursor, encode_cursor
@@ -82,7 +83,10 @@ class Limits:
 class QueryEndpoints:
     """Devices, hourly aggregates, daily rollups, latest readings and fleet hours."""
 
-    def __init__(self, query: QueryService, limits: Limits) -> None:
+    def __init__(
+        self, query: QueryService, limits: Limits, schema: TelemetrySchema = DEFAULT_SCHEMA
+    ) -> None:
+        self._schema = schema
         self._query = query
         self._limits = limits
 
@@ -174,7 +178,8 @@ class QueryEndpoints:
         page = _paged(
             lambda: self._query.hourly(device, start, end, limit=limit, cursor=cursor), cursor
         )
-        body = _range_body(device, start, end, [window_json(w) for w in page.items])
+        items = [window_json(w, self._schema) for w in page.items]
+        body = _range_body(device, start, end, items)
         return Reply(200, {**body, "next_cursor": encode_cursor(scope, page.cursor)})
 
     def daily(self, call: Call) -> Reply:
@@ -182,7 +187,8 @@ class QueryEndpoints:
         device, start, end = self._ranged(call, self._limits.max_daily_range_days)
         self._known(device)
         rollups = self._query.daily(device, start, end)
-        return Reply(200, _range_body(device, start, end, [daily_json(r) for r in rollups]))
+        items = [daily_json(r, self._schema) for r in rollups]
+        return Reply(200, _range_body(device, start, end, items))
 
     def latest(self, call: Call) -> Reply:
         """``GET /v1/devices/{device_id}/latest``."""
@@ -190,7 +196,7 @@ class QueryEndpoints:
         reading = self._query.latest(device)
         if reading is None:
             raise _unknown(device)
-        return Reply(200, reading_json(reading))
+        return Reply(200, reading_json(reading, self._schema))
 
     def fleet(self, call: Call) -> Reply:
         """``GET /v1/fleet/hourly``."""
@@ -203,9 +209,9 @@ class QueryEndpoints:
             200,
             {
                 "hour": format_instant(hour),
-                "items": [window_json(w) for w in result.page.items],
+                "items": [window_json(w, self._schema) for w in result.page.items],
                 "next_cursor": encode_cursor(scope, result.page.cursor),
-                "fleet": stats_json(result.fleet),
+                "fleet": stats_json(result.fleet, self._schema),
                 "devices": result.devices,
             },
         )
@@ -434,8 +440,11 @@ def service_routes(
     document: Callable[[], bytes],
     version: str,
     stream_status: Callable[[], Mapping[str, object]] | None = None,
+    schema: TelemetrySchema = DEFAULT_SCHEMA,
 ) -> tuple[Route, ...]:
-    """Health, the OpenAPI document and the dashboard: public, no key needed."""
+    """Health, the OpenAPI document and the dashboard (public, no key needed), and the
+    telemetry schema readings follow."""
+    declared = schema.to_json()
 
     def health(call: Call) -> Reply:
         body: dict[str, object] = {"status": "ok", "version": version}
@@ -450,6 +459,9 @@ def service_routes(
 
     def dashboard(call: Call) -> HttpResponse:
         return dashboard_response()
+
+    def telemetry_schema(call: Call) -> Reply:
+        return Reply(200, declared)
 
     return (
         Route(
@@ -484,6 +496,18 @@ def service_routes(
             openapi,
             Success(200, "The document.", content_type=JSON, schema={"type": "object"}),
             public=True,
+            tag="service",
+        ),
+        Route(
+            "GET",
+            "/v1/schema",
+            "getTelemetrySchema",
+            "The telemetry schema",
+            "The payload this deployment reads (where each value is, the time format) and its "
+            "metrics with unit, range and resolution, in the shape of its TOML file. Metrics "
+            "the store keeps but the schema no longer declares are listed as `retired`.",
+            telemetry_schema,
+            Success(200, "The schema.", "TelemetrySchemaDocument"),
             tag="service",
         ),
     )

@@ -11,6 +11,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
+from iotpipe.domain import DEFAULT_SCHEMA, TelemetrySchema
 from iotpipe.entrypoints.http.messages import PROBLEM_JSON
 from iotpipe.entrypoints.http.params import Param
 from iotpipe.entrypoints.http.problems import CATALOGUE, ProblemType
@@ -37,19 +38,25 @@ _PROBLEM_HEADERS = {
 
 
 def build_document(
-    routes: Iterable[Route], *, title: str, version: str, description: str, max_items: int
+    routes: Iterable[Route],
+    *,
+    title: str,
+    version: str,
+    description: str,
+    max_items: int,
+    schema: TelemetrySchema = DEFAULT_SCHEMA,
 ) -> dict[str, Any]:
-    """The OpenAPI 3.1 document of ``routes``."""
+    """The OpenAPI 3.1 document of ``routes``, serving readings of ``schema``."""
     from pydantic.json_schema import models_json_schema
 
     from iotpipe.entrypoints.http import schemas
 
     routes = tuple(routes)
     _, defs = models_json_schema(
-        [(model, "validation") for model in schemas.MODELS.values()], ref_template=_REF
+        [(model, "validation") for model in schemas.models(schema).values()], ref_template=_REF
     )
     components: dict[str, Any] = dict(defs.get("$defs", {}))
-    reading_name, reading_schema = schemas.reading_payload_schema()
+    reading_name, reading_schema = schemas.reading_payload_schema(schema)
     components[reading_name] = reading_schema
     paths: dict[str, dict[str, Any]] = defaultdict(dict)
     for route in routes:

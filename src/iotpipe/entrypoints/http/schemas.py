@@ -2,9 +2,9 @@
 
 The OpenAPI document's schemas are generated from these models, and with
 ``AnalyticsApi(check_responses=True)`` (as the tests run it) every response is validated
-against its route's model before it leaves. The aggregate models are built from
-:data:`~iotpipe.domain.METRICS`, like :mod:`iotpipe.application.views` that renders them, so a
-new metric appears in both at once.
+against its route's model before it leaves. The aggregate and reading models are built per
+telemetry schema (:func:`models`: each declared metric by name, with its unit), like
+:mod:`iotpipe.application.views` that renders them, so a metric appears in both at once.
 
 This module imports pydantic and is loaded only when the document is generated or responses are
 checked: serving a query never pays for it on a cold start.
@@ -13,15 +13,16 @@ checked: serving a query never pays for it on a cold start.
 from __future__ import annotations
 
 import copy
+import functools
 from datetime import date
 from enum import Enum
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, create_model
 
-from iotpipe import domain
-from iotpipe.domain import METRICS, Reason
+from iotpipe.domain import DEFAULT_SCHEMA, Metric, Reason, TelemetrySchema
 from iotpipe.domain.reading import DEVICE_ID_PATTERN
+from iotpipe.domain.schema import payload_model
 from iotpipe.entrypoints.http.params import MAX_CURSOR_LENGTH
 from iotpipe.entrypoints.http.problems import CATALOGUE
 
@@ -61,63 +62,55 @@ class LatLon(_Body):
     lon: float = Field(ge=-180, le=180)
 
 
-def _stats_fields() -> dict[str, Any]:
+def _metric_text(metric: Metric) -> str:
+    retired = (
+        " Retired: no longer declared; its stored aggregates are kept." if metric.retired else ""
+    )
+    return (
+        f"{metric.description} Unit: `{metric.unit}`; kept exactly at {metric.resolution}.{retired}"
+    ).strip()
+
+
+def _stats_fields(schema: TelemetrySchema) -> dict[str, Any]:
     fields: dict[str, Any] = {
         "count": (int, Field(ge=0, description="Distinct readings counted.")),
         "first": (AwareDatetime | None, Field(description="Earliest event time.")),
         "last": (AwareDatetime | None, Field(description="Latest event time.")),
         "location": (LatLon | None, Field(description="Location of the latest located reading.")),
     }
-    for metric in METRICS:
-        fields[metric.name] = (MetricSummary, Field(description=f"{metric.description}"))
+    for metric in schema.metrics:
+        fields[metric.name] = (
+            MetricSummary,
+            Field(description=_metric_text(metric), json_schema_extra={"x-unit": metric.unit}),
+        )
     return fields
 
 
-FleetStats = create_model(
-    "FleetStats",
-    __base__=_Body,
-    __doc__="Aggregate statistics (the `iotpipe process` representation).",
-    **_stats_fields(),
-)
-HourlyAggregate = create_model(
-    "HourlyAggregate",
-    __base__=_Body,
-    __doc__="One device's aggregate of one UTC hour, as `iotpipe process` writes it.",
-    device_id=(str, DeviceId),
-    hour=(AwareDatetime, Field(description="Start of the UTC hour.")),
-    **_stats_fields(),
-)
-DailyAggregate = create_model(
-    "DailyAggregate",
-    __base__=_Body,
-    __doc__="One device's aggregate of one UTC day, merged exactly from its hours.",
-    device_id=(str, DeviceId),
-    day=(date, Field(description="The UTC day.")),
-    **_stats_fields(),
-)
-
-
-def _reading_fields() -> dict[str, Any]:
+def _reading_fields(schema: TelemetrySchema) -> dict[str, Any]:
     # Metrics and location are omitted when absent, never null: optional, not nullable.
     fields: dict[str, Any] = {
         "device_id": (str, DeviceId),
         "timestamp": (AwareDatetime, Field(description="Event time, UTC.")),
     }
-    for metric in METRICS:
+    for metric in schema.metrics:
         fields[metric.name] = (
             float,
-            Field(default=None, description=metric.description, json_schema_extra=_no_default),
+            Field(
+                default=None,
+                description=_metric_text(metric),
+                json_schema_extra=_unit_no_default(metric.unit),
+            ),
         )
     fields["location"] = (LatLon, Field(default=None, json_schema_extra=_no_default))
     return fields
 
 
-LatestReading = create_model(
-    "LatestReading",
-    __base__=_Body,
-    __doc__="A reading in the canonical payload format (metrics it lacks are omitted).",
-    **_reading_fields(),
-)
+def _unit_no_default(unit: str) -> Any:
+    def extra(schema: dict[str, Any]) -> None:
+        _no_default(schema)
+        schema["x-unit"] = unit
+
+    return extra
 
 
 class Device(_Body):
@@ -134,39 +127,6 @@ class DevicePage(_Body):
 
     items: list[Device]
     next_cursor: str | None = Cursor
-
-
-class HourlyPage(_Body):
-    """One page of a device's hourly aggregates in ``[from, to)``, in hour order."""
-
-    device_id: str = DeviceId
-    from_: AwareDatetime = Field(alias="from", description="The range's start (UTC).")
-    to: AwareDatetime = Field(description="The range's end, exclusive (UTC).")
-    items: list[HourlyAggregate]
-    next_cursor: str | None = Cursor
-
-
-class DailyRollups(_Body):
-    """A device's daily rollups of the UTC days overlapping ``[from, to)``."""
-
-    device_id: str = DeviceId
-    from_: AwareDatetime = Field(alias="from", description="The range's start (UTC).")
-    to: AwareDatetime = Field(description="The range's end, exclusive (UTC).")
-    items: list[DailyAggregate]
-
-
-class FleetHourPage(_Body):
-    """One page of every device's aggregate for an hour, and the fleet-wide merge."""
-
-    hour: AwareDatetime
-    items: list[HourlyAggregate]
-    next_cursor: str | None = Cursor
-    fleet: FleetStats = Field(
-        description="Every device's aggregate of the hour merged (all pages, not just this one)."
-    )
-    devices: int = Field(
-        ge=0, description="How many devices' aggregates `fleet` merges (all pages)."
-    )
 
 
 class ItemRejection(_Body):
@@ -239,34 +199,129 @@ class Problem(_Body):
     unpublished: list[int] = Field(default_factory=list, json_schema_extra=_no_default)
 
 
-#: Models by the name routes use for them.
-MODELS: dict[str, type[BaseModel]] = {
-    model.__name__: model
-    for model in (
+@functools.cache
+def models(schema: TelemetrySchema = DEFAULT_SCHEMA) -> dict[str, type[BaseModel]]:
+    """The response models of an API serving readings of ``schema`` (and the aggregates they
+    hold), by the name routes use for them (built once per schema)."""
+    stats = _stats_fields(schema)
+    fleet = create_model(
+        "FleetStats",
+        __base__=_Body,
+        __doc__="Aggregate statistics (the `iotpipe process` representation).",
+        **stats,
+    )
+    hourly = create_model(
+        "HourlyAggregate",
+        __base__=_Body,
+        __doc__="One device's aggregate of one UTC hour, as `iotpipe process` writes it.",
+        device_id=(str, DeviceId),
+        hour=(AwareDatetime, Field(description="Start of the UTC hour.")),
+        **stats,
+    )
+    daily = create_model(
+        "DailyAggregate",
+        __base__=_Body,
+        __doc__="One device's aggregate of one UTC day, merged exactly from its hours.",
+        device_id=(str, DeviceId),
+        day=(date, Field(description="The UTC day.")),
+        **stats,
+    )
+    latest = create_model(
+        "LatestReading",
+        __base__=_Body,
+        __doc__="A reading in the canonical payload format (metrics it lacks are omitted).",
+        **_reading_fields(schema),
+    )
+    ranged: dict[str, Any] = {
+        "device_id": (str, DeviceId),
+        "from_": (AwareDatetime, Field(alias="from", description="The range's start (UTC).")),
+        "to": (AwareDatetime, Field(description="The range's end, exclusive (UTC).")),
+    }
+    pages = (
+        create_model(
+            "HourlyPage",
+            __base__=_Body,
+            __doc__="One page of a device's hourly aggregates in ``[from, to)``, in hour order.",
+            **ranged,
+            items=(list[hourly], ...),
+            next_cursor=(str | None, Cursor),
+        ),
+        create_model(
+            "DailyRollups",
+            __base__=_Body,
+            __doc__="A device's daily rollups of the UTC days overlapping ``[from, to)``.",
+            **ranged,
+            items=(list[daily], ...),
+        ),
+        create_model(
+            "FleetHourPage",
+            __base__=_Body,
+            __doc__="One page of every device's aggregate for an hour, and the fleet-wide merge.",
+            hour=(AwareDatetime, ...),
+            items=(list[hourly], ...),
+            next_cursor=(str | None, Cursor),
+            fleet=(
+                fleet,
+                Field(
+                    description="Every device's aggregate of the hour merged (all pages, not "
+                    "just this one)."
+                ),
+            ),
+            devices=(
+                int,
+                Field(ge=0, description="How many devices' aggregates `fleet` merges (all pages)."),
+            ),
+        ),
+    )
+    every: tuple[type[BaseModel], ...] = (
+        hourly,
+        daily,
+        fleet,
         DevicePage,
-        HourlyPage,
-        DailyRollups,
-        FleetHourPage,
-        cast(type[BaseModel], LatestReading),
+        *pages,
+        latest,
         IngestAccepted,
         Health,
         Problem,
+        TelemetrySchemaDocument,
     )
-}
+    return {model.__name__: model for model in every}
 
 
-def reading_payload_schema() -> tuple[str, dict[str, Any]]:
-    """The request body's reading: the domain's pydantic declaration, and its bounds.
+class TelemetrySchemaDocument(_Body):
+    """The telemetry schema the API serves readings of, in the shape of its TOML file
+    (retired metrics, kept by the store but no longer declared, are marked ``retired``)."""
+
+    model_config = ConfigDict(extra="allow")  # the file's own JSON Schema details it
+
+    title: str
+    device_id: dict[str, str]
+    timestamp: dict[str, str]
+    metrics: list[dict[str, Any]] = Field(min_length=1)
+
+
+#: The default payload's models (see :func:`models`).
+MODELS: dict[str, type[BaseModel]] = models(DEFAULT_SCHEMA)
+
+
+def reading_payload_schema(
+    schema: TelemetrySchema = DEFAULT_SCHEMA,
+) -> tuple[str, dict[str, Any]]:
+    """The request body's reading of ``schema``: the domain's pydantic declaration, and its
+    bounds, reshaped to the payload's own (dotted) paths.
 
     The domain validates bounds, the device id pattern and "at least one metric" in its own
     validators, which pydantic cannot see; they are added from the same constants.
     """
-    model = cast(type[BaseModel], domain.ReadingPayload)
-    schema = copy.deepcopy(model.model_json_schema())
-    props = schema["properties"]
+    if not schema.is_default:
+        return "ReadingPayload", _declared_payload_schema(schema)
+    model: type[BaseModel] = payload_model(schema)
+    document = copy.deepcopy(model.model_json_schema())
+    props = document["properties"]
     props["device_id"].update(pattern=f"^{DEVICE_ID_PATTERN}$", minLength=1, maxLength=128)
     props["device_id"]["examples"] = ["iot-sensor-001"]
-    for metric in METRICS:
+    for metric in schema.metrics:
+        props[metric.name]["x-unit"] = metric.unit
         for branch in props[metric.name]["anyOf"]:
             if branch.get("type") == "number":
                 branch.update(minimum=metric.minimum, maximum=metric.maximum)
@@ -274,11 +329,69 @@ def reading_payload_schema() -> tuple[str, dict[str, Any]]:
     location["lat"].update(minimum=-90, maximum=90)
     location["lon"].update(minimum=-180, maximum=180)
     # Present and a number: a metric that is null does not count (the domain's no_metrics).
-    schema["anyOf"] = [
-        {"required": [m.name], "properties": {m.name: {"type": "number"}}} for m in METRICS
+    document["anyOf"] = [
+        {"required": [m.name], "properties": {m.name: {"type": "number"}}} for m in schema.metrics
     ]
-    schema["description"] = (
+    document["description"] = (
         "One reading. Unknown members are kept in the raw archive and ignored by aggregation; "
         "at least one metric must be present and not null."
     )
-    return model.__name__, schema
+    return model.__name__, document
+
+
+def _declared_payload_schema(schema: TelemetrySchema) -> dict[str, Any]:
+    """The JSON Schema of a declared payload: nested objects for dotted paths, each value with
+    its type and bounds (the domain's validation is the authority; this documents it)."""
+    document: dict[str, Any] = {"type": "object", "properties": {}}
+    _place(document, schema.device_id, _DEVICE_SCHEMA, required=True)
+    _place(document, schema.timestamp, _TIME_SCHEMAS[schema.timestamp_format], required=True)
+    for metric in schema.accepted:
+        value = {
+            "type": ["number", "null"],
+            "minimum": metric.minimum,
+            "maximum": metric.maximum,
+            "description": _metric_text(metric),
+            "x-unit": metric.unit,
+        }
+        _place(document, metric.path, value, required=False)
+    if schema.location is not None:
+        _place(document, schema.location.lat, {"type": "number", "minimum": -90, "maximum": 90})
+        _place(document, schema.location.lon, {"type": "number", "minimum": -180, "maximum": 180})
+    document["title"] = "ReadingPayload"
+    document["description"] = (
+        f"One reading of the {schema.title or 'declared'} telemetry schema (see `GET "
+        "/v1/schema`). Unknown members are kept in the raw archive and ignored by aggregation; "
+        f"at least one of {', '.join(m.path for m in schema.accepted)} must be present and not "
+        "null."
+    )
+    return document
+
+
+def _place(
+    document: dict[str, Any], path: str, value: dict[str, Any], *, required: bool = False
+) -> None:
+    *outer, last = path.split(".")
+    node = document
+    for step in outer:
+        if required:
+            node.setdefault("required", [])
+            if step not in node["required"]:
+                node["required"].append(step)
+        node = node["properties"].setdefault(step, {"type": "object", "properties": {}})
+    node["properties"][last] = value
+    if required:
+        node.setdefault("required", []).append(last)
+
+
+_DEVICE_SCHEMA = {
+    "type": "string",
+    "pattern": f"^{DEVICE_ID_PATTERN}$",
+    "minLength": 1,
+    "maxLength": 128,
+    "examples": ["iot-sensor-001"],
+}
+_TIME_SCHEMAS: dict[str, dict[str, Any]] = {
+    "rfc3339": {"type": "string", "format": "date-time", "description": "RFC 3339, with offset."},
+    "epoch_s": {"type": "integer", "description": "Whole seconds since 1970-01-01T00:00:00Z."},
+    "epoch_ms": {"type": "integer", "description": "Milliseconds since 1970-01-01T00:00:00Z."},
+}
