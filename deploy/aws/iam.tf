@@ -4,7 +4,8 @@
 #            and write items of the table; put objects under raw/ and rejected/, and the failed
 #            batches under aws/lambda/ (the on-failure destination).
 #   api:     read items of the table and its device index; read the API-keys secret.
-#   fleet:   read the table's stream; read and write the fleet lanes (items of the table).
+#   fleet:   read the table's stream; read and write the fleet lanes and read the schema record
+#            (items of the table).
 #   authorizer: read the API-keys secret.
 # Every role also writes its own log group and X-Ray segments. KMS: only the operations its data
 # needs, on the stack's key. No action on data has a "*" resource.
@@ -127,7 +128,8 @@ locals {
         resources = [aws_dynamodb_table.windows.stream_arn]
       },
       {
-        # A lane's current state (GetItem), its conditional write (PutItem).
+        # A lane's current state and, at start, the table's telemetry schema record (GetItem:
+        # heads and lanes are read by the schema it keeps); a lane's conditional write (PutItem).
         sid       = "ReadAndWriteLanes"
         actions   = ["dynamodb:GetItem", "dynamodb:PutItem"]
         resources = [aws_dynamodb_table.windows.arn]

@@ -17,7 +17,7 @@ from iotpipe.adapters.aws import DynamoStore
 from iotpipe.adapters.aws.dynamodb_fleet import FleetFold, StreamReader
 from iotpipe.adapters.clock import ManualClock
 from iotpipe.application import Pipeline
-from iotpipe.domain import FleetTotal, LatenessPolicy, Location, Reading, Stats, merge_all
+from iotpipe.domain import FleetTotal, LatenessPolicy, Location, Moments, Reading, Stats, merge_all
 from iotpipe.domain.time import MS_PER_HOUR
 from iotpipe.ports import Contribution, RawBatch, RawRecord
 from tests.aws.faults import Intercepted
@@ -225,3 +225,50 @@ def test_heads_of_one_hour_spread_over_the_fleet_shards(moto: MotoServer) -> Non
         if i["PK"]["S"].startswith("W#")
     }
     assert keys == {f"W#{H0}#{zlib.crc32(f'dev-{i}'.encode()) % 8}" for i in range(64)}
+
+
+def test_the_fold_function_reads_heads_by_the_deployed_schema_and_keeps_retired_metrics(
+    moto: MotoServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Heads and lanes keep metrics by the schema's names: the fold function must read them by
+    # the deployment's schema, and keep the metrics the table's schema record still holds
+    # (retired ones), or it would fold empty metrics and drop the retired metrics' sums.
+    from iotpipe.adapters.schema_file import dump_schema
+    from iotpipe.application import use_schema
+    from iotpipe.domain import Metric, TelemetrySchema
+    from iotpipe.entrypoints.aws import bootstrap, fleet
+
+    pressure = Metric("pressure", "kPa", 0, 1000, exponent=-1)
+    power = Metric("power", "kW", 0, 100)
+    both = TelemetrySchema((pressure, power), location=None)
+    only_power = TelemetrySchema((power,), location=None)
+    table = fresh_table(moto)
+    client = moto.client("dynamodb")
+    writer = DynamoStore(table, client, fleet_shards=3)
+    use_schema(writer, both)
+    first = [Reading("a", H0 + 1, (5005, 12_000)), Reading("b", H0 + 2, (5010, None))]
+    apply(writer, first)
+    # The deployment drops pressure: the process function runs it as retired.
+    running = use_schema(writer, only_power)
+    later = [Reading("a", H0 + 3, (13_000, None))]  # power, then (retired) pressure
+    apply(writer, later)
+    schema_file = tmp_path / "schema.toml"
+    schema_file.write_text(dump_schema(only_power))
+    monkeypatch.setenv("IOTPIPE_TABLE_NAME", table)
+    monkeypatch.setenv("IOTPIPE_SCHEMA_FILE", str(schema_file))
+    monkeypatch.setattr(bootstrap, "client", moto.client)
+    bootstrap.fleet_fold.cache_clear()
+    try:
+        for shard, records in stream_records(moto, table):
+            event = {"Records": records, "shardId": shard, "state": {}}
+            assert fleet.handler(event, None)["batchItemFailures"] == []
+    finally:
+        bootstrap.fleet_fold.cache_clear()
+    reader = DynamoStore(table, client, fleet_shards=3)
+    assert use_schema(reader, only_power, write=False) == running
+    total = reader.fleet_total(H0)
+    assert total.devices == 2
+    assert total.stats.metric("power", running) == Moments(2, 25_000, 313_000_000, 12_000, 13_000)
+    assert total.stats.metric("pressure", running) == Moments(
+        2, 10_015, 5005**2 + 5010**2, 5005, 5010
+    )
