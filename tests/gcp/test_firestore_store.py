@@ -268,3 +268,22 @@ def test_a_database_of_the_previous_release_is_converted_once(firestore_db: Any)
 
 def _bytes(value: dict[str, Any]) -> Any:
     return base64.b64decode(value["__bytes__"]) if set(value) == {"__bytes__"} else value
+
+
+def test_iotpipe_migrate_converts_a_database_of_the_previous_release(
+    firestore_db: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The command line on the emulator (``FIRESTORE_EMULATOR_HOST`` is set by the fixture)."""
+    from iotpipe.entrypoints.cli import main
+
+    for doc in json.loads((FIXTURE / "firestore.json").read_text(), object_hook=_bytes):
+        firestore_db.document(doc["path"]).set(doc["fields"])
+    expected = expected_windows((FIXTURE / "readings.jsonl").read_bytes().splitlines())
+    assert main(["migrate", "--store", f"firestore:{PROJECT}"]) == 0
+    assert f"{len(expected)} windows converted" in capsys.readouterr().err
+    assert main(["migrate", "--store", f"firestore:{PROJECT}"]) == 0
+    assert "0 windows converted" in capsys.readouterr().err
+    store = FirestoreStore(firestore_db)
+    for hour in {h for _, h in expected}:
+        mine = [s for (_, h), s in expected.items() if h == hour]
+        assert store.fleet_total(hour) == FleetTotal(merge_all(mine), len(mine))
