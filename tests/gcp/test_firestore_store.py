@@ -355,3 +355,17 @@ def test_lanes_switched_on_off_and_on_again_keep_every_total_exact(firestore_db:
 def test_migrate_refuses_a_store_with_lanes_off(firestore_db: Any) -> None:
     with pytest.raises(ValueError, match="lanes are off"):
         FirestoreStore(firestore_db, fleet_lanes=0).migrate_format1()
+
+
+def test_store_specs_and_migrate_follow_the_deployments_lane_setting(
+    firestore_db: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A replay's ``firestore:`` spec has lanes off unless it names the deployment's
+    ``fleet_lanes``; ``iotpipe migrate`` writes into lanes and refuses ``fleet_lanes=0``."""
+    from iotpipe.entrypoints.beam.stores import StoreSpec
+    from iotpipe.entrypoints.cli import main
+
+    assert StoreSpec.parse(f"firestore:{PROJECT}").open()[0].fleet_lanes == 0
+    assert StoreSpec.parse(f"firestore:{PROJECT}?fleet_lanes=5").open()[0].fleet_lanes == 5
+    assert main(["migrate", "--store", f"firestore:{PROJECT}?fleet_lanes=0"]) == 2
+    assert "lanes are off" in capsys.readouterr().err

@@ -33,7 +33,10 @@ def process_service() -> ProcessService:
     obs.configure_logging()
     config = settings()
     store = FirestoreStore(
-        clients.firestore_for(config), prefix=config.firestore_prefix, ttl_days=config.ttl_days
+        clients.firestore_for(config),
+        prefix=config.firestore_prefix,
+        ttl_days=config.ttl_days,
+        fleet_lanes=config.fleet_lanes,
     )
     storage, bucket = clients.storage(config.project), config.need_bucket()
     return ProcessService(
@@ -72,5 +75,10 @@ def query_api() -> AnalyticsApi:
 
     obs.configure_logging()
     config = settings()
-    store = FirestoreStore(clients.firestore_for(config), prefix=config.firestore_prefix)
+    # The fleet route's total: the lanes if the process function keeps them, else the walk.
+    store = FirestoreStore(
+        clients.firestore_for(config),
+        prefix=config.firestore_prefix,
+        fleet_lanes=config.fleet_lanes,
+    )
     return AnalyticsApi(QueryService(store), None, ApiKeys(config.api_keys))
