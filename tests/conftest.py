@@ -84,7 +84,15 @@ def _firestore() -> Iterator[StoreFactory]:
     yield from firestore_stores()
 
 
+def _firestore_lanes_off() -> Iterator[StoreFactory]:
+    # The same with fleet lanes off (the GCP deployment's default): totals walk the windows.
+    from tests.gcp_support import firestore_stores
+
+    yield from firestore_stores(fleet_lanes=0)
+
+
 STORE_FACTORIES["firestore"] = _firestore
+STORE_FACTORIES["firestore-lanes-off"] = _firestore_lanes_off
 
 
 @pytest.fixture(params=sorted(STORE_FACTORIES))

@@ -257,16 +257,21 @@ def unique(prefix: str) -> str:
 _store_numbers = itertools.count()
 
 
-def firestore_stores() -> Iterator[Callable[[], Any]]:
-    """A ``STORE_FACTORIES`` entry: each call makes a store under its own collection prefix."""
+def firestore_stores(fleet_lanes: int | None = None) -> Iterator[Callable[[], Any]]:
+    """A ``STORE_FACTORIES`` entry: each call makes a store under its own collection prefix
+    (``fleet_lanes``: the adapter's default if ``None``, 0 for lanes off)."""
     from iotpipe.adapters.gcp import FirestoreStore
+    from iotpipe.adapters.gcp.firestore import DEFAULT_FLEET_LANES
+
+    lanes = DEFAULT_FLEET_LANES if fleet_lanes is None else fleet_lanes
 
     server = firestore_emulator()
     reset_firestore(server)
     client = firestore_client(server.host)
 
     def make() -> FirestoreStore:
-        return FirestoreStore(client, prefix=f"s{next(_store_numbers)}_", timeout_s=30)
+        prefix = f"s{next(_store_numbers)}_"
+        return FirestoreStore(client, prefix=prefix, timeout_s=30, fleet_lanes=lanes)
 
     yield make
 

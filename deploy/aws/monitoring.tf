@@ -78,6 +78,12 @@ locals {
         dimensions  = { FunctionName = local.function_names.process }
         threshold   = var.iterator_age_alarm_ms, periods = 3
       }
+      "fleet-iterator-age" = {
+        description = "The fleet function is falling behind the table's stream: fleet totals lag, and records older than 24 h leave the stream unfolded (ms)."
+        namespace   = "AWS/Lambda", metric = "IteratorAge", statistic = "Maximum"
+        dimensions  = { FunctionName = local.function_names.fleet }
+        threshold   = var.iterator_age_alarm_ms, periods = 3
+      }
       "api-5xx" = {
         description = "The HTTP API answered with server errors."
         namespace   = "AWS/ApiGateway", metric = "5xx", statistic = "Sum"

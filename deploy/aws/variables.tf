@@ -262,7 +262,7 @@ variable "alarm_email" {
 }
 
 variable "iterator_age_alarm_ms" {
-  description = "Alarm when the process function falls this far behind the stream (ms)."
+  description = "Alarm when the process function falls this far behind the stream, or the fleet function behind the table's stream (ms)."
   type        = number
   default     = 300000
 }

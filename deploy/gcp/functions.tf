@@ -231,6 +231,7 @@ resource "google_cloudfunctions2_function" "process" {
       IOTPIPE_LATENESS_HORIZON_HOURS = tostring(var.lateness_horizon_hours)
       IOTPIPE_MAX_SKEW_SECONDS       = tostring(var.max_skew_seconds)
       IOTPIPE_TTL_DAYS               = var.ttl_days == null ? "" : tostring(var.ttl_days) # empty: keep forever
+      IOTPIPE_FLEET_LANES            = tostring(var.fleet_lanes)
       THREADS                        = tostring(var.functions["process"].concurrency)
     }
   }
@@ -279,6 +280,7 @@ resource "google_cloudfunctions2_function" "api" {
     environment_variables = {
       IOTPIPE_PROJECT            = var.project
       IOTPIPE_FIRESTORE_DATABASE = google_firestore_database.store.name
+      IOTPIPE_FLEET_LANES        = tostring(var.fleet_lanes) # the process function's: lanes or walk
       THREADS                    = tostring(var.functions["api"].concurrency)
     }
 

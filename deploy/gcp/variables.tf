@@ -110,6 +110,17 @@ variable "ttl_days" {
   }
 }
 
+variable "fleet_lanes" {
+  description = "Firestore fleet lanes per hour (IOTPIPE_FLEET_LANES). 0 (default): off, each Pub/Sub message writes only its window and GET /v1/fleet/hourly merges the hour's windows. N >= 1: each commit also writes one of N lane documents and the fleet total reads them; the per-message process path then doubles document writes and puts ~1/N of the fleet's commits on each lane document (keep that under ~1/s: docs/scaling.md). Switching on: run `iotpipe migrate --store firestore:PROJECT` after the deployment."
+  type        = number
+  default     = 0
+
+  validation {
+    condition     = var.fleet_lanes >= 0 && floor(var.fleet_lanes) == var.fleet_lanes
+    error_message = "fleet_lanes must be a whole number, 0 (off) or more."
+  }
+}
+
 variable "api_keys" {
   description = "Initial API keys written to the Secret Manager secret (comma-separated in one version). They end up in the Terraform state; Terraform writes them once and never reverts keys added later with `gcloud secrets versions add`. Empty: a placeholder that matches no request."
   type        = list(string)

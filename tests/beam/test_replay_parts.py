@@ -143,6 +143,7 @@ def test_store_specs_parse_and_travel_as_plain_values(tmp_path: Path) -> None:
         ("dynamodb:", "names no dynamodb"),
         ("dynamodb:t?shards=3", "unknown setting 'shards'"),
         ("firestore:p?ttl_days=soon", "ttl_days must be a whole number"),
+        ("firestore:p?fleet_lanes=-1", "fleet_lanes must be a whole number"),
     ],
 )
 def test_a_bad_store_spec_says_what_is_wrong(text: str, message: str) -> None:

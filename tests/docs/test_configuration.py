@@ -85,3 +85,4 @@ def test_the_documented_setting_defaults_are_the_codes() -> None:
         assert skew.total_seconds() == int(default["IOTPIPE_MAX_SKEW_SECONDS"])
     assert aws.fleet_shards == int(default["IOTPIPE_FLEET_SHARDS"])
     assert gcp.firestore_database == default["IOTPIPE_FIRESTORE_DATABASE"]
+    assert gcp.fleet_lanes == int(default["IOTPIPE_FLEET_LANES"])

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from google.api_core import exceptions as api
+from google.cloud.firestore_v1.base_query import FieldFilter
 
 from iotpipe.adapters.clock import ManualClock
 from iotpipe.adapters.gcp import FirestoreStore
@@ -268,3 +269,103 @@ def test_a_database_of_the_previous_release_is_converted_once(firestore_db: Any)
 
 def _bytes(value: dict[str, Any]) -> Any:
     return base64.b64decode(value["__bytes__"]) if set(value) == {"__bytes__"} else value
+
+
+def test_iotpipe_migrate_converts_a_database_of_the_previous_release(
+    firestore_db: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The command line on the emulator (``FIRESTORE_EMULATOR_HOST`` is set by the fixture)."""
+    from iotpipe.entrypoints.cli import main
+
+    for doc in json.loads((FIXTURE / "firestore.json").read_text(), object_hook=_bytes):
+        firestore_db.document(doc["path"]).set(doc["fields"])
+    expected = expected_windows((FIXTURE / "readings.jsonl").read_bytes().splitlines())
+    assert main(["migrate", "--store", f"firestore:{PROJECT}"]) == 0
+    assert f"{len(expected)} windows converted" in capsys.readouterr().err
+    assert main(["migrate", "--store", f"firestore:{PROJECT}"]) == 0
+    assert "0 windows converted" in capsys.readouterr().err
+    store = FirestoreStore(firestore_db)
+    for hour in {h for _, h in expected}:
+        mine = [s for (_, h), s in expected.items() if h == hour]
+        assert store.fleet_total(hour) == FleetTotal(merge_all(mine), len(mine))
+
+
+# --- fleet lanes off (the GCP deployment's default) ---------------------------------------------
+
+
+def _expected_total(readings: list[Reading], hour: int) -> FleetTotal:
+    mine = [r for r in readings if r.hour_ms == hour]
+    per_device = [
+        Stats.of([r for r in mine if r.device_id == d]) for d in {r.device_id for r in mine}
+    ]
+    return FleetTotal(merge_all(per_device), len(per_device))
+
+
+def test_lanes_off_writes_only_windows_and_totals_the_hours_windows(firestore_db: Any) -> None:
+    """One device's window per round, as the GCP process function commits: one document
+    write per round, no lane read or written, windows in format 1, and the hour's total the
+    merge of its windows, exactly what the lanes give for the same readings."""
+    off, on = (
+        FirestoreStore(firestore_db, fleet_lanes=0),
+        FirestoreStore(firestore_db, prefix="on_"),
+    )
+    readings = [
+        reading(f"d{i % 7}", H0 + i * 997 % MS_PER_HOUR, temperature=i % 31) for i in range(40)
+    ] + [reading("d1", H1 + 5), reading("d2", H1 + 6, location=Location(1.5, 2.5))]
+    for r in readings:
+        contribute(off, r)
+        contribute(on, r)
+    ops = off.ops()
+    assert ops.writes == len(readings) + 7  # a window per round, and each device registered once
+    assert ops.extra.get("lane_writes", 0) == 0 and ops.extra.get("lookups") == len(readings)
+    assert not list(firestore_db.collection("fleet").list_documents())
+    format1 = firestore_db.collection_group("hours").where(filter=FieldFilter("format", "==", 1))
+    assert len(list(format1.stream())) == 9  # 7 devices in H0, 2 in H1 (on_hours not included)
+    for hour in (H0, H1, H1 + MS_PER_HOUR):
+        assert off.fleet_total(hour) == _expected_total(readings, hour) == on.fleet_total(hour)
+
+
+def test_lanes_switched_on_off_and_on_again_keep_every_total_exact(firestore_db: Any) -> None:
+    """Windows written with lanes off (format 1) join the lanes on their next write with
+    lanes on, or through ``migrate_format1``; windows already in the lanes keep their lane
+    exact while lanes are off, so that switching back on does not count them twice."""
+    readings: list[Reading] = []
+
+    def write(store: FirestoreStore, *more: Reading) -> None:
+        readings.extend(more)
+        for r in more:
+            contribute(store, r)
+
+    on, off = (
+        FirestoreStore(firestore_db, fleet_lanes=3),
+        FirestoreStore(firestore_db, fleet_lanes=0),
+    )
+    write(on, reading("a", H0 + 1), reading("b", H0 + 2, temperature=30))
+    write(off, reading("a", H0 + 3, temperature=25), reading("c", H0 + 4), reading("c", H1 + 4))
+    assert off.ops().extra.get("lane_writes") == 1  # a's growth: a is in the lanes
+    write(on, reading("c", H0 + 5, temperature=-4), reading("d", H0 + 6))
+    # c's window of H0 joined whole on its write with lanes on; its H1 window is still out.
+    assert on.fleet_total(H0) == _expected_total(readings, H0)
+    assert on.fleet_total(H1) == FleetTotal()
+    assert on.migrate_format1() == 1  # c's H1 window: the only one left in format 1
+    for hour in (H0, H1):
+        assert on.fleet_total(hour) == _expected_total(readings, hour) == off.fleet_total(hour)
+
+
+def test_migrate_refuses_a_store_with_lanes_off(firestore_db: Any) -> None:
+    with pytest.raises(ValueError, match="lanes are off"):
+        FirestoreStore(firestore_db, fleet_lanes=0).migrate_format1()
+
+
+def test_store_specs_and_migrate_follow_the_deployments_lane_setting(
+    firestore_db: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A replay's ``firestore:`` spec has lanes off unless it names the deployment's
+    ``fleet_lanes``; ``iotpipe migrate`` writes into lanes and refuses ``fleet_lanes=0``."""
+    from iotpipe.entrypoints.beam.stores import StoreSpec
+    from iotpipe.entrypoints.cli import main
+
+    assert StoreSpec.parse(f"firestore:{PROJECT}").open()[0].fleet_lanes == 0
+    assert StoreSpec.parse(f"firestore:{PROJECT}?fleet_lanes=5").open()[0].fleet_lanes == 5
+    assert main(["migrate", "--store", f"firestore:{PROJECT}?fleet_lanes=0"]) == 2
+    assert "lanes are off" in capsys.readouterr().err

@@ -434,17 +434,19 @@ def test_settings_read_every_documented_variable() -> None:
             settings.API_KEYS: "a, b,",
             settings.TTL_DAYS: "30",
             settings.FIRESTORE_PREFIX: "p_",
+            settings.FLEET_LANES: "8",
         }
     )
     assert read.lateness == LatenessPolicy(
         horizon=timedelta(hours=24), max_skew=timedelta(seconds=60)
     )
-    assert read.api_keys == ("a", "b") and read.ttl_days == 30
+    assert read.api_keys == ("a", "b") and read.ttl_days == 30 and read.fleet_lanes == 8
     assert read.topic_path() == "projects/proj/topics/readings"
     assert read.firestore_prefix == "p_" and read.firestore_database == "(default)"
     with pytest.raises(settings.MissingSetting, match=settings.BUCKET):
         read.need_bucket()
     bare = settings.GcpSettings.from_env({settings.TOPIC: "readings"})
+    assert bare.fleet_lanes == 0  # lanes off unless the deployment turns them on
     with pytest.raises(settings.MissingSetting, match=settings.PROJECT):
         bare.topic_path()
     full = settings.GcpSettings.from_env({settings.TOPIC: "projects/x/topics/y"})

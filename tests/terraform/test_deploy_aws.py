@@ -233,6 +233,10 @@ def test_the_fleet_function_folds_the_table_stream_in_order_and_never_skips(
         "eventName": ["INSERT", "MODIFY"],
         "dynamodb": {"Keys": {"PK": {"S": [{"prefix": items.HEAD_PREFIX}]}}},
     }
+    # Falling behind is announced: records older than 24 h leave the stream unfolded.
+    alarm = _changes(plan, "aws_cloudwatch_metric_alarm")["fleet-iterator-age"]["after"]
+    assert (alarm["namespace"], alarm["metric_name"]) == ("AWS/Lambda", "IteratorAge")
+    assert alarm["dimensions"]["FunctionName"].endswith("-fleet")
 
 
 def test_the_table_caps_on_demand_throughput(plan: dict[str, Any]) -> None:

@@ -55,6 +55,7 @@ FIELD_SETTINGS = {
     "api_keys": {settings.API_KEYS},
     "lateness": {settings.LATENESS_HORIZON_HOURS, settings.MAX_SKEW_SECONDS},
     "ttl_days": {settings.TTL_DAYS},
+    "fleet_lanes": {settings.FLEET_LANES},
 }
 METHOD_FIELDS = {"topic_path": ("topic", "project"), "need_bucket": ("bucket",)}
 #: Read by the code but deliberately left unset by the deployment (deploy/gcp/functions.tf).
@@ -291,6 +292,7 @@ def _reads(role: str, monkeypatch: pytest.MonkeyPatch) -> set[str]:
         settings.LATENESS_HORIZON_HOURS: "168",
         settings.MAX_SKEW_SECONDS: "300",
         settings.TTL_DAYS: "400",
+        settings.FLEET_LANES: "8",
     }
     recording = RecordingSettings(settings.GcpSettings.from_env(values))
     monkeypatch.setattr(module, "settings", lambda: recording)

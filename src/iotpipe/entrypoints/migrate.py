@@ -9,7 +9,8 @@ deployment keeps working without this command; it converts the windows nobody wr
   ``--delete-format1`` the old items are removed once converted. ``fleet_shards`` in the spec
   must be the deployment's (``deploy/aws`` variable ``fleet_shards``, 16 by default);
 - ``firestore:PROJECT``: each ``format: 1`` window document joins its hour's fleet lanes and
-  becomes ``format: 2``;
+  becomes ``format: 2`` (for a deployment with lanes on: ``fleet_lanes``, if the spec names
+  none, is the adapter's 8; a lane count other than the deployment's is harmless, 0 is refused);
 - ``sqlite:PATH``: opening the file upgrades it (schema 1 to 2, in one transaction).
 
 Safe beside live processing and idempotent: a window converted meanwhile by a write (or by an
@@ -24,6 +25,8 @@ from typing import Any
 
 #: The deployments' fleet_shards default (deploy/aws variables.tf), used when the spec names none.
 DEPLOYED_FLEET_SHARDS = "16"
+#: The lanes a Firestore migration writes into when the spec names none (any count reads back).
+MIGRATE_FLEET_LANES = "8"
 
 
 def register(commands: Any) -> None:
@@ -35,7 +38,8 @@ def register(commands: Any) -> None:
         "2, so that past hours join the fleet totals. STORE: sqlite:PATH, "
         "dynamodb:TABLE[?region=R&endpoint=URL&fleet_shards=N&ttl_days=D] (fleet_shards "
         f"defaults to the deployment's {DEPLOYED_FLEET_SHARDS}) or "
-        "firestore:PROJECT[?database=D&prefix=P&ttl_days=D]. Safe beside live processing; "
+        "firestore:PROJECT[?database=D&prefix=P&ttl_days=D&fleet_lanes=N] (for lanes on). "
+        "Safe beside live processing; "
         "running it again converts nothing.",
     )
     parser.add_argument("--store", required=True, metavar="STORE", help="the store to convert")
@@ -62,6 +66,16 @@ def run(args: argparse.Namespace) -> int:
     if spec.kind == "dynamodb" and "fleet_shards" not in dict(spec.settings):
         shards = ("fleet_shards", DEPLOYED_FLEET_SHARDS)
         spec = StoreSpec(spec.kind, spec.name, (*spec.settings, shards))
+    if spec.kind == "firestore":
+        lanes = dict(spec.settings).get("fleet_lanes", MIGRATE_FLEET_LANES)
+        if int(lanes) == 0:
+            print(
+                "iotpipe: error: fleet_lanes=0: lanes are off, nothing to migrate into",
+                file=sys.stderr,
+            )
+            return 2
+        others = tuple(kv for kv in spec.settings if kv[0] != "fleet_lanes")
+        spec = StoreSpec(spec.kind, spec.name, (*others, ("fleet_lanes", lanes)))
     # Read by the schema the store's record keeps (the default payload's, and every metric it
     # recorded, as retired): converting rewrites fleet totals, which must keep all of them.
     store, close = spec.open(write=False)

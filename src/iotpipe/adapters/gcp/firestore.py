@@ -30,6 +30,14 @@ whole statistics join a lane on its next write (or when :meth:`FirestoreStore.mi
 converts it); a format 2 window's growth joins a lane on every write. Firestore bills per
 document, not per byte, so identities stay in the window document (segments would add writes).
 
+Lanes on or off (``fleet_lanes``; the GCP deployment's ``IOTPIPE_FLEET_LANES``, 0 = off by
+default): with lanes off, new and format 1 windows are written as ``format: 1`` with no lane
+read or written (one document write per window write, as the release before), and
+:meth:`FirestoreStore.fleet_total` merges the hour's windows page by page, as the release before
+did. A format 2 window keeps its lane exact on every write even with lanes off, so that
+switching lanes on later (then ``iotpipe migrate`` for the windows nobody writes again) never
+counts a window twice. Until that migration ends, an hour's total lacks its format 1 windows.
+
 Fleet lanes: each hour's fleet total is kept in up to ``fleet_lanes`` lane documents. A round's
 window writes and one lane per hour they touch are committed in **one batched write**, every
 document under a precondition (windows: the ``last_update_time`` read, new ones: must not
@@ -40,8 +48,8 @@ commit holds at most :data:`WINDOWS_PER_COMMIT` windows (Firestore: 500 writes p
 :meth:`FirestoreStore.fleet_total` merges an hour's lanes with one query. One lane write per
 commit is one document write per commit, not per window: with many windows per round (a replay,
 ``iotpipe process``) writes stay near one per window, but the GCP process function commits one
-Pub/Sub message (one device's window) at a time, so there the lane doubles the writes
-(docs/scaling.md).
+Pub/Sub message (one device's window) at a time, so there the lane doubles the writes and each
+lane document takes ~1/8 of the fleet's commits (docs/scaling.md): why lanes are off by default.
 
 Operations:
 
@@ -130,6 +138,7 @@ from iotpipe.domain import (
     StoreUnavailable,
     TelemetrySchema,
     WindowConflict,
+    merge_all,
     parse_reading,
 )
 from iotpipe.domain.time import MS_PER_HOUR
@@ -164,6 +173,8 @@ UNINDEXED_FIELDS = ("seen", "metrics", "located", "latest", TTL_FIELD)
 #: The fields a fleet query reads: the window without its identity set.
 FLEET_FIELDS = tuple(name for name in RECORD_FIELDS if name != "seen")
 WINDOWS_PER_LOOKUP = 100
+#: Windows per page when :meth:`FirestoreStore.fleet_total` walks an hour (lanes off).
+WALK_PAGE = 500
 _PREFIX_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
 
 
@@ -190,8 +201,8 @@ class FirestoreStore(WindowStoreBase):
         fleet_lanes: int = DEFAULT_FLEET_LANES,
         schema: TelemetrySchema = DEFAULT_SCHEMA,
     ) -> None:
-        if fleet_lanes < 1:
-            raise ValueError("fleet_lanes must be at least 1")
+        if fleet_lanes < 0:
+            raise ValueError("fleet_lanes must be 0 (lanes off) or more")
         if not set(prefix) <= _PREFIX_CHARS:
             raise ValueError("prefix may hold only letters, digits, '_' and '-'")
         if ttl_days is not None and ttl_days < 1:
@@ -202,6 +213,8 @@ class FirestoreStore(WindowStoreBase):
         self.fleet_collection = prefix + FLEET
         self.lanes_collection = prefix + LANES
         self.fleet_lanes = fleet_lanes
+        # Lanes off still keeps the lanes of windows already in them (format 2) exact.
+        self._lane_count = fleet_lanes or DEFAULT_FLEET_LANES
         self.ttl_days = ttl_days
         self._client = client
         # The client retries transient errors itself, within our deadline, then we translate.
@@ -287,22 +300,31 @@ class FirestoreStore(WindowStoreBase):
         return outcomes
 
     def _commit(self, saves: Sequence[Save]) -> list[IotPipeError | None]:
-        """One batched write: the windows and one lane per hour, all under preconditions."""
+        """One batched write: the windows and one lane per hour, all under preconditions.
+
+        With lanes off, only windows already in the lanes (format 2) keep theirs exact; the
+        others are written as format 1, with no lane read or written."""
+        laned = [self.fleet_lanes > 0 or _in_lanes(save.before) for save in saves]
+        hours = {save.window.hour_ms for save, joins in zip(saves, laned, strict=True) if joins}
         lanes = {
-            hour: self._lanes(hour).document(str(random.randrange(self.fleet_lanes)))
-            for hour in sorted({save.window.hour_ms for save in saves})
+            hour: self._lanes(hour).document(str(random.randrange(self._lane_count)))
+            for hour in sorted(hours)
         }
-        found = {snapshot.reference.path: snapshot for snapshot in self._get_all([*lanes.values()])}
-        self._meter.add(reads=len(lanes), lookups=1)
+        found = {}
+        if lanes:
+            found = {s.reference.path: s for s in self._get_all([*lanes.values()])}
+            self._meter.add(reads=len(lanes), lookups=1)
         totals = {hour: _total(found.get(ref.path), self.schema) for hour, ref in lanes.items()}
         batch = self._client.batch()
-        for window, expected, before in saves:
-            # A format 2 window is in the lanes already: only its growth joins; a new or
-            # format 1 window joins whole.
-            counted = None if before is None or before.head != FORMAT else before.window.stats
-            hour = window.hour_ms
-            totals[hour] = totals[hour].grown(counted, window.stats)
-            self._put(batch, self._window_ref(*window.key), window, expected)
+        for (window, expected, before), joins in zip(saves, laned, strict=True):
+            if joins:
+                # A format 2 window is in the lanes already: only its growth joins; a new or
+                # format 1 window joins whole.
+                counted = before.window.stats if before is not None and _in_lanes(before) else None
+                hour = window.hour_ms
+                totals[hour] = totals[hour].grown(counted, window.stats)
+            ref = self._window_ref(*window.key)
+            self._put(batch, ref, window, expected, FORMAT if joins else 1)
         for hour, ref in lanes.items():
             fields = {"hour_ms": hour, "total": heads.encode_total(totals[hour], self.schema)}
             if self.ttl_days is not None:
@@ -325,20 +347,25 @@ class FirestoreStore(WindowStoreBase):
         self._meter.add(writes=len(saves) + len(lanes), lane_writes=len(lanes), commits=1)
         return [None] * len(saves)
 
-    def _put(self, batch: Any, ref: Any, window: HourlyWindow, expected: Version) -> None:
-        """A window's write in a batch: created, or replaced if unchanged since it was read."""
+    def _put(
+        self, batch: Any, ref: Any, window: HourlyWindow, expected: Version, form: int
+    ) -> None:
+        """A window's write in a batch: created, or replaced if unchanged since it was read;
+        ``form`` is its format (2: counted in its hour's lanes)."""
         if expected is None:
-            batch.create(ref, self._fields(window, version=1))
+            batch.create(ref, self._fields(window, version=1, form=form))
             return
         version, updated = _parse_token(str(expected))
         option = self._client.write_option(last_update_time=updated)
-        batch.update(ref, self._fields(window, version=version + 1), option=option)
+        batch.update(ref, self._fields(window, version=version + 1, form=form), option=option)
 
     def migrate_format1(self) -> int:
         """Put every window of the release before (``format: 1``) into its hour's fleet lanes
         and mark it ``format: 2``; the number converted. Safe beside live processing: each
         conversion is a batched write under preconditions, retried on a conflict (a window a
-        write converted meanwhile is skipped)."""
+        write converted meanwhile is skipped). Needs lanes on (``fleet_lanes`` at least 1)."""
+        if not self.fleet_lanes:
+            raise ValueError("fleet lanes are off (fleet_lanes=0): nothing to convert into")
         query = self._client.collection_group(self.windows_collection).where(
             filter=FieldFilter("format", "==", 1)
         )
@@ -354,9 +381,9 @@ class FirestoreStore(WindowStoreBase):
                     break
         return converted
 
-    def _fields(self, window: HourlyWindow, version: int) -> dict[str, Any]:
+    def _fields(self, window: HourlyWindow, version: int, form: int) -> dict[str, Any]:
         fields = window_to_record(window, self.schema)
-        fields["format"] = FORMAT
+        fields["format"] = form
         fields["version"] = version
         if self.ttl_days is not None:
             fields[TTL_FIELD] = self._expiry(window.hour_ms)
@@ -444,7 +471,11 @@ class FirestoreStore(WindowStoreBase):
         return Page(items, items[-1].device_id if len(found) > limit else None)
 
     def fleet_total(self, hour_ms: int) -> FleetTotal:
-        """The hour's fleet total: its lanes merged (one query)."""
+        """The hour's fleet total: its lanes merged (one query); with lanes off, the merge of
+        the hour's windows, read page by page (as before lanes: its cost grows with the fleet)."""
+        if not self.fleet_lanes:
+            windows = [w.stats for w in _every(lambda c: self.fleet_hour(hour_ms, **c))]
+            return FleetTotal(merge_all(windows), len(windows))
         total = FleetTotal()
         for fields in self._run(self._lanes(hour_ms)):
             total = total.merge(heads.decode_total(bytes(fields["total"]), self.schema))
@@ -489,6 +520,23 @@ class FirestoreStore(WindowStoreBase):
         snapshots = self._guard("query", lambda: list(query.stream(**self._rpc)))
         self._meter.add(reads=max(1, len(snapshots)), queries=1)
         return [s.to_dict() for s in snapshots]
+
+
+def _in_lanes(stored: Stored | None) -> bool:
+    """Whether a window as read is counted in its hour's lanes (format 2)."""
+    return stored is not None and stored.head == FORMAT
+
+
+def _every(fetch: Callable[[dict[str, Any]], Page[HourlyWindow]]) -> list[HourlyWindow]:
+    """Every item of every page, following cursors (pages of :data:`WALK_PAGE`)."""
+    items: list[HourlyWindow] = []
+    cursor: str | None = None
+    while True:
+        page = fetch({"limit": WALK_PAGE, "cursor": cursor})
+        items += page.items
+        if page.cursor is None:
+            return items
+        cursor = page.cursor
 
 
 def _total(snapshot: Any, schema: TelemetrySchema) -> FleetTotal:

@@ -8,8 +8,9 @@ Workers build their own store (a client cannot be pickled), so the store is give
   table (region and endpoint default to boto3's own configuration, ``AWS_REGION`` and
   ``AWS_ENDPOINT_URL``; ``fleet_shards`` and ``ttl_days`` must match the deployment's
   ``IOTPIPE_FLEET_SHARDS`` and ``IOTPIPE_TTL_DAYS``);
-- ``firestore:PROJECT[?database=D&prefix=P&ttl_days=D]``: the GCP runtime's database
-  (``FIRESTORE_EMULATOR_HOST`` is honoured by the client).
+- ``firestore:PROJECT[?database=D&prefix=P&ttl_days=D&fleet_lanes=N]``: the GCP runtime's
+  database (``FIRESTORE_EMULATOR_HOST`` is honoured by the client); ``fleet_lanes`` must match
+  the deployment's ``IOTPIPE_FLEET_LANES`` (0, lanes off, by default).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ KINDS = ("sqlite", "dynamodb", "firestore")
 _SETTINGS = {
     "sqlite": set(),
     "dynamodb": {"region", "endpoint", "fleet_shards", "ttl_days"},
-    "firestore": {"database", "prefix", "ttl_days"},
+    "firestore": {"database", "prefix", "ttl_days", "fleet_lanes"},
 }
 
 
@@ -59,7 +60,7 @@ class StoreSpec:
         unknown = set(settings) - _SETTINGS[kind]
         if unknown:
             raise BadStoreSpec(f"--store {text!r}: unknown setting {sorted(unknown)[0]!r}")
-        for number in ("fleet_shards", "ttl_days"):
+        for number in ("fleet_shards", "ttl_days", "fleet_lanes"):
             if number in settings and not settings[number].isdigit():
                 raise BadStoreSpec(f"--store {text!r}: {number} must be a whole number")
         if kind == "sqlite":
@@ -122,6 +123,7 @@ def _firestore(project: str, settings: dict[str, str]) -> AggregateStore:
         client,
         prefix=settings.get("prefix", ""),
         ttl_days=int(settings["ttl_days"]) if "ttl_days" in settings else None,
+        fleet_lanes=int(settings.get("fleet_lanes", "0")),
     )
 
 

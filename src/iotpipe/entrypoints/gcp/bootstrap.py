@@ -35,7 +35,10 @@ def process_service() -> ProcessService:
     obs.configure_logging()
     config = settings()
     store = FirestoreStore(
-        clients.firestore_for(config), prefix=config.firestore_prefix, ttl_days=config.ttl_days
+        clients.firestore_for(config),
+        prefix=config.firestore_prefix,
+        ttl_days=config.ttl_days,
+        fleet_lanes=config.fleet_lanes,
     )
     schema = use_schema(store, deployed_schema(os.environ))  # refuses an unsafe schema
     storage, bucket = clients.storage(config.project), config.need_bucket()
@@ -79,7 +82,12 @@ def query_api() -> AnalyticsApi:
 
     obs.configure_logging()
     config = settings()
-    store = FirestoreStore(clients.firestore_for(config), prefix=config.firestore_prefix)
+    # The fleet route's total: the lanes if the process function keeps them, else the walk.
+    store = FirestoreStore(
+        clients.firestore_for(config),
+        prefix=config.firestore_prefix,
+        fleet_lanes=config.fleet_lanes,
+    )
     # Read-only: checks the schema against the store's record, never writes it.
     schema = use_schema(store, deployed_schema(os.environ), write=False)
     return AnalyticsApi(QueryService(store), None, ApiKeys(config.api_keys), schema=schema)

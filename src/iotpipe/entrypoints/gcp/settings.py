@@ -25,6 +25,8 @@ API_KEYS = "IOTPIPE_API_KEYS"
 LATENESS_HORIZON_HOURS = "IOTPIPE_LATENESS_HORIZON_HOURS"
 MAX_SKEW_SECONDS = "IOTPIPE_MAX_SKEW_SECONDS"
 TTL_DAYS = "IOTPIPE_TTL_DAYS"
+#: Firestore fleet lanes per hour; 0 (the default) turns them off (see FirestoreStore).
+FLEET_LANES = "IOTPIPE_FLEET_LANES"
 #: Read when ``IOTPIPE_PROJECT`` is not set (the Google clients' own variable).
 GOOGLE_CLOUD_PROJECT = "GOOGLE_CLOUD_PROJECT"
 
@@ -39,6 +41,7 @@ ALL = (
     LATENESS_HORIZON_HOURS,
     MAX_SKEW_SECONDS,
     TTL_DAYS,
+    FLEET_LANES,
 )
 
 
@@ -58,6 +61,7 @@ class GcpSettings:
     api_keys: tuple[str, ...]
     lateness: LatenessPolicy
     ttl_days: int | None
+    fleet_lanes: int = 0
 
     @staticmethod
     def from_env(environ: Mapping[str, str]) -> GcpSettings:
@@ -77,6 +81,7 @@ class GcpSettings:
                 max_skew=timedelta(seconds=float(skew)),
             ),
             ttl_days=int(environ[TTL_DAYS]) if environ.get(TTL_DAYS) else None,
+            fleet_lanes=int(environ.get(FLEET_LANES) or "0"),
         )
 
     def topic_path(self) -> str:
