@@ -9,11 +9,15 @@ them), since a corrupt file cannot be read whole by anyone.
 
 from __future__ import annotations
 
+import io
+import os
 import re
 import shutil
 from collections import Counter
+from contextlib import redirect_stdout
 from pathlib import Path
 
+import orjson
 import pytest
 
 from iotpipe.adapters.clock import SystemClock
@@ -174,3 +178,48 @@ def test_a_job_that_fails_on_a_worker_says_so_in_one_line_and_exits_1(
     [line] = [e for e in done.err.splitlines() if e.startswith("iotpipe replay: the DirectRunner")]
     assert line.startswith("iotpipe replay: the DirectRunner job failed: ")
     assert "rejected" in line, line  # the cause, named (the workers log their own traceback)
+
+
+def test_beam_replay_of_a_declared_fleet_stores_what_the_single_process_replay_stores(
+    tmp_path: Path, beam: BeamCli, capsysbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    # An industrial fleet (nested paths, epoch-ms times) archived by the local runtime, replayed
+    # with --schema by both replays: the same stored windows, every declared metric in them.
+    from iotpipe.adapters.clock import ManualClock
+    from iotpipe.adapters.schema_file import load_schema
+    from iotpipe.bootstrap import local_pipeline
+    from iotpipe.domain.time import MS_PER_HOUR, parse_instant
+    from iotpipe.entrypoints.cli import main
+    from iotpipe.simulator import Faults, Fleet
+    from tests.beam.archives import FROM, TO
+
+    schema_file = Path(__file__).parents[2] / "examples" / "schemas" / "industrial.toml"
+    schema = load_schema(schema_file)
+    start = parse_instant(FROM) + MS_PER_HOUR
+    clock = ManualClock(start + 2 * MS_PER_HOUR)
+    pipeline = local_pipeline(
+        tmp_path / "data", clock=clock, lateness=LatenessPolicy.unbounded(), schema=schema
+    )
+    fleet = Fleet(4, 120, seed=9, schema=schema)
+    lines = list(fleet.payloads(start, start + 2 * MS_PER_HOUR, Faults(duplicates=0.1)))
+    pipeline.ingest([orjson.loads(line) for line in lines])
+    assert all(not r.failed_records for r in pipeline.drain(batch_size=50))
+    archive = tmp_path / "data" / "archive"
+    declared = ("--schema", str(schema_file))
+    done = beam.replay(str(archive), f"sqlite:{tmp_path / 'beam.db'}", *declared)
+    assert done.code == 0, done.err
+    with redirect_stdout(io.StringIO()):
+        single = main(
+            ["replay", "--archive", str(archive), "--store", f"sqlite:{tmp_path / 'single.db'}",
+             "--from", FROM, "--to", TO, *declared]
+        )  # fmt: skip
+    assert single == 0
+
+    def output(store: str) -> bytes:
+        capsysbinary.readouterr()
+        assert main(["process", os.devnull, "--store", f"sqlite:{store}", *declared]) == 0
+        return capsysbinary.readouterr().out
+
+    expected = output(str(tmp_path / "single.db"))
+    assert expected.count(b"\n") == 4 * 2 and b'"vibration_rms":{"count":30' in expected
+    assert output(str(tmp_path / "beam.db")) == expected

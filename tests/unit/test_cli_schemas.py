@@ -306,3 +306,41 @@ def test_replay_rebuilds_a_declared_fleets_store_from_the_archive(
         "2025-09-01T00:00:00Z",
     )
     assert "0 counted" in out.decode() and f"{len(readings)} rejected" in out.decode()
+
+
+def test_the_local_runtime_keeps_its_schema_for_the_next_start(tmp_path: Path) -> None:
+    # serve --schema: the runtime reads payloads by it, keeps it in the data directory, and the
+    # next start without --schema reads the same payload (its processor too).
+    import urllib.request
+
+    from iotpipe.domain import DEFAULT_SCHEMA, LatenessPolicy
+    from iotpipe.entrypoints.local_runtime import SCHEMA_FILE, LocalRuntime
+
+    schema = load_schema(EXAMPLES / "co2.toml")
+    data = tmp_path / "data"
+    options = {"port": 0, "keys": ["k" * 16], "processor": "thread"}
+    lateness = LatenessPolicy.unbounded()
+    runtime = LocalRuntime.start(data, schema=schema, lateness=lateness, **options)
+    try:
+        assert runtime.pipeline.schema == schema
+    finally:
+        runtime.close()
+    assert load_schema(data / SCHEMA_FILE) == schema
+    again = LocalRuntime.start(data, lateness=lateness, **options)
+    try:
+        assert again.pipeline.schema == schema != DEFAULT_SCHEMA
+        body = orjson.dumps(
+            {"meta": {"id": "room-1"}, "ts": 1_756_634_400_000, "sensors": {"co2": 415.5}}
+        )
+        request = urllib.request.Request(
+            f"{again.url}/v1/readings",
+            data=body,
+            headers={"content-type": "application/json", "authorization": "Bearer " + "k" * 16},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.status == 202
+        assert again.wait_idle(30)
+        [window] = list(again.pipeline.query.every_window())
+        assert window.stats.moments(schema)[0].total == 4155  # 415.5 at 0.1, by its processor
+    finally:
+        again.close()
