@@ -78,7 +78,7 @@ def main() -> None:
         n_short = generate(short, args.readings // 4, args.devices, args.hours // 4)
         runs: dict[str, list[dict[str, Any]]] = {"baseline": [], "long": [], "short": []}
         for _ in range(args.repeat):
-            runs["baseline"].append(_phase("baseline", long_, 10_000))
+            runs["baseline"].append(_phase("baseline", long_, 10_000, None))
             runs["long"].append(run_cli(long_, work))
             runs["short"].append(run_cli(short, work))
     best = {name: min(results, key=lambda r: r["seconds"]) for name, results in runs.items()}
