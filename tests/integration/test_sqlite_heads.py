@@ -105,3 +105,36 @@ def test_a_file_of_the_previous_release_is_upgraded_and_keeps_counting_once(
         assert pipeline.process(RawBatch("new", (raw,))).accepted == 1
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA user_version").fetchone() == (2,)
+
+
+def test_a_file_of_the_previous_release_opened_under_a_declared_schema_keeps_its_metrics(
+    tmp_path: Path,
+) -> None:
+    # The upgrade reads schema 1 rows by the default payload's names (the only payload that
+    # release knew), whatever schema the store is opened with; the start-up check then runs
+    # the default metrics as retired, so their windows and fleet totals stay readable.
+    from iotpipe.application import use_schema
+    from iotpipe.domain import DEFAULT_SCHEMA, Metric, TelemetrySchema
+
+    path = tmp_path / "old.db"
+    shutil.copy(FIXTURE / "sqlite.db", path)
+    declared = TelemetrySchema((Metric("pressure", "kPa", 0, 1000, exponent=-1),), location=None)
+    expected = expected_windows((FIXTURE / "readings.jsonl").read_bytes().splitlines())
+    with SqliteStore(path, schema=declared) as store:
+        running = use_schema(store, declared)
+        assert running.names[0] == "pressure"
+        assert sorted(running.names[1:]) == ["humidity", "temperature"]
+        assert [m.retired for m in running.metrics] == [False, True, True]
+        by_name = {n: running.names.index(n) for n in DEFAULT_SCHEMA.names}
+        pipeline = Pipeline(store=store, clock=ManualClock(H0), schema=running)
+        for window in pipeline.query.every_window():
+            old = expected[window.key]
+            for name, moments in zip(DEFAULT_SCHEMA.names, old.metrics, strict=True):
+                assert window.stats.metrics[by_name[name]] == moments
+            assert window.stats.metrics[0].count == 0  # pressure: none yet
+        for hour in {h for _, h in expected}:
+            mine = [s for (_, h), s in expected.items() if h == hour]
+            total = store.fleet_total(hour)
+            assert total.devices == len(mine)
+            for name, moments in zip(DEFAULT_SCHEMA.names, merge_all(mine).metrics, strict=True):
+                assert total.stats.metric(name, running) == moments
