@@ -11,7 +11,8 @@ request, so a device that posts its last minute of readings once a minute makes 
 at a time (push subscriptions deliver concurrently). ``--batch-minutes 0`` sends every reading
 as its own message (devices that post each reading as it is taken).
 
-Prints, per 1,000 readings: Pub/Sub messages, document reads and writes as Firestore bills them
+``--fleet-lanes`` (0, the GCP deployment's default: off) sets the store's fleet lanes. Prints,
+per 1,000 readings: Pub/Sub messages, document reads and writes as Firestore bills them
 (lookups of missing documents and empty queries count one read each), requests by kind and
 conflicts. The emulator's speed means nothing; the counts do, and per 1,000 readings they do not
 depend on the fleet's size (``--devices 100`` prints the same figures ten times faster).
@@ -128,7 +129,7 @@ def run(args: argparse.Namespace, host: str) -> dict[str, Any]:
 
     os.environ["FIRESTORE_EMULATOR_HOST"] = host
     client = firestore.Client(project=PROJECT)
-    store = FirestoreStore(client, prefix=f"b{time.time_ns()}_")
+    store = FirestoreStore(client, prefix=f"b{time.time_ns()}_", fleet_lanes=args.fleet_lanes)
     start = parse_instant(START)
     archive = MemoryArchive()  # the Cloud Storage layout and format, to count objects and bytes
     service = ProcessService(
@@ -190,7 +191,8 @@ def show(args: argparse.Namespace, totals: dict[str, Any]) -> None:
     print(
         f"{args.devices} devices x 1 reading / {args.interval:g} s, {batching}, "
         f"{args.minutes} minutes: {readings:,} readings, {totals['messages']:,} messages, "
-        f"{totals['windows']:,} window writes ({totals['seconds']:.0f} s against the emulator)"
+        f"{totals['windows']:,} window writes ({totals['seconds']:.0f} s against the emulator), "
+        f"fleet lanes: {args.fleet_lanes or 'off'}"
     )
     print("per 1,000 readings:")
     line("Pub/Sub messages (invocations)", totals["messages"])
@@ -210,12 +212,19 @@ def main() -> None:
     profile_options(parser)  # --batch-minutes 0: one message per reading
     parser.add_argument("--minutes", type=int, default=60, help="event time to simulate")
     parser.add_argument("--workers", type=int, default=8, help="messages processed at once")
+    parser.add_argument(
+        "--fleet-lanes",
+        type=int,
+        default=0,
+        help="Firestore fleet lanes (0, the deployment's default: off; 8: the lanes on)",
+    )
     json_option(parser)
     args = apply_profile(parser.parse_args())
     with firestore_emulator() as host:
         totals = run(args, host)
     show(args, totals)
-    scenario = {k: getattr(args, k) for k in ("profile", "devices", "interval", "batch_minutes")}
+    keys = ("profile", "devices", "interval", "batch_minutes", "fleet_lanes")
+    scenario = {k: getattr(args, k) for k in keys}
     figures = {"readings": totals["readings"], "seconds": totals["seconds"]}
     write(args.json, {**scenario, **figures, "per_1000": per_thousand(totals)})
 

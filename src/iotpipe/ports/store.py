@@ -102,9 +102,10 @@ class AggregateStore(Protocol):
     def fleet_total(self, hour_ms: int) -> FleetTotal:
         """Every device's window of one hour merged, and how many windows that is.
 
-        Kept up to date as windows are written (never by reading every window): exactly the
-        merge of the hour's windows, each counted once, though a backend that folds it
-        asynchronously (DynamoDB: from the table's stream) may lag the windows by seconds.
+        Kept up to date as windows are written (never by reading every window, except on
+        Firestore with its fleet lanes off): exactly the merge of the hour's windows, each
+        counted once, though a backend that folds it asynchronously (DynamoDB: from the
+        table's stream) may lag the windows by seconds.
         """
         ...
 
