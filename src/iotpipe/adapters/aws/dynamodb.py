@@ -78,7 +78,7 @@ from typing import Any, NamedTuple
 
 from iotpipe.adapters.aws import dynamodb_items as items
 from iotpipe.adapters.aws.dynamodb_schema import DynamoSchemaRecords
-from iotpipe.adapters.aws.errors import AWS_ERRORS, ClientError, describe, error_code, is_transient
+from iotpipe.adapters.aws.errors import ClientError, call_table, describe, error_code
 from iotpipe.adapters.window_store import Meter, Save, Stored, WindowStoreBase, check_limit
 from iotpipe.application.codecs import heads
 from iotpipe.domain import (
@@ -388,15 +388,7 @@ class DynamoStore(WindowStoreBase):
     def _call(self, operation: str, **params: Any) -> dict[str, Any]:
         """One client call; transient failures become :class:`StoreUnavailable`, the rest
         (a failed condition included) propagate as they are (see the module docstring)."""
-        try:
-            response: dict[str, Any] = getattr(self._client, operation)(**params)
-        except AWS_ERRORS as exc:
-            if is_transient(exc):
-                raise StoreUnavailable(
-                    f"dynamodb {self.table_name} {operation}: {describe(exc)}"
-                ) from exc
-            raise
-        return response
+        return call_table(self._client, self.table_name, operation, **params)
 
     # --- queries -----------------------------------------------------------------------------
 

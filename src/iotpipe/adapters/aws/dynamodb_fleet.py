@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from iotpipe.adapters.aws import dynamodb_items as items
-from iotpipe.adapters.aws.errors import AWS_ERRORS, ClientError, describe, error_code, is_transient
+from iotpipe.adapters.aws.errors import ClientError, call_table, error_code
 from iotpipe.adapters.window_store import Meter
 from iotpipe.application.codecs import heads
 from iotpipe.domain import DEFAULT_SCHEMA, FleetTotal, Stats, StoreUnavailable, TelemetrySchema
@@ -115,15 +115,7 @@ class FleetFold:
         raise StoreUnavailable(f"dynamodb {self.table_name}: lane {hour}/{shard_id} kept changing")
 
     def _call(self, operation: str, **params: Any) -> dict[str, Any]:
-        try:
-            response: dict[str, Any] = getattr(self._client, operation)(**params)
-        except AWS_ERRORS as exc:
-            if is_transient(exc):
-                raise StoreUnavailable(
-                    f"dynamodb {self.table_name} {operation}: {describe(exc)}"
-                ) from exc
-            raise
-        return response
+        return call_table(self._client, self.table_name, operation, **params)
 
 
 def head_change(

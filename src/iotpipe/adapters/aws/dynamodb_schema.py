@@ -19,8 +19,7 @@ from typing import Any
 
 import orjson
 
-from iotpipe.adapters.aws.errors import AWS_ERRORS, ClientError, describe, error_code, is_transient
-from iotpipe.domain import StoreUnavailable
+from iotpipe.adapters.aws.errors import ClientError, call_table, error_code
 from iotpipe.domain.evolution import SchemaRecord
 from iotpipe.domain.telemetry import SchemaRecordChanged
 from iotpipe.ports import Version
@@ -72,17 +71,9 @@ class DynamoSchemaRecords:
             ) from exc
 
     def _call(self, operation: str, **params: Any) -> dict[str, Any]:
-        try:
-            response: dict[str, Any] = getattr(self._client, operation)(
-                TableName=self.table_name, **params
-            )
-        except AWS_ERRORS as exc:
-            if is_transient(exc):
-                raise StoreUnavailable(
-                    f"dynamodb {self.table_name} {operation}: {describe(exc)}"
-                ) from exc
-            raise
-        return response
+        return call_table(
+            self._client, self.table_name, operation, TableName=self.table_name, **params
+        )
 
 
 _KEY = {"PK": {"S": RECORD_KEY}, "SK": {"S": RECORD_KEY}}

@@ -9,10 +9,14 @@ adapters do once the client has given up.
 
 from __future__ import annotations
 
+from typing import Any
+
 # botocore ships no type information (pyproject.toml lets mypy take it as Any); the adapters
 # import its exceptions from here, and take clients as Any.
 from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
+
+from iotpipe.domain import StoreUnavailable
 
 #: What a boto3 call raises: a service error response, or a failure inside botocore.
 AWS_ERRORS = (ClientError, BotoCoreError)
@@ -41,7 +45,7 @@ THROTTLING_CODES = frozenset(
 )
 
 
-__all__ = ["AWS_ERRORS", "ClientError", "describe", "error_code", "is_transient"]
+__all__ = ["AWS_ERRORS", "ClientError", "call_table", "describe", "error_code", "is_transient"]
 
 
 def error_code(exc: BaseException) -> str:
@@ -65,3 +69,16 @@ def describe(exc: BaseException) -> str:
         message = exc.response.get("Error", {}).get("Message", "")
         return f"{error_code(exc)}: {message}" if message else error_code(exc)
     return f"{type(exc).__name__}: {exc}"
+
+
+def call_table(client: Any, table: str, operation: str, **params: Any) -> dict[str, Any]:
+    """One DynamoDB client call about ``table``: a transient failure becomes
+    :class:`StoreUnavailable` (the store is down for now); the rest, a failed condition
+    included, propagate as they are, for the caller to read."""
+    try:
+        response: dict[str, Any] = getattr(client, operation)(**params)
+    except AWS_ERRORS as exc:
+        if is_transient(exc):
+            raise StoreUnavailable(f"dynamodb {table} {operation}: {describe(exc)}") from exc
+        raise
+    return response
