@@ -135,17 +135,17 @@ def test_latest_moves_forward_in_event_time_only(store_factory) -> None:
     assert store.latest("d1") == newer
 
 
-def test_concurrent_writers_of_the_same_windows_end_exact(store_factory) -> None:
-    store = store_factory()
-    readings = [reading(f"d{i % 3}", H0 + i * 7, temperature=i % 50) for i in range(300)]
+def _written_by_four_threads(store, readings: list, *, step: int, size: int) -> list[BaseException]:
+    """Four threads write overlapping slices (``size`` readings every ``step``, each from its
+    own offset); what any of them raised (a failed write included), for the caller to assert."""
     errors: list[BaseException] = []
 
     def writer(offset: int) -> None:
         try:
-            for start in range(offset, len(readings), 25):
-                result = contribute(store, *readings[start : start + 40])
+            for start in range(offset, len(readings), step):
+                result = contribute(store, *readings[start : start + size])
                 assert not result.failed, result.failed
-        except BaseException as exc:  # surfaced below
+        except BaseException as exc:  # surfaced to the caller
             errors.append(exc)
 
     threads = [threading.Thread(target=writer, args=(k,)) for k in range(4)]
@@ -153,7 +153,13 @@ def test_concurrent_writers_of_the_same_windows_end_exact(store_factory) -> None
         t.start()
     for t in threads:
         t.join()
-    assert not errors
+    return errors
+
+
+def test_concurrent_writers_of_the_same_windows_end_exact(store_factory) -> None:
+    store = store_factory()
+    readings = [reading(f"d{i % 3}", H0 + i * 7, temperature=i % 50) for i in range(300)]
+    assert not _written_by_four_threads(store, readings, step=25, size=40)
     for device in ("d0", "d1", "d2"):
         [window] = store.hourly(device, H0, H1, limit=5).items
         assert window.stats == Stats.of([r for r in readings if r.device_id == device])
@@ -185,20 +191,5 @@ def test_fleet_total_is_the_merge_of_the_hours_windows_each_counted_once(store_f
 def test_fleet_total_stays_exact_under_concurrent_writers(store_factory) -> None:
     store = store_factory()
     readings = [reading(f"d{i % 5}", H0 + i * 13, temperature=i % 40) for i in range(250)]
-    errors: list[BaseException] = []
-
-    def writer(offset: int) -> None:
-        try:
-            for start in range(offset, len(readings), 30):
-                result = contribute(store, *readings[start : start + 45])
-                assert not result.failed, result.failed
-        except BaseException as exc:  # surfaced below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=writer, args=(k,)) for k in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors
+    assert not _written_by_four_threads(store, readings, step=30, size=45)
     assert store.fleet_total(H0) == FleetTotal(Stats.of(readings), 5)
