@@ -46,8 +46,7 @@ def _forget_composition_roots() -> None:
     clients.forget()
     for module in (ingest, api, process):
         module.settings.cache_clear()
-    for root in (bootstrap.ingest_api, bootstrap.query_api, bootstrap.process_service):
-        root.cache_clear()
+    bootstrap.forget()
 
 
 @pytest.fixture(scope="module")

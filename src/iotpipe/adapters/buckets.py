@@ -19,7 +19,8 @@ __all__ = ["Bucket", "BucketArchive", "BucketQuarantine"]
 
 
 class BucketArchive:
-    """A :class:`~iotpipe.ports.RawArchive` in a bucket (gzip JSON lines per batch)."""
+    """A :class:`~iotpipe.ports.RawArchive` in a bucket (gzip JSON lines per batch), which
+    also reads the stream files a Pub/Sub Cloud Storage subscription writes beside them."""
 
     def __init__(self, bucket: Bucket) -> None:
         self._bucket = bucket
@@ -30,11 +31,22 @@ class BucketArchive:
         self._bucket.put(name, fmt.encode_batch(batch))
 
     def read(self, start_ms: int, end_ms: int) -> Iterator[RawBatch]:
-        """Archived batches of the partitions in ``[start_ms, end_ms)``, hour by hour."""
+        """Archived batches of the partitions in ``[start_ms, end_ms)``, hour by hour: each
+        hour's ``raw/`` objects (one batch each), then its stream files (in chunks)."""
         for hour in fmt.partition_hours(start_ms, end_ms):
             for name in self._bucket.names(fmt.partition_prefix(fmt.RAW, hour)):
                 if name.endswith(fmt.SUFFIX):
                     yield fmt.decode_batch(fmt.batch_id_of(name), self._bucket.get(name))
+            for name in self._bucket.names(fmt.stream_hour_prefix(hour)):
+                if fmt.stream_file_time(name) is not None:
+                    yield from fmt.decode_stream_file(name, self._bucket.get(name))
+
+    def read_file(self, name: str, generation: int | None = None) -> bytes | None:
+        """The file ``name`` whole, or ``None`` if there is none (any version: a bucket of
+        this kind keeps one)."""
+        if name not in self._bucket.names(name):
+            return None
+        return self._bucket.get(name)
 
 
 class BucketQuarantine:

@@ -14,9 +14,11 @@ if TYPE_CHECKING:
     from iotpipe.application.process import ProcessReport, ProcessService
     from iotpipe.application.query import FleetHour, QueryService
     from iotpipe.application.schema_check import settle_schema, use_schema
+    from iotpipe.application.stream_files import FileReport, StreamFileService
     from iotpipe.application.worker import StreamWorker
 
 __all__ = [
+    "FileReport",
     "FleetHour",
     "IngestResult",
     "IngestService",
@@ -26,6 +28,7 @@ __all__ = [
     "ProcessService",
     "QueryService",
     "ReplayReport",
+    "StreamFileService",
     "StreamWorker",
     "replay",
     "settle_schema",
@@ -45,6 +48,8 @@ if not TYPE_CHECKING:  # type checkers read the imports above instead
             "FleetHour": "iotpipe.application.query",
             "QueryService": "iotpipe.application.query",
             "StreamWorker": "iotpipe.application.worker",
+            "FileReport": "iotpipe.application.stream_files",
+            "StreamFileService": "iotpipe.application.stream_files",
             "settle_schema": "iotpipe.application.schema_check",
             "use_schema": "iotpipe.application.schema_check",
         },

@@ -4,6 +4,7 @@ from typing import TYPE_CHECKING
 
 from iotpipe._exports import lazy_exports
 from iotpipe.ports.archive import (
+    ArchiveFiles,
     Bucket,
     CheckedArchive,
     Quarantine,
@@ -38,6 +39,7 @@ __all__ = [
     "DEADLINE_PASSED",
     "AggregateStore",
     "ApplyResult",
+    "ArchiveFiles",
     "BatchSource",
     "Bucket",
     "CheckedArchive",

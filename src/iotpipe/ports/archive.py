@@ -45,6 +45,16 @@ class CheckedArchive(RawArchive, Protocol):
         ...
 
 
+class ArchiveFiles(Protocol):
+    """Whole files of the archive, read by name (the stream files a Cloud Storage
+    subscription writes, announced one by one by the bucket's notifications)."""
+
+    def read_file(self, name: str, generation: int | None = None) -> bytes | None:
+        """The file's bytes (``generation``: that version of it), or ``None`` if it no longer
+        exists; raises :class:`~iotpipe.domain.ArchiveUnavailable` if it cannot be read now."""
+        ...
+
+
 class Quarantine(Protocol):
     """Rejected payloads with their reasons, for inspection and redrive."""
 

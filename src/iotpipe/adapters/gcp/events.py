@@ -16,6 +16,9 @@ HTTP push request in each shape it comes in: a plain push body, or a CloudEvent 
 (``ce-*`` headers) or structured mode; a message without ``messageId`` takes the CloudEvent's
 ``id``.
 
+A message may also be a Cloud Storage notification (a new stream file in the archive bucket):
+:func:`storage_notification` tells it apart by its ``eventType`` attribute and reads it.
+
 Each delivery carries one message, so a batch is one record: its id is the message id, which
 stays the same on every redelivery, so the archive object named after it is overwritten, never
 duplicated. Its arrival time is the ``publishTime`` (when Pub/Sub accepted the message), so
@@ -87,6 +90,75 @@ def push_delivery(body: bytes, headers: Mapping[str, str]) -> PushDelivery:
         event_id = document.get("id")
         return PushDelivery(data, None if event_id is None else str(event_id))
     return PushDelivery(document)
+
+
+#: The ``eventType`` attribute of a bucket notification for a new object (or a new version).
+OBJECT_FINALIZE = "OBJECT_FINALIZE"
+
+
+@dataclass(frozen=True, slots=True)
+class StorageNotification:
+    """A Cloud Storage notification about one object, as its Pub/Sub message carries it.
+
+    The attributes name the event, bucket, object and generation; with the ``JSON_API_V1``
+    payload the data is the object resource, whose ``timeCreated`` and ``size`` are kept.
+    """
+
+    event_type: str
+    bucket: str
+    name: str
+    generation: int | None = None
+    created_ms: int | None = None
+    size: int | None = None
+
+    @property
+    def finalized(self) -> bool:
+        """Whether it announces a new object (or a new version of one)."""
+        return self.event_type == OBJECT_FINALIZE
+
+
+def storage_notification(data: Mapping[str, Any]) -> StorageNotification | None:
+    """The bucket notification a pushed delivery carries, or ``None`` if the message is not
+    one (no ``eventType`` attribute: a readings message). Raises :class:`NotAPubSubEvent` for
+    a notification without its bucket or object."""
+    try:
+        attributes = data["message"].get("attributes") or {}
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise NotAPubSubEvent(f"not a Pub/Sub message delivery: {exc!r}") from exc
+    if not isinstance(attributes, Mapping) or "eventType" not in attributes:
+        return None
+    bucket, name = attributes.get("bucketId"), attributes.get("objectId")
+    if not bucket or not name:
+        raise NotAPubSubEvent("a Cloud Storage notification names its bucketId and objectId")
+    resource = _object_resource(data["message"].get("data"))
+    created = resource.get("timeCreated")
+    return StorageNotification(
+        str(attributes["eventType"]),
+        str(bucket),
+        str(name),
+        _integer(attributes.get("objectGeneration") or resource.get("generation")),
+        None if created is None else _instant(created),
+        _integer(resource.get("size")),
+    )
+
+
+def _object_resource(encoded: object) -> Mapping[str, Any]:
+    """The JSON_API_V1 object resource of a notification (empty with payload ``NONE``)."""
+    if not encoded:
+        return {}
+    try:
+        resource = orjson.loads(base64.b64decode(str(encoded), validate=True))
+    except (binascii.Error, orjson.JSONDecodeError) as exc:
+        raise NotAPubSubEvent(f"a notification without an object resource: {exc}") from exc
+    return resource if isinstance(resource, dict) else {}
+
+
+def _integer(value: object) -> int | None:
+    """Cloud Storage writes its 64-bit numbers as strings in JSON."""
+    try:
+        return None if value is None else int(str(value))
+    except ValueError as exc:
+        raise NotAPubSubEvent(f"not a number: {value!r}") from exc
 
 
 def record_from_push(data: Mapping[str, Any], fallback_id: str | None = None) -> RawRecord:

@@ -11,6 +11,10 @@ On GCP a batch is one Pub/Sub message and its id is the message id (see
 Storage replaces an object whole; the body is byte-identical for the same message), and the
 partition is the message's publish hour, the same on every delivery.
 
+The stream files a Pub/Sub Cloud Storage subscription writes (``stream/...``, see the codec)
+are read by :meth:`GcsArchive.read_file`, pinned to the generation a bucket notification
+names, and listed by :meth:`GcsArchive.read` with the ``raw/`` objects of each hour.
+
 Objects are stored as ``application/gzip`` without ``Content-Encoding``, so Cloud Storage never
 transcodes them and the bytes read back are the bytes written. Uploads are retried by the
 client on transient errors even without a generation precondition (the library's default does
@@ -52,6 +56,7 @@ class _Bucket:
         self._bucket = client.bucket(bucket)
         self._call = {"retry": default_retry.with_timeout(timeout_s), "timeout": timeout_s}
         self._errors = _storage_errors()
+        self._not_found = importlib.import_module("google.api_core.exceptions").NotFound
 
     def put(self, name: str, body: bytes) -> None:
         blob = self._bucket.blob(self.prefix + name)
@@ -64,6 +69,16 @@ class _Bucket:
         blob = self._bucket.blob(self.prefix + name)
         try:
             return bytes(blob.download_as_bytes(**self._call))
+        except self._errors as exc:
+            raise ArchiveUnavailable(f"{self._where(name)}: {describe(exc)}") from exc
+
+    def get_version(self, name: str, generation: int | None) -> bytes | None:
+        """The object's bytes (that generation of it), or ``None`` if it does not exist."""
+        blob = self._bucket.blob(self.prefix + name, generation=generation)
+        try:
+            return bytes(blob.download_as_bytes(**self._call))
+        except self._not_found:
+            return None
         except self._errors as exc:
             raise ArchiveUnavailable(f"{self._where(name)}: {describe(exc)}") from exc
 
@@ -89,7 +104,13 @@ class GcsArchive(BucketArchive):
     """
 
     def __init__(self, bucket: str, client: Any, prefix: str = "", timeout_s: float = 30.0):
-        super().__init__(_Bucket(bucket, client, prefix, timeout_s))
+        self._objects = _Bucket(bucket, client, prefix, timeout_s)
+        super().__init__(self._objects)
+
+    def read_file(self, name: str, generation: int | None = None) -> bytes | None:
+        """The object ``name`` (its ``generation``, as a bucket notification names it), or
+        ``None`` once it is deleted (or that generation replaced)."""
+        return self._objects.get_version(name, generation)
 
 
 class GcsQuarantine(BucketQuarantine):

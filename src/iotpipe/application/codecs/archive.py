@@ -9,6 +9,21 @@ The name comes from the batch id, which comes from the source (shard and sequenc
 message id), so a retried batch overwrites its own object. Raw lines keep the payload exactly
 as delivered (``data``, or ``data_b64`` for bytes that are not UTF-8), with the record id and
 arrival time, so a replay sees the very records the stream delivered.
+
+On GCP the archive also holds **stream files**, written by a Pub/Sub Cloud Storage
+subscription (not by this code), in its text format: each message's data followed by a
+newline, so a file is JSON lines, one ingest message (a device's readings, one JSON array)
+per line, uncompressed::
+
+    stream/2025-08-31/10_00_00Z_<uuid>.jsonl
+
+The name is ``<STREAM_FILENAME_PREFIX><time in STREAM_FILENAME_DATETIME_FORMAT>_<uuid>
+<STREAM_FILENAME_SUFFIX>`` (Pub/Sub's documented file name layout); the Terraform sets the
+subscription from these three constants, and :data:`STREAM_FILE_NAME` parses a name back.
+The time in the name (when the subscription opened the file, UTC) is the file's partition
+hour and the arrival time of each of its records, on the live path and in a replay alike.
+A file is processed in chunks of :data:`STREAM_CHUNK_LINES` lines; the record id of a line is
+``<file name>#<line number>``, so a redelivered or replayed file repeats its own ids.
 """
 
 from __future__ import annotations
@@ -23,13 +38,77 @@ from typing import Any, NamedTuple
 import orjson
 
 from iotpipe.domain import Reason
-from iotpipe.domain.time import MS_PER_HOUR, format_instant, from_ms, hour_start
+from iotpipe.domain.time import MS_PER_HOUR, format_instant, from_ms, hour_start, parse_instant
 from iotpipe.ports import RawBatch, RawRecord, Rejection
 
 RAW = "raw"
 REJECTED = "rejected"
 SUFFIX = ".jsonl.gz"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._=-]")
+
+
+#: The Cloud Storage subscription's ``filename_prefix``: stream files live under it.
+STREAM_FILENAME_PREFIX = "stream/"
+#: Its ``filename_datetime_format`` (Pub/Sub's tokens; the documented example format): the
+#: day is a "directory" of its own and the hour starts the file's base name, so an hour lists
+#: as ``stream/YYYY-MM-DD/hh_``.
+STREAM_FILENAME_DATETIME_FORMAT = "YYYY-MM-DD/hh_mm_ssZ"
+#: Its ``filename_suffix``.
+STREAM_FILENAME_SUFFIX = ".jsonl"
+#: A stream file's whole name, as Pub/Sub makes it from the three settings above plus ``_`` and
+#: a unique id; the groups are the file's UTC date and time.
+STREAM_FILE_NAME = re.compile(
+    re.escape(STREAM_FILENAME_PREFIX)
+    + r"(?P<date>\d{4}-\d{2}-\d{2})/(?P<hour>\d{2})_(?P<minute>\d{2})_(?P<second>\d{2})Z_"
+    + r"(?P<unique>[^/]+)"
+    + re.escape(STREAM_FILENAME_SUFFIX)
+)
+#: Lines (ingest messages) per processing chunk: one store round trip each, and with the
+#: fleet lanes on, one lane commit per lane touched.
+STREAM_CHUNK_LINES = 500
+
+
+def stream_file_time(name: str) -> int | None:
+    """The UTC time in a stream file's name (epoch ms), or ``None`` if ``name`` is not one."""
+    found = STREAM_FILE_NAME.fullmatch(name)
+    if found is None:
+        return None
+    text = f"{found['date']}T{found['hour']}:{found['minute']}:{found['second']}Z"
+    try:
+        return parse_instant(text)
+    except ValueError:  # 2025-02-30, hour 25: the shape of a name, not a time
+        return None
+
+
+def stream_hour_prefix(hour_ms: int) -> str:
+    """The name prefix every stream file opened in the hour containing ``hour_ms`` has."""
+    start = from_ms(hour_start(hour_ms))
+    return f"{STREAM_FILENAME_PREFIX}{start:%Y-%m-%d}/{start:%H}_"
+
+
+def decode_stream_file(
+    name: str, body: bytes, chunk_lines: int = STREAM_CHUNK_LINES
+) -> list[RawBatch]:
+    """A stream file as batches of at most ``chunk_lines`` records, one per non-blank line.
+
+    Each line is kept as delivered, whatever it holds (the process use case quarantines what
+    is not readings), with the id ``<name>#<line number>`` and the time in the file's name as
+    its arrival; the batch ids are ``<name>#c<chunk number>``, stable on every delivery. A
+    blank line (the file's final newline) is no record. Raises ``ValueError`` for a name that
+    is not a stream file's.
+    """
+    arrived = stream_file_time(name)
+    if arrived is None:
+        raise ValueError(f"{name} is not a stream file name")
+    records = [
+        RawRecord(f"{name}#{number}", line, arrived)
+        for number, line in enumerate(body.split(b"\n"), start=1)
+        if line.strip()
+    ]
+    return [
+        RawBatch(f"{name}#c{start // chunk_lines}", tuple(records[start : start + chunk_lines]))
+        for start in range(0, len(records), chunk_lines)
+    ]
 
 
 def partition_prefix(kind: str, hour_ms: int) -> str:

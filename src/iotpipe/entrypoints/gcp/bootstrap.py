@@ -1,6 +1,6 @@
 """The Google Cloud runtime's composition root: each function's use case, wired to its adapters.
 
-One function per Cloud Function, named as on every runtime (:mod:`iotpipe.bootstrap` for the
+One function per use case, named as on every runtime (:mod:`iotpipe.bootstrap` for the
 in-process and local runtimes, :mod:`iotpipe.entrypoints.aws.bootstrap` for AWS):
 :func:`process_service`, :func:`ingest_api`, :func:`query_api`. Each is built on the first
 request or event and kept for the life of the instance; nothing is built at import, and each
@@ -12,24 +12,59 @@ from __future__ import annotations
 
 import functools
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from iotpipe.entrypoints.gcp import clients
 from iotpipe.entrypoints.gcp import observability as obs
 from iotpipe.entrypoints.gcp.clients import settings
 
 if TYPE_CHECKING:
-    from iotpipe.application import ProcessService
+    from iotpipe.adapters.clock import SystemClock
+    from iotpipe.adapters.gcp.firestore import FirestoreStore
+    from iotpipe.adapters.gcp.gcs import GcsArchive, GcsQuarantine
+    from iotpipe.application import ProcessService, StreamFileService
+    from iotpipe.domain import LatenessPolicy, TelemetrySchema
     from iotpipe.entrypoints.http.api import AnalyticsApi
 
 
 @functools.cache
 def process_service() -> ProcessService:
-    """The process use case over Firestore and Cloud Storage (built on the first event)."""
+    """The process use case over Firestore and Cloud Storage (built on the first message):
+    each readings message is archived as an object of its own, then processed."""
+    from iotpipe.application import ProcessService
+
+    parts = _process_parts()
+    return ProcessService(
+        parts.store,
+        parts.clock,
+        parts.archive,
+        parts.quarantine,
+        parts.lateness,
+        parts.schema,
+    )
+
+
+@functools.cache
+def stream_file_service() -> StreamFileService:
+    """The process use case for the archive's stream files (built on the first
+    notification): the same store, quarantine and schema, and no archive to write, since the
+    file is the archive."""
+    from iotpipe.application import ProcessService, StreamFileService
+
+    parts = _process_parts()
+    chunks = ProcessService(
+        parts.store, parts.clock, None, parts.quarantine, parts.lateness, parts.schema
+    )
+    return StreamFileService(parts.archive, chunks)
+
+
+@functools.cache
+def _process_parts() -> _ProcessParts:
+    """The adapters both kinds of processing share, built once per instance."""
     from iotpipe.adapters.clock import SystemClock
     from iotpipe.adapters.gcp.firestore import FirestoreStore
     from iotpipe.adapters.gcp.gcs import GcsArchive, GcsQuarantine
-    from iotpipe.application import ProcessService, use_schema
+    from iotpipe.application import use_schema
     from iotpipe.entrypoints.deployed_schema import deployed_schema
 
     obs.configure_logging()
@@ -42,7 +77,7 @@ def process_service() -> ProcessService:
     )
     schema = use_schema(store, deployed_schema(os.environ))  # refuses an unsafe schema
     storage, bucket = clients.storage(config.project), config.need_bucket()
-    return ProcessService(
+    return _ProcessParts(
         store,
         SystemClock(),
         GcsArchive(bucket, storage),
@@ -50,6 +85,15 @@ def process_service() -> ProcessService:
         config.lateness,
         schema,
     )
+
+
+class _ProcessParts(NamedTuple):
+    store: FirestoreStore
+    clock: SystemClock
+    archive: GcsArchive
+    quarantine: GcsQuarantine
+    lateness: LatenessPolicy
+    schema: TelemetrySchema
 
 
 @functools.cache
@@ -91,3 +135,10 @@ def query_api() -> AnalyticsApi:
     # Read-only: checks the schema against the store's record, never writes it.
     schema = use_schema(store, deployed_schema(os.environ), write=False)
     return AnalyticsApi(QueryService(store), None, ApiKeys(config.api_keys), schema=schema)
+
+
+def forget() -> None:
+    """Drop every composition root built so far (tests point the functions at fresh
+    emulators; :func:`~iotpipe.entrypoints.gcp.clients.forget` drops the clients)."""
+    for root in (process_service, stream_file_service, _process_parts, ingest_api, query_api):
+        root.cache_clear()

@@ -1,5 +1,19 @@
-"""The process function (HTTP, the target of the Pub/Sub push subscription): one Pub/Sub
+"""The process function (HTTP, the target of the Pub/Sub push subscriptions): one Pub/Sub
 message -> the process use case -> Firestore, the Cloud Storage archive and quarantine.
+
+It takes two kinds of message, told apart by their attributes:
+
+- a **Cloud Storage notification** (``eventType``, ``bucketId``, ``objectId``: the default
+  path, ``process_from = "files"``): a new stream file in the archive bucket, written by the
+  Pub/Sub Cloud Storage subscription. The file (the notification's generation of it) is read
+  and processed in chunks of lines, without writing an archive object: the file is the
+  archive (:class:`~iotpipe.application.StreamFileService`). A file that no longer exists is
+  logged and acknowledged; a notification about another bucket, another event or an object
+  outside ``stream/`` is acknowledged and ignored; any chunk left with unapplied readings
+  makes the whole file be delivered again (:class:`Redeliver`), which the store's exactness
+  makes harmless;
+- a **readings message** (``process_from = "messages"``): archived as one object and
+  processed, as below.
 
 It reads the push request itself (:func:`~iotpipe.adapters.gcp.events.push_delivery`) rather
 than through functions-framework's CloudEvent conversion, which answers 400 before any code
@@ -31,8 +45,15 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from iotpipe.adapters.gcp.events import NotAPubSubEvent, PushDelivery, push_delivery
-from iotpipe.application import ProcessReport
+from iotpipe.adapters.gcp.events import (
+    NotAPubSubEvent,
+    PushDelivery,
+    StorageNotification,
+    push_delivery,
+    storage_notification,
+)
+from iotpipe.application import FileReport, ProcessReport
+from iotpipe.application.codecs.archive import STREAM_FILENAME_PREFIX
 from iotpipe.entrypoints.gcp import bootstrap
 from iotpipe.entrypoints.gcp import observability as obs
 from iotpipe.entrypoints.gcp.clients import settings
@@ -56,14 +77,18 @@ def handle_request(request: flask.Request) -> flask.Response:
     headers = {name.lower(): value for name, value in request.headers.items()}
     try:
         delivery = push_delivery(request.get_data(), headers)
-        batch = delivery.batch()
+        notification = storage_notification(delivery.data)
+        batch = None if notification else delivery.batch()
     except NotAPubSubEvent as exc:
         trace = obs.trace_from_headers(headers)
         with obs.serving(FUNCTION, settings().project, trace):
             obs.log("ERROR", "not a Pub/Sub message delivery", error=str(exc))
         return flask.Response(str(exc), status=400, mimetype="text/plain")
     try:
-        handle(delivery, batch, headers)
+        if notification is not None:
+            handle_file(delivery, notification, headers)
+        elif batch is not None:
+            handle(delivery, batch, headers)
     except Redeliver as exc:
         return flask.Response(str(exc), status=500, mimetype="text/plain")
     return flask.Response("", status=200)
@@ -81,6 +106,60 @@ def handle(delivery: PushDelivery, batch: RawBatch, headers: Mapping[str, str]) 
         _observe(report, time.perf_counter() - started, delivery)
     if report.failed_records:
         raise Redeliver(f"message {batch.batch_id}: {'; '.join(report.errors)}")
+
+
+def handle_file(
+    delivery: PushDelivery, notification: StorageNotification, headers: Mapping[str, str]
+) -> None:
+    """Process the stream file a bucket notification announces (or acknowledge a notification
+    that is not about one); raise :class:`Redeliver` to have it delivered again."""
+    started = time.perf_counter()
+    with obs.serving(FUNCTION, settings().project, _trace(headers)):
+        ignored = _not_ours(notification)
+        if ignored:
+            obs.log("INFO", "notification ignored", object=notification.name, reason=ignored)
+            return
+        try:
+            report = bootstrap.stream_file_service().process(
+                notification.name, notification.generation
+            )
+        except Exception as exc:
+            obs.log("ERROR", "file failed", batch_id=notification.name, error=repr(exc))
+            raise
+        _observe_file(report, time.perf_counter() - started, delivery, notification)
+    if report.redeliver:
+        raise Redeliver(f"file {notification.name}: {'; '.join(report.errors)}")
+
+
+def _not_ours(notification: StorageNotification) -> str:
+    """Why a notification is not a stream file to process (``""``: it is one)."""
+    if not notification.finalized:
+        return f"event {notification.event_type}"
+    if notification.bucket != settings().need_bucket():
+        return f"bucket {notification.bucket} is not the archive bucket"
+    if not notification.name.startswith(STREAM_FILENAME_PREFIX):
+        return f"not under {STREAM_FILENAME_PREFIX}"
+    return ""
+
+
+def _observe_file(
+    report: FileReport, seconds: float, delivery: PushDelivery, notice: StorageNotification
+) -> None:
+    if not report.found:
+        obs.log("WARNING", "file gone", batch_id=report.name, generation=notice.generation)
+        return
+    obs.log(
+        "WARNING" if report.redeliver else "INFO",
+        "file processed",
+        subscription=delivery.subscription,
+        delivery_attempt=delivery.delivery_attempt,
+        **report.counts(),
+        bytes=notice.size,
+        duration_ms=round(seconds * 1000, 1),
+        file_age_ms=None
+        if notice.created_ms is None
+        else time.time_ns() // 1_000_000 - notice.created_ms,
+    )
 
 
 def _observe(report: ProcessReport, seconds: float, delivery: PushDelivery) -> None:
