@@ -10,7 +10,10 @@ replays must survive:
 - **conflicting duplicates across files**: a reading repeated with other values in a batch
   of another partition (which version counts depends on archive order);
 - **corrupt files**: one not gzip at all, one cut short after a flush point (so exactly the
-  records before it can be read), one with a garbage line among good ones, one empty.
+  records before it can be read), one with a garbage line among good ones, one empty;
+- **stream files** (GCP's Cloud Storage subscription's text files under ``stream/``): one
+  resending a batch's readings with a line that is not JSON, one holding readings found
+  nowhere else (device ``streamed-1``), one empty.
 
 The **reference** is a second archive holding, for each corrupt file, exactly the records that
 can be read of it (known by construction, not by asking the code under test): a single-process
@@ -100,7 +103,31 @@ def hard_archive(
         arrived = (original.arrived_ms() or START) + delay
         both(_records(name, altered, arrived), arrived)
     _corrupt(made, archive, reference)
+    _stream_files(made)
     return made
+
+
+def _stream_files(made: HardArchive) -> None:
+    """Stream files, in both the archive and the reference (each line is a record as
+    delivered, so nothing in them is corrupt: a bad line is quarantined)."""
+    resent = [r.data for r in made.batches[-1].records] + [b"not json"]
+    streamed = [
+        orjson.dumps(
+            [{"device_id": "streamed-1", "timestamp": f"2025-08-31T04:{m:02d}:00Z", "humidity": m}]
+        )
+        for m in range(30)
+    ]
+    files = {
+        "2025-08-31/04_00_10Z_resent": resent,
+        "2025-08-31/05_00_00Z_streamed": streamed,
+        "2025-08-31/05_01_00Z_empty": [],
+    }
+    for stem, lines in files.items():
+        name = f"{fmt.STREAM_FILENAME_PREFIX}{stem}{fmt.STREAM_FILENAME_SUFFIX}"
+        for root in (made.root, made.reference):
+            path = root / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(b"".join(line + b"\n" for line in lines))
 
 
 def _altered(data: bytes) -> str | None:

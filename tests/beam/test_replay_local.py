@@ -74,6 +74,7 @@ def test_beam_replay_stores_byte_for_byte_what_the_single_process_replay_stores(
     # And every reading is accounted for alike (the salvaged device included).
     assert counts(done.out) == {**counts(single.out), "batches": counts(done.out)["batches"]}
     assert b'"device_id":"salvaged-1"' in expected
+    assert b'"device_id":"streamed-1"' in expected  # read from a stream file only
 
 
 def test_beam_replay_runs_in_several_worker_processes(

@@ -91,8 +91,13 @@ def test_patterns_cover_each_day_of_the_range_or_the_whole_tree_for_a_long_one()
     assert archive.patterns("s3://b/p/", H10, H10 + MS_PER_DAY) == [
         "s3://b/p/raw/dt=2025-08-31/hour=*/*.jsonl.gz",
         "s3://b/p/raw/dt=2025-09-01/hour=*/*.jsonl.gz",
+        "s3://b/p/stream/2025-08-31/*.jsonl",
+        "s3://b/p/stream/2025-09-01/*.jsonl",
     ]
-    assert archive.patterns("/a", 0, 253_402_214_400_000) == ["/a/raw/dt=*/hour=*/*.jsonl.gz"]
+    assert archive.patterns("/a", 0, 253_402_214_400_000) == [
+        "/a/raw/dt=*/hour=*/*.jsonl.gz",
+        "/a/stream/*/*.jsonl",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -105,6 +110,10 @@ def test_patterns_cover_each_day_of_the_range_or_the_whole_tree_for_a_long_one()
         ("raw/dt=2025-08-31/hour=10/.b1.jsonl.gz.1234.tmp", 0, 2 * H10, False),
         ("raw/dt=2025-08-31/hour=10/notes.txt", 0, 2 * H10, False),
         ("rejected/dt=2025-08-31/hour=10/b1.jsonl.gz", 0, 2 * H10, False),
+        ("stream/2025-08-31/10_59_59Z_u.jsonl", H10, H10 + MS_PER_HOUR, True),
+        ("stream/2025-08-31/11_00_00Z_u.jsonl", H10, H10 + MS_PER_HOUR, False),
+        ("stream/2025-08-31/10_00_00Z_u.jsonl.tmp", 0, 2 * H10, False),
+        ("stream/2025-08-31/1_00_00Z_u.jsonl", 0, 2 * H10, False),
     ],
 )
 def test_in_range_takes_the_names_iotpipe_replay_reads(
@@ -114,10 +123,27 @@ def test_in_range_takes_the_names_iotpipe_replay_reads(
 
 
 def test_names_sort_the_way_iotpipe_replay_reads() -> None:
+    """The raw objects by partition hour then name, then the stream files by opening time."""
     names = [
         fmt.object_name(fmt.RAW, H10 + h * MS_PER_HOUR, b) for h in (14, 3, 0) for b in ("z", "a")
     ]
-    assert sorted(names) == sorted(names, key=lambda n: (archive.partition_hour(n), n))
+    names += [f"stream/2025-08-{d}/{h:02d}_00_00Z_{u}.jsonl" for d in (31, 30) for h in (9, 11)
+              for u in ("b", "a")]  # fmt: skip
+    stream = fmt.STREAM_FILENAME_PREFIX
+    by_layout = sorted(names, key=lambda n: (n.startswith(stream), archive.partition_hour(n), n))
+    assert sorted(names) == by_layout
+
+
+def test_a_stream_file_is_read_whole_as_one_batch_of_lines_as_delivered() -> None:
+    name = "stream/2025-08-31/10_00_05Z_u-1.jsonl"
+    batch, bad = archive.read_batch(name, b'[{"a": 1}]\nnot json\n\n[]\n')
+    assert bad is None and archive.partition_hour(name) == H10
+    assert [(r.record_id, r.data) for r in batch.records] == [
+        (f"{name}#1", b'[{"a": 1}]'),
+        (f"{name}#2", b"not json"),
+        (f"{name}#4", b"[]"),
+    ]
+    assert archive.read_batch(name, b"") == (RawBatch(f"{name}#c0", ()), None)
 
 
 # --- store specs ------------------------------------------------------------------------------

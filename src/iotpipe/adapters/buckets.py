@@ -31,12 +31,15 @@ class BucketArchive:
         self._bucket.put(name, fmt.encode_batch(batch))
 
     def read(self, start_ms: int, end_ms: int) -> Iterator[RawBatch]:
-        """Archived batches of the partitions in ``[start_ms, end_ms)``, hour by hour: each
-        hour's ``raw/`` objects (one batch each), then its stream files (in chunks)."""
-        for hour in fmt.partition_hours(start_ms, end_ms):
+        """Archived batches of the hours in ``[start_ms, end_ms)`` in name order (the order
+        the Beam replay ranks copies by): the ``raw/`` objects hour by hour (one batch each),
+        then the stream files hour by hour (in chunks)."""
+        hours = fmt.partition_hours(start_ms, end_ms)
+        for hour in hours:
             for name in self._bucket.names(fmt.partition_prefix(fmt.RAW, hour)):
                 if name.endswith(fmt.SUFFIX):
                     yield fmt.decode_batch(fmt.batch_id_of(name), self._bucket.get(name))
+        for hour in hours:
             for name in self._bucket.names(fmt.stream_hour_prefix(hour)):
                 if fmt.stream_file_time(name) is not None:
                     yield from fmt.decode_stream_file(name, self._bucket.get(name))

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from iotpipe.application.codecs import archive as fmt
 from iotpipe.domain import ArchiveUnavailable
-from iotpipe.domain.time import to_ms
+from iotpipe.domain.time import hour_start, to_ms
 from iotpipe.ports import RawBatch, Rejection, UnreadableObject
 
 _O_BINARY = getattr(os, "O_BINARY", 0)  # Windows: no newline translation
@@ -68,7 +68,7 @@ class _Directory:
             raise ArchiveUnavailable(f"cannot list {self.root / prefix}: {exc}") from exc
         return found
 
-    def names(self, prefix: str) -> list[str]:
+    def names(self, prefix: str, suffix: str = fmt.SUFFIX) -> list[str]:
         """Names of the objects under the ``prefix/`` directory, sorted (none if it is absent)."""
         top = self.root / prefix
         try:
@@ -76,7 +76,7 @@ class _Directory:
                 return []
             found = [
                 path.relative_to(self.root).as_posix()
-                for path in top.rglob("*" + fmt.SUFFIX)
+                for path in top.rglob("*" + suffix)
                 if not path.name.startswith(".") and path.is_file()
             ]
         except OSError as exc:
@@ -115,7 +115,8 @@ def _replace_atomically(path: Path, body: bytes) -> None:
 
 
 class FileArchive:
-    """The raw archive in a directory (gzip JSON lines under ``raw/dt=../hour=../``)."""
+    """The raw archive in a directory (gzip JSON lines under ``raw/dt=../hour=../``); it also
+    reads the ``stream/`` files of a GCP archive bucket synced into it."""
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self._files = _Directory(root)
@@ -136,6 +137,7 @@ class FileArchive:
         for hour in self._partitions(start_ms, end_ms):
             for name in self._files.names(fmt.partition_prefix(fmt.RAW, hour)):
                 yield fmt.decode_batch(fmt.batch_id_of(name), self._files.get(name))
+        yield from self._stream_batches(start_ms, end_ms)
 
     def scan(self, start_ms: int, end_ms: int) -> Iterator[RawBatch | UnreadableObject]:
         """As :meth:`read`, but a damaged file (not gzip, truncated, a line that is not a
@@ -155,6 +157,16 @@ class FileArchive:
                 if batch.records:
                     yield batch
                 yield UnreadableObject(str(self.root / name), *damage)
+        yield from self._stream_batches(start_ms, end_ms)
+
+    def _stream_batches(self, start_ms: int, end_ms: int) -> Iterator[RawBatch]:
+        """The stream files (a Cloud Storage subscription's, synced from a bucket) opened in
+        the hours of ``[start_ms, end_ms)``, in name order, in chunks. Their lines are records
+        as delivered: a bad line is a record to quarantine, never a damaged file."""
+        for name in self._files.names(fmt.STREAM_FILENAME_PREFIX, fmt.STREAM_FILENAME_SUFFIX):
+            opened = fmt.stream_file_time(name)
+            if opened is not None and start_ms <= hour_start(opened) < end_ms:
+                yield from fmt.decode_stream_file(name, self._files.get(name))
 
     def _partitions(self, start_ms: int, end_ms: int) -> list[int]:
         # The partitions that exist, not every hour of the range: "from 1970 to 9999" costs

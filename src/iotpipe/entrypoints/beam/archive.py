@@ -2,8 +2,10 @@
 object without ever stopping on a bad one.
 
 Names are those of :mod:`iotpipe.application.codecs.archive` relative to the archive's root
-(``raw/dt=2025-08-31/hour=10/<batch>.jsonl.gz``); they sort the way ``iotpipe replay`` reads
-(partition hour, then name), which is what makes them the order key of the combine. No Beam
+(``raw/dt=2025-08-31/hour=10/<batch>.jsonl.gz``, and GCP's stream files
+``stream/2025-08-31/10_00_00Z_<uuid>.jsonl``, each read as one batch); they sort the way
+``iotpipe replay`` reads (the raw objects by partition hour, then the stream files by the time
+they were opened), which is what makes them the order key of the combine. No Beam
 here: plain functions over names and bytes.
 """
 
@@ -22,14 +24,22 @@ MAX_DAY_PATTERNS = 400
 
 def patterns(root: str, start_ms: int, end_ms: int) -> list[str]:
     """Glob patterns (under ``root``, ``/``-separated) matching at least every raw object whose
-    partition hour lies in ``[start_ms, end_ms)``: one per day, or the whole tree for a long
-    range. :func:`partition_hour` then keeps exactly the right ones."""
+    partition hour lies in ``[start_ms, end_ms)``, and every stream file opened in it: one per
+    day and layout, or each whole tree for a long range. :func:`partition_hour` then keeps
+    exactly the right ones."""
     base = root.rstrip("/")
+    stream = f"{base}/{fmt.STREAM_FILENAME_PREFIX}"
     first = hour_start(start_ms) - hour_start(start_ms) % MS_PER_DAY
     days = range(first, end_ms, MS_PER_DAY)
     if len(days) > MAX_DAY_PATTERNS:
-        return [f"{base}/{fmt.RAW}/dt=*/hour=*/*{fmt.SUFFIX}"]
-    return [f"{base}/{fmt.RAW}/dt={from_ms(day):%Y-%m-%d}/hour=*/*{fmt.SUFFIX}" for day in days]
+        return [f"{base}/{fmt.RAW}/dt=*/hour=*/*{fmt.SUFFIX}", f"{stream}*/*{_STREAM}"]
+    return [
+        *(f"{base}/{fmt.RAW}/dt={from_ms(day):%Y-%m-%d}/hour=*/*{fmt.SUFFIX}" for day in days),
+        *(f"{stream}{from_ms(day):%Y-%m-%d}/*{_STREAM}" for day in days),
+    ]
+
+
+_STREAM = fmt.STREAM_FILENAME_SUFFIX
 
 
 def relative(root: str, path: str) -> str:
@@ -41,8 +51,12 @@ def relative(root: str, path: str) -> str:
 
 
 def partition_hour(name: str) -> int | None:
-    """The partition hour of a raw object's name, or ``None`` for a name the archive format
-    does not make (a temporary file, another directory, another suffix)."""
+    """The partition hour of a raw object's name (a stream file's: the hour it was opened in),
+    or ``None`` for a name the archive format does not make (a temporary file, another
+    directory, another suffix)."""
+    opened = fmt.stream_file_time(name)
+    if opened is not None:  # a stream file: the hour it was opened in
+        return hour_start(opened)
     directory, _, file = name.rpartition("/")
     if file.startswith(".") or not file.endswith(fmt.SUFFIX):
         return None
@@ -93,6 +107,9 @@ def read_batch(name: str, body: bytes) -> tuple[RawBatch, BadFile | None]:
     archive codec's ``salvage_batch``, as ``iotpipe replay`` reads it), so no valid reading is
     lost with the bad ones.
     """
+    if fmt.stream_file_time(name) is not None:  # lines as delivered: nothing in it is "bad"
+        whole = fmt.decode_stream_file(name, body, chunk_lines=body.count(b"\n") + 1)
+        return (whole[0] if whole else RawBatch(f"{name}#c0", ())), None
     batch_id = fmt.batch_id_of(name)
     if not body:  # gzip reads no bytes as nothing; the archive never writes an empty object
         return RawBatch(batch_id, ()), BadFile(name, "empty object (0 bytes)", 0, True)
