@@ -1,0 +1,125 @@
+"""Stream files (a Pub/Sub Cloud Storage subscription's text files): their names, their lines
+and chunks, and the use case that processes one, over the in-memory adapters."""
+
+from __future__ import annotations
+
+from itertools import pairwise
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from iotpipe.adapters.clock import ManualClock
+from iotpipe.adapters.memory import MemoryArchive, MemoryQuarantine, MemoryStore
+from iotpipe.application import ProcessService, QueryService, StreamFileService
+from iotpipe.application.codecs import archive as fmt
+from iotpipe.domain import LatenessPolicy
+from iotpipe.domain.time import MS_PER_HOUR, parse_instant
+from iotpipe.simulator import Faults, Fleet
+from tests.oracle import expected_windows
+
+pytestmark = pytest.mark.unit
+
+T0 = parse_instant("2025-08-31T10:00:00Z")
+NAME = "stream/2025-08-31/10_05_07Z_4f1c-9a.jsonl"
+
+
+def test_the_name_constants_make_the_names_the_pattern_reads() -> None:
+    # What the Terraform sets, put together as Pub/Sub documents: prefix, time, "_", id, suffix.
+    made = f"{fmt.STREAM_FILENAME_PREFIX}2025-08-31/10_05_07Z_4f1c-9a{fmt.STREAM_FILENAME_SUFFIX}"
+    assert made == NAME and fmt.STREAM_FILENAME_DATETIME_FORMAT == "YYYY-MM-DD/hh_mm_ssZ"
+    assert fmt.stream_file_time(NAME) == parse_instant("2025-08-31T10:05:07Z")
+    assert NAME.startswith(fmt.stream_hour_prefix(T0 + 59 * 60_000))
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "stream/2025-02-30/10_05_07Z_x.jsonl",  # no such day
+        "stream/2025-08-31/25_05_07Z_x.jsonl",
+        "stream/2025-08-31/10_05_07Z_x.jsonl.gz",
+        "stream/2025-08-31/10_05_07_x.jsonl",
+        "stream/2025-08-31/10_05_07Z_.jsonl",
+        "raw/dt=2025-08-31/hour=10/x.jsonl.gz",
+        "other/2025-08-31/10_05_07Z_x.jsonl",
+    ],
+)
+def test_other_names_are_not_stream_files(name: str) -> None:
+    assert fmt.stream_file_time(name) is None
+    with pytest.raises(ValueError, match="not a stream file"):
+        fmt.decode_stream_file(name, b"[]\n")
+
+
+def test_lines_are_records_as_delivered_in_chunks_with_stable_ids() -> None:
+    body = b'[{"a":1}]\nnot json\n\n[]\n[{"b":2}]\n'
+    chunks = fmt.decode_stream_file(NAME, body, chunk_lines=2)
+    assert [c.batch_id for c in chunks] == [f"{NAME}#c0", f"{NAME}#c1"]
+    records = [r for c in chunks for r in c.records]
+    assert [(r.record_id, r.data) for r in records] == [
+        (f"{NAME}#1", b'[{"a":1}]'),
+        (f"{NAME}#2", b"not json"),
+        (f"{NAME}#4", b"[]"),
+        (f"{NAME}#5", b'[{"b":2}]'),
+    ]
+    assert {r.arrived_ms for r in records} == {fmt.stream_file_time(NAME)}
+    assert fmt.decode_stream_file(NAME, b"") == []
+
+
+def _service(archive: MemoryArchive, chunk_lines: int) -> StreamFileService:
+    processor = ProcessService(
+        MemoryStore(),
+        ManualClock(T0),
+        None,
+        MemoryQuarantine(),
+        LatenessPolicy(horizon=None),
+    )
+    return StreamFileService(archive, processor, chunk_lines)
+
+
+LINES = list(Fleet(3, 300, seed=4).payloads(T0, T0 + 2 * MS_PER_HOUR, Faults(duplicates=0.1)))
+
+
+@settings(max_examples=40, deadline=None)
+@given(data=st.data(), chunk_lines=st.integers(1, 12))
+def test_any_split_into_files_any_chunks_any_redelivery_stores_the_oracle(
+    data: st.DataObject, chunk_lines: int
+) -> None:
+    """Messages split into files at random (some in two files), processed in any order, any
+    file any number of times: the store holds each distinct reading once."""
+    messages = [b"[" + line.encode() + b"]" for line in LINES]
+    cuts = sorted(data.draw(st.sets(st.integers(1, len(messages) - 1), max_size=6)))
+    bounds = [0, *cuts, len(messages)]
+    files = [messages[a:b] for a, b in pairwise(bounds)]
+    files.append(data.draw(st.lists(st.sampled_from(messages), max_size=10)))  # repeats
+    archive = MemoryArchive()
+    names = []
+    for n, lines in enumerate(files):
+        name = f"stream/2025-08-31/12_{n:02d}_00Z_f{n}.jsonl"
+        archive.objects.put(name, b"".join(line + b"\n" for line in lines))
+        names.append(name)
+    deliveries = data.draw(st.lists(st.sampled_from(names), min_size=len(names)))
+    order = data.draw(st.permutations(names)) + deliveries  # each at least once
+    service = _service(archive, chunk_lines)
+    for name in order:
+        report = service.process(name)
+        assert not report.redeliver and report.found
+    stored = QueryService(service.processor.store).every_window()
+    assert {(w.device_id, w.hour_ms): w.stats for w in stored} == expected_windows(LINES)
+
+
+def test_a_file_that_is_gone_is_reported_not_found() -> None:
+    report = _service(MemoryArchive(), 10).process(NAME)
+    assert not report.found and not report.redeliver and report.chunks == ()
+
+
+def test_the_summary_sums_the_chunks() -> None:
+    archive = MemoryArchive()
+    lines = [b"[" + line.encode() + b"]" for line in LINES[:7]] + [b"oops"]
+    archive.objects.put(NAME, b"\n".join(lines))
+    counts = _service(archive, 3).process(NAME).counts()
+    assert counts["chunks"] == 3 and counts["records"] == 8
+    distinct = sum(stats.count for stats in expected_windows(LINES[:7]).values())
+    assert counts["accepted"] + counts["duplicates"] == 7 and counts["accepted"] == distinct
+    assert counts["rejected"] == {"malformed_json": 1} and counts["failed_chunks"] == 0
+    assert orjson.dumps(counts)  # one log line: plain JSON values only
