@@ -444,6 +444,62 @@ def beam_replay_rows(d: dict[str, Any]) -> list[Row]:
     ]
 
 
+def gcp_files_rows(d: dict[str, Any]) -> list[Row]:
+    """gcp_files.py: processing per archive file (lanes on) vs per message (lanes off)."""
+    m, f, p = d["messages"], d["files"], d["projection"]
+    fewer = p["messages_objects_s"] / p["files_s"]
+    return [
+        (
+            "GCP archive objects / 1,000 readings (per-second): files mode",
+            f"{f['objects']:.3f}",
+            f"{m['objects']:.2f} messages mode (one per message)",
+            _ratio(m["objects"], f["objects"]) + "x fewer",
+            "",
+            "",
+        ),
+        (
+            "  at 100,000 devices: archive objects/s (files roll by size)",
+            f"{p['files_s']:.2f}",
+            f"{p['messages_objects_s']:,.0f} messages mode",
+            f"{fewer:,.0f}x fewer",
+            ">= 50x fewer",
+            _verdict(fewer >= 50),
+        ),
+        (
+            "  Firestore document writes / 1,000 readings, files mode, 8 lanes",
+            f"{f['writes']:.2f}",
+            f"{m['writes']:.2f} messages mode, lanes off",
+            _ratio(f["writes"], m["writes"]),
+            "<= 16.9",
+            _verdict(f["writes"] <= 16.9),
+        ),
+        (
+            "  Firestore document reads / 1,000 readings, files mode, 8 lanes",
+            f"{f['reads']:.2f}",
+            f"{m['reads']:.2f} messages mode, lanes off",
+            _ratio(f["reads"], m["reads"]),
+            "reported",
+            "",
+        ),
+        (
+            "  process invocations / 1,000 readings, files mode",
+            f"{f['invocations']:.3f}",
+            f"{m['invocations']:.2f} messages mode",
+            _ratio(m["invocations"], f["invocations"]) + "x fewer",
+            "",
+            "",
+        ),
+        (
+            "  at 100,000 devices: commits/s per fleet lane document, files mode",
+            f"{p['lane_commits_per_lane_s']:.2f}",
+            "~1 sustained write/s per document (Firestore)",
+            _ratio(p["lane_commits_per_lane_s"], 1.0),
+            "<= 1",
+            _verdict(p["lane_commits_per_lane_s"] <= 1.0),
+        ),
+    ]
+
+
 # The store benchmarks' profiles (profiles.py), and the size of each in the smoke run.
 SMOKE_PROFILES = {
     "fleet": ["--devices", "20", "--minutes", "5"],
@@ -501,6 +557,13 @@ BENCHMARKS = (
         ],
     ),
     *_store_benchmarks("firestore", "firestore_ops.py", firestore_rows),
+    Benchmark(
+        "gcp_files",
+        "gcp_files.py",
+        gcp_files_rows,
+        full=["--profile", "per-second"],
+        smoke=["--profile", "per-second", *SMOKE_PROFILES["per-second"]],
+    ),
     Benchmark("fleet_page", "fleet_page.py", fleet_page_rows, smoke=["--devices", "30", "90"]),
     Benchmark(
         "sqlite_writes",

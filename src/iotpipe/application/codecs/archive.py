@@ -63,9 +63,10 @@ STREAM_FILE_NAME = re.compile(
     + r"(?P<unique>[^/]+)"
     + re.escape(STREAM_FILENAME_SUFFIX)
 )
-#: Lines (ingest messages) per processing chunk: one store round trip each, and with the
-#: fleet lanes on, one lane commit per lane touched.
-STREAM_CHUNK_LINES = 500
+#: Lines (ingest messages) per processing chunk: one store round trip each. 400 is the
+#: Firestore adapter's windows per batched write, so a chunk of device-minute messages is one
+#: commit, with one fleet lane write per hour it touches.
+STREAM_CHUNK_LINES = 400
 
 
 def stream_file_time(name: str) -> int | None:
