@@ -37,7 +37,7 @@ MAIN = Path(__file__).resolve().parents[1] / "src" / "iotpipe" / "entrypoints" /
 LIBRARIES = ("google.cloud.firestore", "google.cloud.pubsub_v1", "google.cloud.storage")
 ROOTS = {
     "ingest": "main._ingest.bootstrap.ingest_api()",
-    "process": "main._process.bootstrap.process_service()",
+    "process": "main._process.bootstrap.stream_file_service()",  # the default: per file
     "api": "main._api.bootstrap.query_api()",
 }
 ENV = {
