@@ -7,7 +7,8 @@ a topic whose push subscription targets the process function, as the deployment'
 ``${prefix}-process-files`` subscription does. The store's fleet lanes are on (8, the files
 mode's default). The files hold every reading of the fleet split across them, some messages in
 two files, out of order, bad lines, an empty file; one file is announced twice; one is deleted
-before its notification comes; one notification is about an object outside ``stream/``. One
+before its notification comes; one notification is about an object outside ``stream/``, one
+about a file there whose name the subscription does not make. One
 device's window writes fail the first times: the file holding it is applied in part, answered
 500, delivered again by the emulator and completed exactly.
 """
@@ -114,9 +115,10 @@ def test_stream_files_are_processed_exactly_whatever_their_delivery(stack: Files
     ghost = [b'[{"device_id": "ghost", "timestamp": "2025-08-31T10:00:00Z", "temperature": 1}]']
     gone = write_file(bucket, stream_name(T0 + HOURS * MS_PER_HOUR, "gone"), ghost)
     other = write_file(bucket, "elsewhere/2025-08-31/12_00_00Z_x.jsonl", ghost)
+    stray = write_file(bucket, "stream/notes.jsonl", ghost)  # not a name Pub/Sub makes
     gone.delete()  # before its notification is processed (the blob keeps its generation)
 
-    for blob in (mixed, big, empty, gone, other):
+    for blob in (mixed, big, empty, gone, other, stray):
         announce(topic, bucket, blob)
     wait_for(lambda: _done(stack.process, big.name), 120, "the big file to be processed")
     announce(topic, bucket, big)  # a duplicate notification: changes nothing
@@ -134,6 +136,7 @@ def test_stream_files_are_processed_exactly_whatever_their_delivery(stack: Files
 
     wait_for(lambda: stored() == expected, 120, "the store to hold exactly the oracle's windows")
     wait_for(lambda: _done(stack.process, big.name, times=2), 60, "the duplicate notification")
+    assert store.latest("ghost") is None  # neither the deleted file nor the ignored ones
     for hour in (T0, T0 + MS_PER_HOUR):
         mine = [stats for (_, h), stats in expected.items() if h == hour]
         assert store.fleet_total(hour) == FleetTotal(merge_all(mine), len(mine))
@@ -153,7 +156,7 @@ def test_stream_files_are_processed_exactly_whatever_their_delivery(stack: Files
     assert [f["chunks"] for f in files if f["batch_id"] == empty.name] == [0]
     assert [g["batch_id"] for g in _logged(stack.process, "file gone")] == [gone.name]
     ignored = _logged(stack.process, "notification ignored")
-    assert [i["object"] for i in ignored] == [other.name]
+    assert sorted(i["object"] for i in ignored) == sorted([other.name, stray.name])
 
     from google.cloud import storage
 

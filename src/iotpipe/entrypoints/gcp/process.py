@@ -8,10 +8,10 @@ It takes two kinds of message, told apart by their attributes:
   Pub/Sub Cloud Storage subscription. The file (the notification's generation of it) is read
   and processed in chunks of lines, without writing an archive object: the file is the
   archive (:class:`~iotpipe.application.StreamFileService`). A file that no longer exists is
-  logged and acknowledged; a notification about another bucket, another event or an object
-  outside ``stream/`` is acknowledged and ignored; any chunk left with unapplied readings
-  makes the whole file be delivered again (:class:`Redeliver`), which the store's exactness
-  makes harmless;
+  logged and acknowledged; a notification about another bucket, another event, an object
+  outside ``stream/`` or one whose name is not a stream file's is acknowledged and ignored;
+  any chunk left with unapplied readings makes the whole file be delivered again
+  (:class:`Redeliver`), which the store's exactness makes harmless;
 - a **readings message** (``process_from = "messages"``): archived as one object and
   processed, as below.
 
@@ -53,7 +53,7 @@ from iotpipe.adapters.gcp.events import (
     storage_notification,
 )
 from iotpipe.application import FileReport, ProcessReport
-from iotpipe.application.codecs.archive import STREAM_FILENAME_PREFIX
+from iotpipe.application.codecs.archive import STREAM_FILENAME_PREFIX, stream_file_time
 from iotpipe.entrypoints.gcp import bootstrap
 from iotpipe.entrypoints.gcp import observability as obs
 from iotpipe.entrypoints.gcp.clients import settings
@@ -139,6 +139,8 @@ def _not_ours(notification: StorageNotification) -> str:
         return f"bucket {notification.bucket} is not the archive bucket"
     if not notification.name.startswith(STREAM_FILENAME_PREFIX):
         return f"not under {STREAM_FILENAME_PREFIX}"
+    if stream_file_time(notification.name) is None:  # a file put there by hand, say
+        return "not a stream file name (the Cloud Storage subscription's)"
     return ""
 
 
