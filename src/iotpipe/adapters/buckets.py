@@ -19,11 +19,13 @@ __all__ = ["Bucket", "BucketArchive", "BucketQuarantine"]
 
 
 class BucketArchive:
-    """A :class:`~iotpipe.ports.RawArchive` in a bucket (gzip JSON lines per batch), which
-    also reads the stream files a Pub/Sub Cloud Storage subscription writes beside them."""
+    """A :class:`~iotpipe.ports.RawArchive` in a bucket (gzip JSON lines per batch); with
+    ``streams``, it also reads the stream files a Pub/Sub Cloud Storage subscription writes
+    beside them (only GCP has them: elsewhere, listing their prefixes would be wasted calls)."""
 
-    def __init__(self, bucket: Bucket) -> None:
+    def __init__(self, bucket: Bucket, streams: bool = False) -> None:
         self._bucket = bucket
+        self._streams = streams
 
     def write(self, batch: RawBatch, partition_ms: int) -> None:
         """Archive the batch; the same batch id overwrites its own object."""
@@ -33,13 +35,13 @@ class BucketArchive:
     def read(self, start_ms: int, end_ms: int) -> Iterator[RawBatch]:
         """Archived batches of the hours in ``[start_ms, end_ms)`` in name order (the order
         the Beam replay ranks copies by): the ``raw/`` objects hour by hour (one batch each),
-        then the stream files hour by hour (in chunks)."""
+        then, with ``streams``, the stream files hour by hour (in chunks)."""
         hours = fmt.partition_hours(start_ms, end_ms)
         for hour in hours:
             for name in self._bucket.names(fmt.partition_prefix(fmt.RAW, hour)):
                 if name.endswith(fmt.SUFFIX):
                     yield fmt.decode_batch(fmt.batch_id_of(name), self._bucket.get(name))
-        for hour in hours:
+        for hour in hours if self._streams else ():
             for name in self._bucket.names(fmt.stream_hour_prefix(hour)):
                 if fmt.stream_file_time(name) is not None:
                     yield from fmt.decode_stream_file(name, self._bucket.get(name))

@@ -105,7 +105,7 @@ class GcsArchive(BucketArchive):
 
     def __init__(self, bucket: str, client: Any, prefix: str = "", timeout_s: float = 30.0):
         self._objects = _Bucket(bucket, client, prefix, timeout_s)
-        super().__init__(self._objects)
+        super().__init__(self._objects, streams=True)
 
     def read_file(self, name: str, generation: int | None = None) -> bytes | None:
         """The object ``name`` (its ``generation``, as a bucket notification names it), or
