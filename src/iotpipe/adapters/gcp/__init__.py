@@ -17,10 +17,13 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from iotpipe.adapters.gcp.events import (
         MESSAGE_PUBLISHED,
+        OBJECT_FINALIZE,
         NotAPubSubEvent,
+        StorageNotification,
         batch_from_push,
         record_from_message,
         record_from_push,
+        storage_notification,
     )
     from iotpipe.adapters.gcp.firestore import (
         FLEET_INDEX,
@@ -34,10 +37,13 @@ if TYPE_CHECKING:
 _MODULES = {
     "events": (
         "MESSAGE_PUBLISHED",
+        "OBJECT_FINALIZE",
         "NotAPubSubEvent",
+        "StorageNotification",
         "batch_from_push",
         "record_from_message",
         "record_from_push",
+        "storage_notification",
     ),
     "firestore": ("FLEET_INDEX", "TTL_FIELD", "UNINDEXED_FIELDS", "FirestoreStore"),
     "gcs": ("GcsArchive", "GcsQuarantine"),
@@ -49,6 +55,7 @@ __all__ = [
     "DEFAULT_BATCH",
     "FLEET_INDEX",
     "MESSAGE_PUBLISHED",
+    "OBJECT_FINALIZE",
     "TTL_FIELD",
     "UNINDEXED_FIELDS",
     "FirestoreStore",
@@ -56,10 +63,12 @@ __all__ = [
     "GcsQuarantine",
     "NotAPubSubEvent",
     "PubSubStream",
+    "StorageNotification",
     "batch_from_push",
     "publisher_client",
     "record_from_message",
     "record_from_push",
+    "storage_notification",
 ]
 
 
