@@ -248,6 +248,10 @@ def test_a_store_failure_raises_so_the_message_is_redelivered_and_the_end_is_exa
         (b'{"hello": "world"}', {"content-type": "application/json"}),
         (b"not json", {"content-type": "application/json"}),
         (b'{"message": {"data": "aGk="}}', {"content-type": "application/json"}),  # no id
+        (  # a Cloud Storage notification that names no object
+            b'{"message": {"messageId": "7", "attributes": {"eventType": "OBJECT_FINALIZE"}}}',
+            {"content-type": "application/json"},
+        ),
     ],
 )
 def test_a_request_that_is_not_a_pubsub_delivery_is_refused(
@@ -506,3 +510,32 @@ def test_the_functions_read_the_deployments_schema_and_refuse_an_unsafe_one(
         bootstrap.process_service()
     with pytest.raises(SchemaConflict):
         bootstrap.query_api()
+
+
+def test_a_notification_of_another_event_or_bucket_is_acknowledged_and_ignored(
+    functions: Functions, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Only a new file in the archive bucket is processed; any other notification is
+    acknowledged (200) and logged, never retried into the dead-letter topic."""
+    from tests.gcp.stream_files import notification, stream_name, write_file
+
+    bucket = functions.deployment.bucket
+    file = write_file(bucket, stream_name(T0, "u"), [b'[{"device_id": "d", "timestamp": 1}]'])
+    for name_bucket, event in ((bucket, "OBJECT_DELETE"), ("another-bucket", "OBJECT_FINALIZE")):
+        data, attributes = notification(name_bucket, file.name, file.generation, 10)
+        body = {
+            "message": {
+                "data": base64.b64encode(data).decode(),
+                "attributes": {**attributes, "eventType": event},
+                "messageId": "n1",
+            },
+            "subscription": "projects/p/subscriptions/process-files",
+        }
+        response = functions.process.post(
+            "/", data=orjson.dumps(body), headers={"content-type": "application/json"}
+        )
+        assert response.status_code == 200, response.data
+    lines = [orjson.loads(x) for x in capsys.readouterr().out.splitlines() if x.startswith("{")]
+    reasons = [x["reason"] for x in lines if x.get("message") == "notification ignored"]
+    assert reasons == ["event OBJECT_DELETE", "bucket another-bucket is not the archive bucket"]
+    assert _objects(functions, "rejected/") == []  # nothing was read as readings
