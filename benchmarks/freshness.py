@@ -16,7 +16,10 @@ Setups (``--setup``, default all three):
   batching window (``batching_window_s``, 1 s in deploy/aws) to fill a batch: add up to ~2 s.
 - ``gcp``: the three functions served by functions-framework in their own processes, a push
   subscription from the Pub/Sub emulator to the process function, Firestore and Cloud Storage
-  emulators (the set-up of tests/gcp/test_end_to_end.py).
+  emulators (the set-up of tests/gcp/test_end_to_end.py): the per-message path
+  (``process_from = "messages"``). The default path, per archive file, adds the Cloud Storage
+  subscription's file roll (``max_duration``, 60 s), which the emulators cannot run: ~1-2
+  minutes (docs/scaling.md).
 """
 
 from __future__ import annotations

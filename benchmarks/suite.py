@@ -295,7 +295,7 @@ def freshness_rows(d: dict[str, Any]) -> list[Row]:
     labels = {
         "local": "local runtime (iotpipe serve)",
         "aws": "AWS handlers on moto",
-        "gcp": "GCP functions on the emulators",
+        "gcp": "GCP functions on the emulators, per message (process_from = messages)",
     }
     rows: list[Row] = []
     for name, label in labels.items():
