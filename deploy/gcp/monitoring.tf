@@ -120,28 +120,42 @@ resource "google_monitoring_notification_channel" "email" {
 locals {
   notification_channels = google_monitoring_notification_channel.email[*].id
 
+  # Every subscription whose backlog is processing not yet done: the push subscriptions to the
+  # process function and, with files, the archive subscription (messages not yet in a file).
+  # A Cloud Storage subscription that cannot write (its state PERMISSION_DENIED or NOT_FOUND,
+  # which `gcloud pubsub subscriptions describe` shows; no Cloud Monitoring metric reports it)
+  # shows here as its oldest message ageing.
+  processing_subscriptions = concat(
+    [for s in google_pubsub_subscription.process : s.name],
+    google_pubsub_subscription.archive[*].name,
+  )
+  processing_subscription_filter = "resource.labels.subscription_id=one_of(\"${join("\", \"", local.processing_subscriptions)}\")"
+
   alerts = {
     function-errors = {
       title       = "a function logged errors"
       description = "A function raised or logged an error. For the process function a raised error means its message is delivered again (transient store or archive failures heal by themselves; see the error in the logs); for ingest and api it is a 5xx answer."
       filter      = "metric.type=\"logging.googleapis.com/user/${google_logging_metric.errors.name}\" AND resource.type=\"cloud_run_revision\""
       aligner     = "ALIGN_SUM"
+      reducer     = "REDUCE_SUM"
       threshold   = 0
       duration    = "0s"
     }
     dead-letter-backlog = {
       title       = "messages on the dead-letter subscription"
-      description = "A message failed every delivery to the process function and rests on the dead-letter subscription. Pull it (gcloud pubsub subscriptions pull), fix the cause, publish it again to the readings topic: processing is idempotent."
+      description = "A message failed every delivery to the process function (or every write to an archive file) and rests on the dead-letter subscription. Pull it (gcloud pubsub subscriptions pull), fix the cause, publish it again with its attributes where it came from: a readings message to the readings topic, a file's notification (attribute objectId) to the archive-files topic. Processing is idempotent."
       filter      = "metric.type=\"pubsub.googleapis.com/subscription/num_undelivered_messages\" AND resource.type=\"pubsub_subscription\" AND resource.labels.subscription_id=\"${google_pubsub_subscription.dead_letter.name}\""
       aligner     = "ALIGN_MAX"
+      reducer     = "REDUCE_SUM"
       threshold   = 0
       duration    = "0s"
     }
     oldest-unacked = {
       title       = "processing is falling behind"
-      description = "The oldest message not yet processed is older than ${var.oldest_unacked_alert_s} s: the process function fails, or runs at its maximum instances while messages arrive faster."
-      filter      = "metric.type=\"pubsub.googleapis.com/subscription/oldest_unacked_message_age\" AND resource.type=\"pubsub_subscription\" AND resource.labels.subscription_id=\"${google_pubsub_subscription.process.name}\""
+      description = "The oldest message or file not yet processed is older than ${var.oldest_unacked_alert_s} s: the process function fails or runs at its maximum instances while work arrives faster, or the archive subscription cannot write its files (see its state: gcloud pubsub subscriptions describe ${var.name_prefix}-archive)."
+      filter      = "metric.type=\"pubsub.googleapis.com/subscription/oldest_unacked_message_age\" AND resource.type=\"pubsub_subscription\" AND ${local.processing_subscription_filter}"
       aligner     = "ALIGN_MAX"
+      reducer     = "REDUCE_MAX"
       threshold   = var.oldest_unacked_alert_s
       duration    = "300s"
     }
@@ -150,6 +164,7 @@ locals {
       description = "The ingest or api function answered more than ${var.api_5xx_alert} 5xx responses in 5 minutes (a 503 from ingest means Pub/Sub did not take the readings)."
       filter      = "metric.type=\"run.googleapis.com/request_count\" AND resource.type=\"cloud_run_revision\" AND resource.labels.service_name=one_of(\"${local.function_names.ingest}\", \"${local.function_names.api}\") AND metric.labels.response_code_class=\"5xx\""
       aligner     = "ALIGN_SUM"
+      reducer     = "REDUCE_SUM"
       threshold   = var.api_5xx_alert
       duration    = "0s"
     }
@@ -173,7 +188,7 @@ resource "google_monitoring_alert_policy" "alert" {
       aggregations {
         alignment_period     = "300s"
         per_series_aligner   = each.value.aligner
-        cross_series_reducer = "REDUCE_SUM"
+        cross_series_reducer = each.value.reducer
       }
 
       trigger {
@@ -232,13 +247,13 @@ locals {
     { title = "Processing time and lag p99 (ms)", promql = [], filters = [
       for f in ["duration_ms", "lag_ms"] : { filter = "metric.type=\"logging.googleapis.com/user/${google_logging_metric.summary[f].name}\"", aligner = "ALIGN_DELTA", reducer = "REDUCE_PERCENTILE_99", group = [] }
     ] },
-    { title = "Undelivered messages: process and dead-letter subscriptions", promql = [], filters = [
-      for sub in [google_pubsub_subscription.process.name, google_pubsub_subscription.dead_letter.name] : {
+    { title = "Undelivered messages: archive, process and dead-letter subscriptions", promql = [], filters = [
+      for sub in concat(local.processing_subscriptions, [google_pubsub_subscription.dead_letter.name]) : {
         filter = "metric.type=\"pubsub.googleapis.com/subscription/num_undelivered_messages\" AND resource.labels.subscription_id=\"${sub}\"", aligner = "ALIGN_MAX", reducer = "REDUCE_MAX", group = ["resource.label.subscription_id"]
       }
     ] },
-    { title = "Oldest unacknowledged message (s)", promql = [], filters = [
-      { filter = "metric.type=\"pubsub.googleapis.com/subscription/oldest_unacked_message_age\" AND resource.labels.subscription_id=\"${google_pubsub_subscription.process.name}\"", aligner = "ALIGN_MAX", reducer = "REDUCE_MAX", group = [] },
+    { title = "Oldest unacknowledged message (s), per subscription", promql = [], filters = [
+      { filter = "metric.type=\"pubsub.googleapis.com/subscription/oldest_unacked_message_age\" AND ${local.processing_subscription_filter}", aligner = "ALIGN_MAX", reducer = "REDUCE_MAX", group = ["resource.label.subscription_id"] },
     ] },
     { title = "Requests per second per function, by response class", promql = [], filters = [
       for k, f in local.run_filter : { filter = "metric.type=\"run.googleapis.com/request_count\" AND ${f}", aligner = "ALIGN_RATE", reducer = "REDUCE_SUM", group = ["resource.label.service_name", "metric.label.response_code_class"] }
