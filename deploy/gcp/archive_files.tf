@@ -26,8 +26,9 @@
 # its subscription could not be given a dead-letter policy.
 
 locals {
-  # The Cloud Storage service agent publishes the bucket's notifications.
-  gcs_agent = "serviceAccount:${one(data.google_storage_project_service_account.gcs[*].email_address)}"
+  # The Cloud Storage service agent publishes the bucket's notifications. null without files
+  # (a template cannot interpolate null, even in a local nothing reads: hence the for).
+  gcs_agent = one([for agent in data.google_storage_project_service_account.gcs : "serviceAccount:${agent.email_address}"])
 }
 
 # The project's Cloud Storage service agent (reading it also makes Google create it if needed).

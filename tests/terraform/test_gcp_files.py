@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 
 from tests.terraform.conftest import DEPLOY_GCP
-from tests.terraform.test_gcp_static import Config, block, local_value, tf
+from tests.terraform.test_gcp_static import Config, block, local_value, strings, tf
 
 pytestmark = pytest.mark.integration
 
@@ -438,6 +438,29 @@ def test_the_processing_alert_watches_the_archive_and_every_push_subscription(
     oldest = tf.locals["alerts"]["oldest-unacked"]
     assert "${local.processing_subscription_filter}" in oldest["filter"]
     assert oldest["reducer"] == "REDUCE_MAX"  # the oldest of them, not a sum of ages
+
+
+def test_no_template_interpolates_what_is_null_without_files(tf: Config) -> None:
+    """``"x${one(list)}"`` fails the plan when the list is empty (messages mode), even in a local
+    nothing reads: one() of a counted resource may stand alone, never inside a template."""
+    everything = [tf.resources, tf.data, tf.locals, tf.outputs]
+    inside = [
+        text
+        for text in (s for part in everything for s in strings(part))
+        for match in re.finditer(r"\$\{one\(", text)
+        if (match.start(), _closing(text, match.start())) != (0, len(text) - 1)
+    ]
+    assert not inside, inside
+
+
+def _closing(text: str, start: int) -> int:
+    """Where the interpolation opened at ``text[start:start + 2] == "${"`` closes."""
+    depth = 0
+    for at in range(start + 1, len(text)):
+        depth += {"{": 1, "}": -1}.get(text[at], 0)
+        if depth == 0:
+            return at
+    raise AssertionError(f"unclosed interpolation in {text!r}")
 
 
 def test_derived_reads_no_resource() -> None:

@@ -8,7 +8,8 @@ declared; and the HCL, parsed with python-hcl2, against the code it deploys:
   the signature type the packaging declares, built from the archive ``iotpipe package gcp`` writes;
 - each function's environment is exactly the settings its code reads, found by running its
   composition root and request handling with a settings object that records what is read;
-- the push subscription feeding the process function reads the topic ingest publishes to;
+- the push subscriptions feeding the process function read the topic ingest publishes to, or
+  the archive files' notifications (those are test_gcp_files.py's);
 - the Firestore index and field overrides serve every query the adapter issues (recorded from
   the adapter itself, on a fake client) and agree with its constants;
 - the log-based metrics read fields the process function's summary line carries;
