@@ -1,7 +1,7 @@
 # The archive as files (process_from = "files", the default, or "both"):
 #
 #   readings topic ──> <prefix>-archive: a Cloud Storage subscription, text format
-#        └─> archive bucket: stream/YYYY-MM-DD/hh/mm_ssZ_<uuid>.jsonl (one readings message per line)
+#        └─> archive bucket: stream/YYYY-MM-DD/hh_mm_ssZ_<uuid>.jsonl (one readings message per line)
 #              └─ OBJECT_FINALIZE notification ──> <prefix>-archive-files topic
 #                    └─> <prefix>-process-files push subscription (pubsub.tf) ──> process function
 #

@@ -29,14 +29,14 @@ locals {
 
   # The files the Cloud Storage subscription writes are named
   # <prefix><UTC date-time>_<uuid><suffix> (https://cloud.google.com/pubsub/docs/create-cloudstorage-subscription#file_names):
-  # here stream/2026-12-05/14/07_31Z_<uuid>.jsonl. The date-time format must use each of YYYY,
-  # MM, DD, hh, mm and ss exactly once and may add '-', '_', ':' and '/': with '/' after the
-  # date and after the hour, one hour of files is one prefix (stream/2026-12-05/14/), which is
-  # how replay lists an hour. The process function and replay parse the same pattern
+  # here stream/2026-12-05/14_07_31Z_<uuid>.jsonl. The date-time format must use each of YYYY,
+  # MM, DD, hh, mm and ss exactly once and may add '-', '_', ':' and '/'; this one is Google's
+  # own example: a day is a "directory", and one hour of files is one prefix
+  # (stream/2026-12-05/14_), which is how replay lists an hour. The process function and replay parse the same pattern
   # (iotpipe.application.codecs.archive); tests/terraform/test_gcp_files.py holds the two equal.
   archive_files = {
     prefix          = "stream/"
-    datetime_format = "YYYY-MM-DD/hh/mm_ssZ"
+    datetime_format = "YYYY-MM-DD/hh_mm_ssZ"
     suffix          = ".jsonl"
   }
 

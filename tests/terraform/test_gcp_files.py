@@ -32,12 +32,19 @@ pytestmark = pytest.mark.integration
 
 __all__ = ["tf"]  # the parsed configuration, a fixture shared with test_gcp_static.py
 
-#: The archive files' name pattern as the code reads it (prefix, Pub/Sub's date-time format,
-#: suffix). AT MERGE: import these from g3's archive codec, iotpipe.application.codecs.archive,
-#: which defines them once for the process function and replay; until then, the design's values.
-STREAM_PREFIX = "stream/"
-STREAM_DATETIME_FORMAT = "YYYY-MM-DD/hh/mm_ssZ"
-STREAM_SUFFIX = ".jsonl"
+#: The archive files' name pattern, defined once in the code that reads the files (the process
+#: function, replay). AT MERGE, once g3's archive codec is in: keep only the import (the
+#: fallback stands for it on a branch without it, with the same values).
+try:
+    from iotpipe.application.codecs.archive import (
+        STREAM_FILENAME_DATETIME_FORMAT,
+        STREAM_FILENAME_PREFIX,
+        STREAM_FILENAME_SUFFIX,
+    )
+except ImportError:
+    STREAM_FILENAME_PREFIX = "stream/"
+    STREAM_FILENAME_DATETIME_FORMAT = "YYYY-MM-DD/hh_mm_ssZ"
+    STREAM_FILENAME_SUFFIX = ".jsonl"
 
 #: Pub/Sub's bounds (https://cloud.google.com/pubsub/docs/create-cloudstorage-subscription).
 MAX_DURATION_S = (60, 600)
@@ -97,16 +104,26 @@ def test_the_rule_checker_agrees_with_googles_examples() -> None:
 
 
 def test_the_file_pattern_is_valid_and_puts_each_hour_under_one_prefix() -> None:
-    """Replay lists an hour of files by one prefix: the date and the hour, then '/'."""
-    assert datetime_format_errors(STREAM_DATETIME_FORMAT) == []
-    assert STREAM_PREFIX.endswith("/") and not STREAM_SUFFIX.endswith("/")
-    for when in (datetime(2026, 12, 5, 14, 7, 31, tzinfo=UTC), datetime(2027, 1, 1, 0, 0, 0)):
-        name = object_name(STREAM_PREFIX, STREAM_DATETIME_FORMAT, STREAM_SUFFIX, when, "u-1")
-        hour = when.astimezone(UTC)
-        assert name.startswith(f"{STREAM_PREFIX}{hour:%Y-%m-%d}/{hour:%H}/"), name
-        assert name.endswith(STREAM_SUFFIX)
-        earlier = object_name(STREAM_PREFIX, STREAM_DATETIME_FORMAT, STREAM_SUFFIX, when, "u-0")
-        assert sorted([name, earlier]) == [earlier, name]  # lexical order within a second
+    """Replay lists an hour of files by one prefix: the date and the hour, then a separator."""
+    fmt = STREAM_FILENAME_DATETIME_FORMAT
+    assert datetime_format_errors(fmt) == []
+    assert STREAM_FILENAME_PREFIX.endswith("/") and not STREAM_FILENAME_SUFFIX.endswith("/")
+    assert fmt.startswith("YYYY-MM-DD/hh") and fmt[len("YYYY-MM-DD/hh")] in _SEPARATORS
+
+    def name(when: datetime, uuid: str = "u-1") -> str:
+        return object_name(STREAM_FILENAME_PREFIX, fmt, STREAM_FILENAME_SUFFIX, when, uuid)
+
+    def hour_prefix(when: datetime) -> str:
+        return f"{STREAM_FILENAME_PREFIX}{when:%Y-%m-%d}/{when:%H}{fmt[len('YYYY-MM-DD/hh')]}"
+
+    start = datetime(2026, 12, 5, 14, 0, 0, tzinfo=UTC)
+    same_hour = [start, start.replace(minute=7, second=31), start.replace(minute=59, second=59)]
+    for when in same_hour:
+        assert name(when).startswith(hour_prefix(start)), name(when)
+        assert name(when).endswith(STREAM_FILENAME_SUFFIX)
+    for other in (start.replace(hour=13, minute=59, second=59), start.replace(hour=15)):
+        assert not name(other).startswith(hour_prefix(start)), name(other)
+    assert sorted([name(start, "u-1"), name(start, "u-0")])[0] == name(start, "u-0")
 
 
 # --- Terraform itself on derived.tf and variables.tf ------------------------------------------
@@ -208,9 +225,9 @@ def test_lanes_can_be_set_and_warn_on_the_per_message_path(derived: Run) -> None
 def test_the_configured_file_pattern_is_the_codes(derived: Run) -> None:
     pattern = outputs_of(derived())["archive_files"]
     assert pattern == {
-        "prefix": STREAM_PREFIX,
-        "datetime_format": STREAM_DATETIME_FORMAT,
-        "suffix": STREAM_SUFFIX,
+        "prefix": STREAM_FILENAME_PREFIX,
+        "datetime_format": STREAM_FILENAME_DATETIME_FORMAT,
+        "suffix": STREAM_FILENAME_SUFFIX,
     }
 
 
@@ -308,9 +325,9 @@ def test_the_archive_subscription_writes_the_readings_as_text_files(tf: Config) 
     assert storage["filename_datetime_format"] == "${local.archive_files.datetime_format}"
     assert storage["filename_suffix"] == "${local.archive_files.suffix}"
     assert files == {
-        "prefix": STREAM_PREFIX,
-        "datetime_format": STREAM_DATETIME_FORMAT,
-        "suffix": STREAM_SUFFIX,
+        "prefix": STREAM_FILENAME_PREFIX,
+        "datetime_format": STREAM_FILENAME_DATETIME_FORMAT,
+        "suffix": STREAM_FILENAME_SUFFIX,
     }
     assert storage["max_duration"] == "${var.archive_file_max_duration_s}s"
     assert storage["max_bytes"] == "${var.archive_file_max_bytes}"
