@@ -1,11 +1,14 @@
 # Cloud Monitoring: log-based metrics from the process function's summary lines, alert
 # policies, and a dashboard.
 #
-# The process function writes one structured line per message (iotpipe.entrypoints.gcp.process,
-# `"message": "batch processed"`) with the counts of ProcessReport.counts(): records, received,
-# accepted, duplicates, rejected (by reason), rejected_total, windows_updated, unapplied,
-# failed_records, store_retries, errors; plus duration_ms and lag_ms. Its severity is INFO, or
-# WARNING when readings were left unapplied (the message is then delivered again). Cloud Logging
+# The process function writes one structured line per delivery (iotpipe.entrypoints.gcp.process):
+# `"message": "batch processed"` per readings message, with the counts of
+# ProcessReport.counts(): records, received, accepted, duplicates, rejected (by reason),
+# rejected_total, windows_updated, unapplied, failed_records, store_retries, errors; plus
+# duration_ms and lag_ms; and `"message": "file processed"` per archive file (files mode), with
+# the same counts summed over the file's chunks, plus duration_ms and file_age_ms (how old the
+# file was when processed: the files path's freshness). Its severity is INFO, or WARNING when
+# readings were left unapplied (the message or file is then delivered again). Cloud Logging
 # keeps every key under jsonPayload; the metrics below read them there.
 # tests/terraform/test_gcp_static.py checks each extracted field against ProcessReport.counts().
 
@@ -13,12 +16,12 @@ locals {
   # Every entry of one of the stack's functions (2nd gen functions log as Cloud Run revisions).
   function_logs = "resource.type=\"cloud_run_revision\" AND resource.labels.service_name=(\"${join("\" OR \"", values(local.function_names))}\")"
 
-  # The process function's per-message summary lines.
-  summary_logs = "resource.type=\"cloud_run_revision\" AND resource.labels.service_name=\"${local.function_names.process}\" AND jsonPayload.message=\"batch processed\""
+  # The process function's summary lines: one per message, or one per file.
+  summary_logs = "resource.type=\"cloud_run_revision\" AND resource.labels.service_name=\"${local.function_names.process}\" AND jsonPayload.message=(\"batch processed\" OR \"file processed\")"
 
   # Distribution metrics: field of the summary line => what it counts, and its unit.
   summary_fields = {
-    received        = { unit = "1", description = "Readings received per message (valid or not)" }
+    received        = { unit = "1", description = "Readings received per message or file (valid or not)" }
     accepted        = { unit = "1", description = "Readings counted into a window for the first time, per message" }
     duplicates      = { unit = "1", description = "Readings already counted (resends, redeliveries), per message" }
     rejected_total  = { unit = "1", description = "Readings quarantined (invalid, too late, from the future, conflicting, window full), per message" }
@@ -26,7 +29,8 @@ locals {
     unapplied       = { unit = "1", description = "Readings left unapplied by a transient failure (redelivered), per message" }
     store_retries   = { unit = "1", description = "Optimistic-concurrency retries of window writes, per message" }
     duration_ms     = { unit = "ms", description = "Processing time of one message" }
-    lag_ms          = { unit = "ms", description = "Age of the newest reading of a message when it was processed" }
+    lag_ms          = { unit = "ms", description = "Age of the newest reading of a message when it was processed (messages mode)" }
+    file_age_ms     = { unit = "ms", description = "Age of an archive file when it was processed (files mode: the roll and notification delay)" }
   }
 }
 
@@ -56,11 +60,11 @@ resource "google_logging_metric" "summary" {
   }
 }
 
-# Messages processed, by severity: INFO = all applied, WARNING = some readings left unapplied
-# (the function raised and Pub/Sub delivers the message again).
+# Messages or files processed, by severity: INFO = all applied, WARNING = some readings left
+# unapplied (the function answered 500 and Pub/Sub delivers the message or file again).
 resource "google_logging_metric" "batches" {
   name        = "${local.metric_prefix}_process_batches"
-  description = "Messages processed by the process function, by severity (WARNING: redelivered)"
+  description = "Messages or files processed by the process function, by severity (WARNING: redelivered)"
   filter      = local.summary_logs
 
   metric_descriptor {
@@ -241,11 +245,11 @@ locals {
     { title = "Window writes, store retries and unapplied readings per minute", filters = [], promql = [
       for f in ["windows_updated", "store_retries", "unapplied"] : { query = local.promql_sum[f], label = f }
     ] },
-    { title = "Messages processed, by severity (WARNING: redelivered)", promql = [], filters = [
+    { title = "Messages or files processed, by severity (WARNING: redelivered)", promql = [], filters = [
       { filter = "metric.type=\"logging.googleapis.com/user/${google_logging_metric.batches.name}\"", aligner = "ALIGN_SUM", reducer = "REDUCE_SUM", group = ["metric.label.severity"] },
     ] },
-    { title = "Processing time and lag p99 (ms)", promql = [], filters = [
-      for f in ["duration_ms", "lag_ms"] : { filter = "metric.type=\"logging.googleapis.com/user/${google_logging_metric.summary[f].name}\"", aligner = "ALIGN_DELTA", reducer = "REDUCE_PERCENTILE_99", group = [] }
+    { title = "Processing time, lag (messages) and file age (files) p99 (ms)", promql = [], filters = [
+      for f in ["duration_ms", "lag_ms", "file_age_ms"] : { filter = "metric.type=\"logging.googleapis.com/user/${google_logging_metric.summary[f].name}\"", aligner = "ALIGN_DELTA", reducer = "REDUCE_PERCENTILE_99", group = [] }
     ] },
     { title = "Undelivered messages: archive, process and dead-letter subscriptions", promql = [], filters = [
       for sub in concat(local.processing_subscriptions, [google_pubsub_subscription.dead_letter.name]) : {
