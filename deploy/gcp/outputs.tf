@@ -35,6 +35,11 @@ output "archive_subscription" {
   value       = one(google_pubsub_subscription.archive[*].id)
 }
 
+output "archive_subscription_state" {
+  description = "The archive subscription's state as of the last apply or refresh: ACTIVE, or why it cannot write (PERMISSION_DENIED, NOT_FOUND); null with process_from = \"messages\"."
+  value       = one([for s in google_pubsub_subscription.archive : s.cloud_storage_config[0].state])
+}
+
 output "archive_files_topic" {
   description = "The topic of the archive bucket's notifications of finished files (null with process_from = \"messages\")."
   value       = one(google_pubsub_topic.archive_files[*].id)

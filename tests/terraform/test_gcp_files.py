@@ -341,6 +341,11 @@ def test_the_archive_subscription_writes_the_readings_as_text_files(tf: Config) 
         assert block(archive, name) == block(push, name), name
     assert block(archive, "expiration_policy")["ttl"] == ""
     assert archive["message_retention_duration"] == push["message_retention_duration"]
+    # Its state (ACTIVE, PERMISSION_DENIED, NOT_FOUND) is an output: no metric reports it.
+    state = tf.outputs["archive_subscription_state"]["value"]
+    assert state == (
+        "${one([for s in google_pubsub_subscription.archive : s.cloud_storage_config[0].state])}"
+    )
     grants = set(archive["depends_on"])
     assert grants == {
         "${google_storage_bucket_iam_member.agent_writes_files}",
