@@ -223,7 +223,7 @@ variable "firestore_location" {
 # --- archive ------------------------------------------------------------------------------------
 
 variable "archive_bucket_name" {
-  description = "Name of the archive bucket (raw/ and rejected/). null: <project>-<name_prefix>-archive."
+  description = "Name of the archive bucket (stream/ files, raw/ objects, rejected/). null: <project>-<name_prefix>-archive."
   type        = string
   default     = null
 }
@@ -235,7 +235,7 @@ variable "archive_location" {
 }
 
 variable "archive_lifecycle" {
-  description = "Days after which archived objects move to NEARLINE, COLDLINE and ARCHIVE, and expire (null: never); rejected/ expires after rejected_expire_days; non-current versions are deleted after noncurrent_days."
+  description = "Days after which archived objects (stream/ files and raw/ objects alike) move to NEARLINE, COLDLINE and ARCHIVE, and expire (null: never); rejected/ expires after rejected_expire_days; non-current versions are deleted after noncurrent_days."
   type = object({
     nearline_days        = number
     coldline_days        = number
