@@ -21,15 +21,21 @@
 #   per request and publishes (the publisher waits at most 10 s, PubSubStream.timeout_s). Time in
 #   a request is mostly waiting on Pub/Sub, so 16 requests share an instance well. 20 instances
 #   x 16 bounds the intake at ~320 concurrent requests; raise it for a bigger fleet.
-# - process, 512 MiB / 120 s / concurrency 8 / 0-30 instances: one delivery is one message (one
-#   device's readings of one request): a Firestore lookup, one write per window touched (retried
-#   on conflicts) and one archive upload, each call bounded at 20-30 s by the adapters. 120 s
-#   covers those retries; the subscription's ack deadline equals it. 8 x 30 = 240 deliveries in
-#   flight: the documented scale needs ~83 (1,667 messages/s x ~50 ms, docs/scaling.md), so a
-#   backlog drains at ~3x the steady rate. Beyond 240, Cloud Run answers 429, which Pub/Sub
-#   counts as a failed delivery: max_delivery_attempts (100) and the backoff (pubsub.tf) turn
-#   that into a delay, not a dead letter. Raise max_instances with the fleet (it is only a cap:
-#   idle instances cost nothing).
+# - process, 512 MiB / 540 s / concurrency 8 / 0-30 instances. With process_from = "files" (the
+#   default) one delivery is one archive file: up to archive_file_max_bytes (16 MiB) of messages,
+#   read whole and processed in chunks, each chunk a Firestore lookup and commit. A file of
+#   small messages (one reading each, ~150 bytes) holds ~100,000 of them, minutes of work: hence
+#   540 s, under the 600 s that Pub/Sub allows a push's ack deadline (which equals the timeout,
+#   pubsub.tf); lower archive_file_max_bytes if files take longer. 8 files in flight per
+#   instance hold at most 8 x 16 MiB of file bytes in 512 MiB. With "messages" one delivery is
+#   one message (one device's readings of one request): a Firestore lookup, one write per
+#   window touched (retried on conflicts) and one archive upload, each call bounded at 20-30 s
+#   by the adapters. 8 x 30 = 240 deliveries in flight: the per-message path at the documented
+#   scale needs ~83 (1,667 messages/s x ~50 ms, docs/scaling.md), so a backlog drains at ~3x
+#   the steady rate; files need a few. Beyond 240, Cloud Run answers 429, which Pub/Sub counts
+#   as a failed delivery: max_delivery_attempts (100) and the backoff (pubsub.tf) turn that
+#   into a delay, not a dead letter. Raise max_instances with the fleet (it is only a cap: idle
+#   instances cost nothing).
 # - api, 512 MiB / 30 s / concurrency 16 / 0-10 instances: a query is a few Firestore reads; a
 #   fleet hour pages through every device's window, the largest answer.
 # - min_instances 0 everywhere: no cost at rest, at the price of a cold start (~1-2 s: imports
@@ -193,12 +199,13 @@ resource "google_cloudfunctions2_function" "ingest" {
   ]
 }
 
-# The Pub/Sub push subscription's target (pubsub.tf): one message -> Firestore and the archive.
-# No event_trigger: the subscription is declared in pubsub.tf (see there why).
+# The Pub/Sub push subscriptions' target (pubsub.tf): one archive file -> Firestore, or one
+# message -> Firestore and the archive. No event_trigger: the subscriptions are declared in
+# pubsub.tf (see there why).
 resource "google_cloudfunctions2_function" "process" {
   name        = local.function_names.process
   location    = var.region
-  description = "iotpipe process: Pub/Sub push -> Firestore, Cloud Storage"
+  description = "iotpipe process: archive files or Pub/Sub messages -> Firestore"
 
   build_config {
     runtime           = local.build.runtime
@@ -231,7 +238,7 @@ resource "google_cloudfunctions2_function" "process" {
       IOTPIPE_LATENESS_HORIZON_HOURS = tostring(var.lateness_horizon_hours)
       IOTPIPE_MAX_SKEW_SECONDS       = tostring(var.max_skew_seconds)
       IOTPIPE_TTL_DAYS               = var.ttl_days == null ? "" : tostring(var.ttl_days) # empty: keep forever
-      IOTPIPE_FLEET_LANES            = tostring(var.fleet_lanes)
+      IOTPIPE_FLEET_LANES            = tostring(local.fleet_lanes)                        # derived.tf: 8 with files, 0 otherwise
       THREADS                        = tostring(var.functions["process"].concurrency)
     }
   }
@@ -239,6 +246,7 @@ resource "google_cloudfunctions2_function" "process" {
   depends_on = [
     google_project_iam_member.process_writes_windows,
     google_storage_bucket_iam_member.process_writes_archive,
+    google_storage_bucket_iam_member.process_reads_files,
     google_project_iam_member.build,
     google_project_iam_member.build_reads_staged_source,
     google_storage_bucket_iam_member.build_reads_source,
@@ -280,7 +288,7 @@ resource "google_cloudfunctions2_function" "api" {
     environment_variables = {
       IOTPIPE_PROJECT            = var.project
       IOTPIPE_FIRESTORE_DATABASE = google_firestore_database.store.name
-      IOTPIPE_FLEET_LANES        = tostring(var.fleet_lanes) # the process function's: lanes or walk
+      IOTPIPE_FLEET_LANES        = tostring(local.fleet_lanes) # the process function's: lanes or walk
       THREADS                    = tostring(var.functions["api"].concurrency)
     }
 

@@ -4,9 +4,11 @@
 #
 #   ingest:  publish to the readings topic; read the API-keys secret.
 #   process: read and write documents of the stack's Firestore database; create (and, on a
-#            redelivery, overwrite) objects under raw/ and rejected/ of the archive bucket.
+#            redelivery, overwrite) objects under raw/ and rejected/ of the archive bucket;
+#            read the archive subscription's files under stream/.
 #   api:     read documents of the stack's Firestore database; read the API-keys secret.
 #   trigger: invoke the process function (Pub/Sub pushes with its OIDC token).
+#   (the Pub/Sub and Cloud Storage service agents: pubsub.tf, archive_files.tf.)
 #   build:   what Cloud Build needs to turn the source archive into the functions' image.
 #
 # Firestore grants are project roles (Firestore has no per-database IAM policy), narrowed to the
@@ -87,6 +89,24 @@ resource "google_storage_bucket_iam_member" "process_writes_archive" {
     title       = "raw and rejected only"
     description = "Objects under raw/ and rejected/"
     expression  = "resource.name.startsWith(\"projects/_/buckets/${google_storage_bucket.archive.name}/objects/raw/\") || resource.name.startsWith(\"projects/_/buckets/${google_storage_bucket.archive.name}/objects/rejected/\")"
+  }
+}
+
+# Reading the files of the archive subscription (process_from "files" or "both"), only under
+# stream/. Of objectViewer's two permissions only objects.get takes effect under this condition
+# (objects.list is checked on the bucket, which no object name matches): the function reads
+# the file its notification names, and never lists.
+resource "google_storage_bucket_iam_member" "process_reads_files" {
+  count = local.archive_files_on ? 1 : 0
+
+  bucket = google_storage_bucket.archive.name
+  role   = "roles/storage.objectViewer"
+  member = "serviceAccount:${google_service_account.fn["process"].email}"
+
+  condition {
+    title       = "stream only"
+    description = "Objects under stream/ (the archive subscription's files)"
+    expression  = "resource.name.startsWith(\"projects/_/buckets/${google_storage_bucket.archive.name}/objects/${local.archive_files.prefix}\")"
   }
 }
 

@@ -1,11 +1,14 @@
 # Cloud Monitoring: log-based metrics from the process function's summary lines, alert
 # policies, and a dashboard.
 #
-# The process function writes one structured line per message (iotpipe.entrypoints.gcp.process,
-# `"message": "batch processed"`) with the counts of ProcessReport.counts(): records, received,
-# accepted, duplicates, rejected (by reason), rejected_total, windows_updated, unapplied,
-# failed_records, store_retries, errors; plus duration_ms and lag_ms. Its severity is INFO, or
-# WARNING when readings were left unapplied (the message is then delivered again). Cloud Logging
+# The process function writes one structured line per delivery (iotpipe.entrypoints.gcp.process):
+# `"message": "batch processed"` per readings message, with the counts of
+# ProcessReport.counts(): records, received, accepted, duplicates, rejected (by reason),
+# rejected_total, windows_updated, unapplied, failed_records, store_retries, errors; plus
+# duration_ms and lag_ms; and `"message": "file processed"` per archive file (files mode), with
+# the same counts summed over the file's chunks, plus duration_ms and file_age_ms (how old the
+# file was when processed: the files path's freshness). Its severity is INFO, or WARNING when
+# readings were left unapplied (the message or file is then delivered again). Cloud Logging
 # keeps every key under jsonPayload; the metrics below read them there.
 # tests/terraform/test_gcp_static.py checks each extracted field against ProcessReport.counts().
 
@@ -13,12 +16,12 @@ locals {
   # Every entry of one of the stack's functions (2nd gen functions log as Cloud Run revisions).
   function_logs = "resource.type=\"cloud_run_revision\" AND resource.labels.service_name=(\"${join("\" OR \"", values(local.function_names))}\")"
 
-  # The process function's per-message summary lines.
-  summary_logs = "resource.type=\"cloud_run_revision\" AND resource.labels.service_name=\"${local.function_names.process}\" AND jsonPayload.message=\"batch processed\""
+  # The process function's summary lines: one per message, or one per file.
+  summary_logs = "resource.type=\"cloud_run_revision\" AND resource.labels.service_name=\"${local.function_names.process}\" AND jsonPayload.message=(\"batch processed\" OR \"file processed\")"
 
   # Distribution metrics: field of the summary line => what it counts, and its unit.
   summary_fields = {
-    received        = { unit = "1", description = "Readings received per message (valid or not)" }
+    received        = { unit = "1", description = "Readings received per message or file (valid or not)" }
     accepted        = { unit = "1", description = "Readings counted into a window for the first time, per message" }
     duplicates      = { unit = "1", description = "Readings already counted (resends, redeliveries), per message" }
     rejected_total  = { unit = "1", description = "Readings quarantined (invalid, too late, from the future, conflicting, window full), per message" }
@@ -26,7 +29,8 @@ locals {
     unapplied       = { unit = "1", description = "Readings left unapplied by a transient failure (redelivered), per message" }
     store_retries   = { unit = "1", description = "Optimistic-concurrency retries of window writes, per message" }
     duration_ms     = { unit = "ms", description = "Processing time of one message" }
-    lag_ms          = { unit = "ms", description = "Age of the newest reading of a message when it was processed" }
+    lag_ms          = { unit = "ms", description = "Age of the newest reading of a message when it was processed (messages mode)" }
+    file_age_ms     = { unit = "ms", description = "Age of an archive file when it was processed (files mode: the roll and notification delay)" }
   }
 }
 
@@ -56,11 +60,11 @@ resource "google_logging_metric" "summary" {
   }
 }
 
-# Messages processed, by severity: INFO = all applied, WARNING = some readings left unapplied
-# (the function raised and Pub/Sub delivers the message again).
+# Messages or files processed, by severity: INFO = all applied, WARNING = some readings left
+# unapplied (the function answered 500 and Pub/Sub delivers the message or file again).
 resource "google_logging_metric" "batches" {
   name        = "${local.metric_prefix}_process_batches"
-  description = "Messages processed by the process function, by severity (WARNING: redelivered)"
+  description = "Messages or files processed by the process function, by severity (WARNING: redelivered)"
   filter      = local.summary_logs
 
   metric_descriptor {
@@ -120,28 +124,42 @@ resource "google_monitoring_notification_channel" "email" {
 locals {
   notification_channels = google_monitoring_notification_channel.email[*].id
 
+  # Every subscription whose backlog is processing not yet done: the push subscriptions to the
+  # process function and, with files, the archive subscription (messages not yet in a file).
+  # A Cloud Storage subscription that cannot write (its state PERMISSION_DENIED or NOT_FOUND,
+  # which `gcloud pubsub subscriptions describe` shows; no Cloud Monitoring metric reports it)
+  # shows here as its oldest message ageing.
+  processing_subscriptions = concat(
+    [for s in google_pubsub_subscription.process : s.name],
+    google_pubsub_subscription.archive[*].name,
+  )
+  processing_subscription_filter = "resource.labels.subscription_id=one_of(\"${join("\", \"", local.processing_subscriptions)}\")"
+
   alerts = {
     function-errors = {
       title       = "a function logged errors"
       description = "A function raised or logged an error. For the process function a raised error means its message is delivered again (transient store or archive failures heal by themselves; see the error in the logs); for ingest and api it is a 5xx answer."
       filter      = "metric.type=\"logging.googleapis.com/user/${google_logging_metric.errors.name}\" AND resource.type=\"cloud_run_revision\""
       aligner     = "ALIGN_SUM"
+      reducer     = "REDUCE_SUM"
       threshold   = 0
       duration    = "0s"
     }
     dead-letter-backlog = {
       title       = "messages on the dead-letter subscription"
-      description = "A message failed every delivery to the process function and rests on the dead-letter subscription. Pull it (gcloud pubsub subscriptions pull), fix the cause, publish it again to the readings topic: processing is idempotent."
+      description = "A message failed every delivery to the process function (or every write to an archive file) and rests on the dead-letter subscription. Pull it (gcloud pubsub subscriptions pull), fix the cause, publish it again with its attributes where it came from: a readings message to the readings topic, a file's notification (attribute objectId) to the archive-files topic. Processing is idempotent."
       filter      = "metric.type=\"pubsub.googleapis.com/subscription/num_undelivered_messages\" AND resource.type=\"pubsub_subscription\" AND resource.labels.subscription_id=\"${google_pubsub_subscription.dead_letter.name}\""
       aligner     = "ALIGN_MAX"
+      reducer     = "REDUCE_SUM"
       threshold   = 0
       duration    = "0s"
     }
     oldest-unacked = {
       title       = "processing is falling behind"
-      description = "The oldest message not yet processed is older than ${var.oldest_unacked_alert_s} s: the process function fails, or runs at its maximum instances while messages arrive faster."
-      filter      = "metric.type=\"pubsub.googleapis.com/subscription/oldest_unacked_message_age\" AND resource.type=\"pubsub_subscription\" AND resource.labels.subscription_id=\"${google_pubsub_subscription.process.name}\""
+      description = "The oldest message or file not yet processed is older than ${var.oldest_unacked_alert_s} s: the process function fails or runs at its maximum instances while work arrives faster, or the archive subscription cannot write its files (see its state: gcloud pubsub subscriptions describe ${var.name_prefix}-archive)."
+      filter      = "metric.type=\"pubsub.googleapis.com/subscription/oldest_unacked_message_age\" AND resource.type=\"pubsub_subscription\" AND ${local.processing_subscription_filter}"
       aligner     = "ALIGN_MAX"
+      reducer     = "REDUCE_MAX"
       threshold   = var.oldest_unacked_alert_s
       duration    = "300s"
     }
@@ -150,6 +168,7 @@ locals {
       description = "The ingest or api function answered more than ${var.api_5xx_alert} 5xx responses in 5 minutes (a 503 from ingest means Pub/Sub did not take the readings)."
       filter      = "metric.type=\"run.googleapis.com/request_count\" AND resource.type=\"cloud_run_revision\" AND resource.labels.service_name=one_of(\"${local.function_names.ingest}\", \"${local.function_names.api}\") AND metric.labels.response_code_class=\"5xx\""
       aligner     = "ALIGN_SUM"
+      reducer     = "REDUCE_SUM"
       threshold   = var.api_5xx_alert
       duration    = "0s"
     }
@@ -173,7 +192,7 @@ resource "google_monitoring_alert_policy" "alert" {
       aggregations {
         alignment_period     = "300s"
         per_series_aligner   = each.value.aligner
-        cross_series_reducer = "REDUCE_SUM"
+        cross_series_reducer = each.value.reducer
       }
 
       trigger {
@@ -226,19 +245,19 @@ locals {
     { title = "Window writes, store retries and unapplied readings per minute", filters = [], promql = [
       for f in ["windows_updated", "store_retries", "unapplied"] : { query = local.promql_sum[f], label = f }
     ] },
-    { title = "Messages processed, by severity (WARNING: redelivered)", promql = [], filters = [
+    { title = "Messages or files processed, by severity (WARNING: redelivered)", promql = [], filters = [
       { filter = "metric.type=\"logging.googleapis.com/user/${google_logging_metric.batches.name}\"", aligner = "ALIGN_SUM", reducer = "REDUCE_SUM", group = ["metric.label.severity"] },
     ] },
-    { title = "Processing time and lag p99 (ms)", promql = [], filters = [
-      for f in ["duration_ms", "lag_ms"] : { filter = "metric.type=\"logging.googleapis.com/user/${google_logging_metric.summary[f].name}\"", aligner = "ALIGN_DELTA", reducer = "REDUCE_PERCENTILE_99", group = [] }
+    { title = "Processing time, lag (messages) and file age (files) p99 (ms)", promql = [], filters = [
+      for f in ["duration_ms", "lag_ms", "file_age_ms"] : { filter = "metric.type=\"logging.googleapis.com/user/${google_logging_metric.summary[f].name}\"", aligner = "ALIGN_DELTA", reducer = "REDUCE_PERCENTILE_99", group = [] }
     ] },
-    { title = "Undelivered messages: process and dead-letter subscriptions", promql = [], filters = [
-      for sub in [google_pubsub_subscription.process.name, google_pubsub_subscription.dead_letter.name] : {
+    { title = "Undelivered messages: archive, process and dead-letter subscriptions", promql = [], filters = [
+      for sub in concat(local.processing_subscriptions, [google_pubsub_subscription.dead_letter.name]) : {
         filter = "metric.type=\"pubsub.googleapis.com/subscription/num_undelivered_messages\" AND resource.labels.subscription_id=\"${sub}\"", aligner = "ALIGN_MAX", reducer = "REDUCE_MAX", group = ["resource.label.subscription_id"]
       }
     ] },
-    { title = "Oldest unacknowledged message (s)", promql = [], filters = [
-      { filter = "metric.type=\"pubsub.googleapis.com/subscription/oldest_unacked_message_age\" AND resource.labels.subscription_id=\"${google_pubsub_subscription.process.name}\"", aligner = "ALIGN_MAX", reducer = "REDUCE_MAX", group = [] },
+    { title = "Oldest unacknowledged message (s), per subscription", promql = [], filters = [
+      { filter = "metric.type=\"pubsub.googleapis.com/subscription/oldest_unacked_message_age\" AND ${local.processing_subscription_filter}", aligner = "ALIGN_MAX", reducer = "REDUCE_MAX", group = ["resource.label.subscription_id"] },
     ] },
     { title = "Requests per second per function, by response class", promql = [], filters = [
       for k, f in local.run_filter : { filter = "metric.type=\"run.googleapis.com/request_count\" AND ${f}", aligner = "ALIGN_RATE", reducer = "REDUCE_SUM", group = ["resource.label.service_name", "metric.label.response_code_class"] }

@@ -20,9 +20,34 @@ output "topic" {
   value       = google_pubsub_topic.readings.id
 }
 
-output "subscription" {
-  description = "The push subscription feeding the process function."
-  value       = google_pubsub_subscription.process.id
+output "process_from" {
+  description = "How the process function gets the readings: files, messages or both (var.process_from)."
+  value       = var.process_from
+}
+
+output "subscriptions" {
+  description = "The push subscriptions feeding the process function, by route: messages (<prefix>-process) and/or files (<prefix>-process-files)."
+  value       = { for route, s in google_pubsub_subscription.process : route => s.id }
+}
+
+output "archive_subscription" {
+  description = "The Cloud Storage subscription writing the readings topic into files under stream/ of the archive bucket (null with process_from = \"messages\")."
+  value       = one(google_pubsub_subscription.archive[*].id)
+}
+
+output "archive_subscription_state" {
+  description = "The archive subscription's state as of the last apply or refresh: ACTIVE, or why it cannot write (PERMISSION_DENIED, NOT_FOUND); null with process_from = \"messages\"."
+  value       = one([for s in google_pubsub_subscription.archive : s.cloud_storage_config[0].state])
+}
+
+output "archive_files_topic" {
+  description = "The topic of the archive bucket's notifications of finished files (null with process_from = \"messages\")."
+  value       = one(google_pubsub_topic.archive_files[*].id)
+}
+
+output "fleet_lanes" {
+  description = "The Firestore fleet lanes the functions use (var.fleet_lanes, or its default for process_from)."
+  value       = local.fleet_lanes
 }
 
 output "dead_letter_topic" {
@@ -36,7 +61,7 @@ output "dead_letter_subscription" {
 }
 
 output "bucket" {
-  description = "The Cloud Storage bucket of the raw archive (raw/) and the quarantine (rejected/)."
+  description = "The Cloud Storage bucket of the archive (stream/ files, raw/ objects) and the quarantine (rejected/)."
   value       = google_storage_bucket.archive.name
 }
 

@@ -29,14 +29,6 @@ data "google_project" "this" {
 }
 
 locals {
-  # Resource names. Cloud Run (which runs 2nd gen functions) wants lowercase letters, digits
-  # and '-'; var.name_prefix is validated to fit every resource below.
-  function_names = {
-    ingest  = "${var.name_prefix}-ingest"
-    process = "${var.name_prefix}-process"
-    api     = "${var.name_prefix}-api"
-  }
-
   # Bucket names are global across all of Cloud Storage: the project id makes them unique.
   archive_bucket_name = coalesce(var.archive_bucket_name, "${var.project}-${var.name_prefix}-archive")
   source_bucket_name  = "${var.project}-${var.name_prefix}-source"

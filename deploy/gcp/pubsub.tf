@@ -1,5 +1,7 @@
-# The readings topic, the push subscription that feeds the process function, and the
-# dead-letter topic with a subscription that keeps what lands there.
+# The readings topic, the push subscriptions that feed the process function (each readings
+# message, or each finished archive file: var.process_from), and the dead-letter topic with a
+# subscription that keeps what lands there. The archive subscription and the files' topic are in
+# archive_files.tf.
 #
 # Why a push subscription of our own rather than the function's Eventarc trigger
 # (`event_trigger` of google_cloudfunctions2_function): Eventarc creates and owns the trigger's
@@ -47,15 +49,43 @@ resource "google_pubsub_topic" "dead_letter" {
 
 locals {
   retention = "${var.message_retention_days * 86400}s"
+
+  # What each push subscription to the process function reads (derived.tf: local.process_routes):
+  # the readings topic itself, or the archive bucket's notifications of finished files
+  # (archive_files.tf). Both routes get the same delivery settings below: one resource, not two.
+  process_subscriptions = {
+    for route in local.process_routes : route => {
+      name  = route == "messages" ? "${var.name_prefix}-process" : "${var.name_prefix}-process-files"
+      topic = route == "messages" ? google_pubsub_topic.readings.id : one(google_pubsub_topic.archive_files[*].id)
+    }
+  }
+
+  # Retries and dead letters of every subscription that delivers readings or files (the push
+  # subscriptions here and the archive subscription, archive_files.tf).
+  delivery = {
+    minimum_backoff       = "${var.retry_backoff.min_s}s"
+    maximum_backoff       = "${var.retry_backoff.max_s}s"
+    dead_letter_topic     = google_pubsub_topic.dead_letter.id
+    max_delivery_attempts = var.max_delivery_attempts
+  }
+}
+
+# The per-message subscription was a single resource before process_from existed: the same
+# subscription (and its backlog) becomes the "messages" route instead of being replaced.
+moved {
+  from = google_pubsub_subscription.process
+  to   = google_pubsub_subscription.process["messages"]
 }
 
 resource "google_pubsub_subscription" "process" {
-  name  = "${var.name_prefix}-process"
-  topic = google_pubsub_topic.readings.id
+  for_each = local.process_subscriptions
+
+  name  = each.value.name
+  topic = each.value.topic
 
   push_config {
     # The Cloud Run URL of the function (its own audience); the path names the topic (above).
-    push_endpoint = "${google_cloudfunctions2_function.process.service_config[0].uri}/${google_pubsub_topic.readings.id}"
+    push_endpoint = "${google_cloudfunctions2_function.process.service_config[0].uri}/${each.value.topic}"
 
     # Pub/Sub signs each push with an OIDC token of the trigger service account, the only
     # identity allowed to invoke the process function (iam.tf); the function is not public.
@@ -77,15 +107,16 @@ resource "google_pubsub_subscription" "process" {
   # up only after ~15 hours of continuous failure (well inside the 7 days of retention), so an
   # overload or an outage of a few hours delays healthy data and never dead-letters it; a
   # message that truly cannot succeed (a permission error, say) still ends on the dead-letter
-  # topic, a day later at most.
+  # topic, a day later at most. A file's notification is retried the same way: the whole file
+  # is processed again, which exactness makes harmless.
   retry_policy {
-    minimum_backoff = "${var.retry_backoff.min_s}s"
-    maximum_backoff = "${var.retry_backoff.max_s}s"
+    minimum_backoff = local.delivery.minimum_backoff
+    maximum_backoff = local.delivery.maximum_backoff
   }
 
   dead_letter_policy {
-    dead_letter_topic     = google_pubsub_topic.dead_letter.id
-    max_delivery_attempts = var.max_delivery_attempts
+    dead_letter_topic     = local.delivery.dead_letter_topic
+    max_delivery_attempts = local.delivery.max_delivery_attempts
   }
 
   # A backlog (the function failing, or scaled to its maximum) survives up to 7 days.
@@ -105,8 +136,10 @@ resource "google_pubsub_subscription" "process" {
 }
 
 # Keeps what was dead-lettered, for inspection and redrive (a topic without a subscription
-# drops messages). Pull it, fix the cause, and publish the messages again to the readings topic:
-# processing is idempotent, so a message that was partly applied is safe to send again.
+# drops messages). Pull it, fix the cause, and publish it again, with its attributes, where it
+# came from: a readings message (attribute device_id; from the process or archive subscription)
+# to the readings topic, a file's notification (attributes eventType, objectId) to the
+# archive-files topic. Processing is idempotent, so what was partly applied is safe to send again.
 resource "google_pubsub_subscription" "dead_letter" {
   name  = "${var.name_prefix}-dead-letter"
   topic = google_pubsub_topic.dead_letter.id
@@ -128,7 +161,14 @@ resource "google_pubsub_topic_iam_member" "agent_publishes_dead_letters" {
 }
 
 resource "google_pubsub_subscription_iam_member" "agent_forwards_dead_letters" {
-  subscription = google_pubsub_subscription.process.id
+  for_each = google_pubsub_subscription.process
+
+  subscription = each.value.id
   role         = "roles/pubsub.subscriber"
   member       = local.pubsub_agent
+}
+
+moved {
+  from = google_pubsub_subscription_iam_member.agent_forwards_dead_letters
+  to   = google_pubsub_subscription_iam_member.agent_forwards_dead_letters["messages"]
 }

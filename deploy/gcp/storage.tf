@@ -1,6 +1,7 @@
-# The archive bucket: the raw batches (raw/) and the quarantine (rejected/), in the layout every
-# iotpipe archive shares (iotpipe.application.archive_format, iotpipe.adapters.gcp.gcs).
-# `iotpipe replay` rebuilds aggregates from raw/; rejected/ is for inspection.
+# The archive bucket: the archive subscription's files (stream/, process_from "files" or "both":
+# archive_files.tf), the per-message path's raw batches (raw/, "messages" or "both"), and the
+# quarantine (rejected/), in the layout iotpipe.application.codecs.archive defines.
+# `iotpipe replay` rebuilds aggregates from stream/ and raw/; rejected/ is for inspection.
 
 resource "google_storage_bucket" "archive" {
   #checkov:skip=CKV_GCP_62: Cloud Audit Logs (Data Access logs for Cloud Storage, switched on per project) are the supported record of object access; legacy usage logs would need a second bucket
@@ -21,8 +22,10 @@ resource "google_storage_bucket" "archive" {
   # Terraform empties the bucket on destroy only once protect_data is off (make destroy-gcp).
   force_destroy = !var.protect_data
 
-  # Colder classes as the archive ages: it is read only when replaying. NEARLINE and COLDLINE
-  # have 30- and 90-day minimum storage durations, ARCHIVE 365: the defaults respect them.
+  # Colder classes as the archive ages: it is read only when replaying (a stream/ file is read
+  # once by the process function within minutes of being written, while STANDARD). NEARLINE and
+  # COLDLINE have 30- and 90-day minimum storage durations, ARCHIVE 365: the defaults respect
+  # them. The rules name no prefix: stream/ and raw/ age alike.
   lifecycle_rule {
     condition {
       age                   = var.archive_lifecycle.nearline_days
@@ -62,7 +65,8 @@ resource "google_storage_bucket" "archive" {
     }
   }
 
-  # raw/ is kept forever by default (the source of truth for replays); set expire_days to bound it.
+  # The archive (stream/ and raw/) is kept forever by default (the source of truth for
+  # replays); set expire_days to bound it.
   dynamic "lifecycle_rule" {
     for_each = var.archive_lifecycle.expire_days == null ? [] : [var.archive_lifecycle.expire_days]
     content {

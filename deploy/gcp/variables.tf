@@ -69,13 +69,20 @@ variable "functions" {
   }))
   default = {
     ingest  = { memory = "512Mi", cpu = "1", timeout_s = 30, min_instances = 0, max_instances = 20, concurrency = 16 }
-    process = { memory = "512Mi", cpu = "1", timeout_s = 120, min_instances = 0, max_instances = 30, concurrency = 8 }
+    process = { memory = "512Mi", cpu = "1", timeout_s = 540, min_instances = 0, max_instances = 30, concurrency = 8 }
     api     = { memory = "512Mi", cpu = "1", timeout_s = 30, min_instances = 0, max_instances = 10, concurrency = 16 }
   }
 
   validation {
     condition     = alltrue([for k in ["ingest", "process", "api"] : contains(keys(var.functions), k)])
     error_message = "functions must have the entries ingest, process and api."
+  }
+
+  validation {
+    # The push subscriptions' ack deadline equals the process function's timeout (pubsub.tf),
+    # and Pub/Sub allows at most 600 s.
+    condition     = try(var.functions["process"].timeout_s >= 10 && var.functions["process"].timeout_s <= 600, true) # a missing entry: the validation above
+    error_message = "functions.process.timeout_s must be 10-600: it is also the push subscriptions' ack deadline."
   }
 
   validation {
@@ -111,13 +118,13 @@ variable "ttl_days" {
 }
 
 variable "fleet_lanes" {
-  description = "Firestore fleet lanes per hour (IOTPIPE_FLEET_LANES). 0 (default): off, each Pub/Sub message writes only its window and GET /v1/fleet/hourly merges the hour's windows. N >= 1: each commit also writes one of N lane documents and the fleet total reads them; the per-message process path then doubles document writes and puts ~1/N of the fleet's commits on each lane document (keep that under ~1/s: docs/scaling.md). Switching on: run `iotpipe migrate --store firestore:PROJECT` after the deployment."
+  description = "Firestore fleet lanes per hour (IOTPIPE_FLEET_LANES). null (default): 8 with process_from = \"files\", 0 otherwise. 0: off, each commit writes only its window and GET /v1/fleet/hourly merges the hour's windows (its cost grows with the fleet). N >= 1: each commit also writes one of N lane documents and the fleet total reads them; with files a commit is a chunk of a file (a few per second in all), but on the per-message path (\"messages\", \"both\") every message is a commit, which doubles document writes and puts ~1/N of the fleet's messages on each lane document (keep that under ~1/s: docs/scaling.md; Terraform warns). Switching on: run `iotpipe migrate --store firestore:PROJECT` after the deployment."
   type        = number
-  default     = 0
+  default     = null
 
   validation {
-    condition     = var.fleet_lanes >= 0 && floor(var.fleet_lanes) == var.fleet_lanes
-    error_message = "fleet_lanes must be a whole number, 0 (off) or more."
+    condition     = var.fleet_lanes == null ? true : var.fleet_lanes >= 0 && floor(var.fleet_lanes) == var.fleet_lanes
+    error_message = "fleet_lanes must be a whole number, 0 (off) or more, or null (8 with files, 0 otherwise)."
   }
 }
 
@@ -134,10 +141,45 @@ variable "public_invokers" {
   default     = ["allUsers"]
 }
 
+# --- how readings reach the process function -----------------------------------------------------
+
+variable "process_from" {
+  description = "How the process function gets the readings. \"files\" (default): a Cloud Storage subscription writes the readings topic into files under stream/ of the archive bucket (a new file every archive_file_max_duration_s or archive_file_max_bytes), and each finished file is pushed to the process function (a bucket notification): ~50x fewer archive objects and function invocations, readings visible ~1-2 minutes after ingest. \"messages\": every message is pushed to the process function, which archives it under raw/ (seconds of latency; for small fleets that need it). \"both\": the two at once, only to switch an existing deployment safely (README.md, Switching)."
+  type        = string
+  default     = "files"
+
+  validation {
+    condition     = contains(["files", "messages", "both"], var.process_from)
+    error_message = "process_from must be \"files\", \"messages\" or \"both\"."
+  }
+}
+
+variable "archive_file_max_duration_s" {
+  description = "The Cloud Storage subscription finishes a file at most this many seconds after it began writing it (Pub/Sub's bounds: 60-600). It is most of the files path's latency: readings are visible about this long plus a few seconds after ingest."
+  type        = number
+  default     = 60
+
+  validation {
+    condition     = var.archive_file_max_duration_s >= 60 && var.archive_file_max_duration_s <= 600 && floor(var.archive_file_max_duration_s) == var.archive_file_max_duration_s
+    error_message = "archive_file_max_duration_s must be a whole number of seconds from 60 to 600 (Pub/Sub's bounds)."
+  }
+}
+
+variable "archive_file_max_bytes" {
+  description = "The Cloud Storage subscription starts a new file past this many bytes (Pub/Sub's bounds: 1 KB to 10 GiB; a single larger message may exceed it). The process function reads a whole file per delivery, so this bounds its memory per request: with concurrency 8, 8 x 16 MiB of files in a 512 MiB instance."
+  type        = number
+  default     = 16777216
+
+  validation {
+    condition     = var.archive_file_max_bytes >= 1000 && var.archive_file_max_bytes <= 10737418240 && floor(var.archive_file_max_bytes) == var.archive_file_max_bytes
+    error_message = "archive_file_max_bytes must be a whole number from 1000 (1 KB) to 10737418240 (10 GiB), Pub/Sub's bounds."
+  }
+}
+
 # --- Pub/Sub --------------------------------------------------------------------------------------
 
 variable "max_delivery_attempts" {
-  description = "Deliveries of a message to the process function before it goes to the dead-letter topic (5-100). 100 by default: an overload (Cloud Storage or Firestore rate limits, the function at its maximum instances) counts as failed deliveries too, and must delay healthy messages, not dead-letter them. See pubsub.tf."
+  description = "Deliveries of a message (or of a file's notification) to the process function, or attempts to write it to a file, before it goes to the dead-letter topic (5-100). 100 by default: an overload (Cloud Storage or Firestore rate limits, the function at its maximum instances) counts as failed deliveries too, and must delay healthy messages, not dead-letter them. See pubsub.tf."
   type        = number
   default     = 100
 
@@ -154,7 +196,7 @@ variable "retry_backoff" {
 }
 
 variable "message_retention_days" {
-  description = "Days the process and dead-letter subscriptions keep unacknowledged messages (1-7): how long an outage can last before messages are lost."
+  description = "Days the archive, process and dead-letter subscriptions keep unacknowledged messages (1-7): how long an outage can last before messages are lost."
   type        = number
   default     = 7
 
@@ -181,7 +223,7 @@ variable "firestore_location" {
 # --- archive ------------------------------------------------------------------------------------
 
 variable "archive_bucket_name" {
-  description = "Name of the archive bucket (raw/ and rejected/). null: <project>-<name_prefix>-archive."
+  description = "Name of the archive bucket (stream/ files, raw/ objects, rejected/). null: <project>-<name_prefix>-archive."
   type        = string
   default     = null
 }
@@ -193,7 +235,7 @@ variable "archive_location" {
 }
 
 variable "archive_lifecycle" {
-  description = "Days after which archived objects move to NEARLINE, COLDLINE and ARCHIVE, and expire (null: never); rejected/ expires after rejected_expire_days; non-current versions are deleted after noncurrent_days."
+  description = "Days after which archived objects (stream/ files and raw/ objects alike) move to NEARLINE, COLDLINE and ARCHIVE, and expire (null: never); rejected/ expires after rejected_expire_days; non-current versions are deleted after noncurrent_days."
   type = object({
     nearline_days        = number
     coldline_days        = number
@@ -230,4 +272,17 @@ variable "api_5xx_alert" {
   description = "Alert when the ingest and api functions together answer more than this many 5xx responses in 5 minutes."
   type        = number
   default     = 5
+}
+
+# --- logging ------------------------------------------------------------------------------------
+
+variable "request_log_sample" {
+  description = "Fraction of the ingest and process functions' successful request logs (Cloud Run's run.googleapis.com/requests entries with a status below 400) that Cloud Logging keeps; the rest are excluded before they are stored or billed. Every request log with status 400 or above, every request log of the api function and every application log line are kept. 1 keeps them all (no exclusion). See logging.tf."
+  type        = number
+  default     = 0.01
+
+  validation {
+    condition     = var.request_log_sample >= 0 && var.request_log_sample <= 1
+    error_message = "request_log_sample must be a fraction from 0 to 1 (1 keeps every request log)."
+  }
 }

@@ -8,7 +8,8 @@ declared; and the HCL, parsed with python-hcl2, against the code it deploys:
   the signature type the packaging declares, built from the archive ``iotpipe package gcp`` writes;
 - each function's environment is exactly the settings its code reads, found by running its
   composition root and request handling with a settings object that records what is read;
-- the push subscription feeding the process function reads the topic ingest publishes to;
+- the push subscriptions feeding the process function read the topic ingest publishes to, or
+  the archive files' notifications (those are test_gcp_files.py's);
 - the Firestore index and field overrides serve every query the adapter issues (recorded from
   the adapter itself, on a fake client) and agree with its constants;
 - the log-based metrics read fields the process function's summary line carries;
@@ -75,6 +76,12 @@ SCOPE_ATTRIBUTE = {
     "google_service_account_iam_member": "service_account_id",
 }
 PUBSUB_AGENT = "pubsub-agent"
+GCS_AGENT = "gcs-agent"
+#: How the README table names each Google service agent, and the local that holds it.
+AGENTS = {
+    "Pub/Sub service agent": (PUBSUB_AGENT, "${local.pubsub_agent}"),
+    "Cloud Storage service agent": (GCS_AGENT, "${local.gcs_agent}"),
+}
 
 _ADDRESS = re.compile(r'(?<![\w."])((?:data\.)?google_\w+\.\w+)(?:\["(\w+)"\])?')
 _REFERENCE = re.compile(r"(?<![\w.])(data\.google_\w+|google_\w+|var|local)\.(\w+)")
@@ -337,10 +344,21 @@ def test_every_setting_is_set_for_some_function_or_documented_as_unset(tf: Confi
     assert set(settings.ALL) == (set_somewhere - PLATFORM) | set(NOT_SET)
 
 
-# --- the topic and the push subscription ----------------------------------------------------------
+# --- the topic and the push subscriptions --------------------------------------------------------
 
 
-def test_process_subscription_reads_the_topic_ingest_publishes_to(tf: Config) -> None:
+def local_value(tf: Config, expression: str) -> Any:
+    """``${local.name.key}`` (or ``${local.name}``) replaced by what the locals block holds."""
+    match = re.fullmatch(r"\$\{local\.(\w+)(?:\.(\w+))?\}", expression)
+    if match is None:
+        return expression
+    value = tf.locals[match[1]]
+    return value[match[2]] if match[2] else value
+
+
+def test_process_subscriptions_read_the_topic_ingest_publishes_to_or_its_files(
+    tf: Config,
+) -> None:
     from functions_framework.event_conversion import _parse_pubsub_topic
 
     topic_expression = environment(tf, "ingest")[settings.TOPIC]
@@ -354,18 +372,27 @@ def test_process_subscription_reads_the_topic_ingest_publishes_to(tf: Config) ->
         for body in tf.of_type("google_pubsub_subscription").values()
         if "push_config" in body and process_uri in block(body, "push_config")["push_endpoint"]
     ]
-    assert len(pushes) == 1, "exactly one subscription pushes to the process function"
+    assert len(pushes) == 1, "one resource (one instance per route) pushes to the process function"
     push = pushes[0]
-    assert push["topic"] == topic_expression
+    # One instance per route of derived.tf: the readings topic itself ("messages"), or the
+    # notifications of the archive files ("files", test_gcp_files.py).
+    assert push["for_each"] == "${local.process_subscriptions}"
+    assert push["topic"] == "${each.value.topic}"
+    routes = tf.locals["process_subscriptions"]
+    assert routes.startswith("${{for route in local.process_routes : route => {")
+    assert (
+        f'topic = route == "messages" ? {topic_expression[2:-1]} : '
+        "one(google_pubsub_topic.archive_files[*].id)"
+    ) in routes
     endpoint = block(push, "push_config")["push_endpoint"]
-    assert endpoint == f"{process_uri}/{topic_expression}"
+    assert endpoint == f"{process_uri}/${{each.value.topic}}"
     # functions-framework finds the topic in the path of such an endpoint.
-    path = endpoint.replace(process_uri, "").replace(topic_expression, "projects/p/topics/t")
+    path = endpoint.replace(process_uri, "").replace("${each.value.topic}", "projects/p/topics/t")
     assert _parse_pubsub_topic(path) == "projects/p/topics/t"
     assert "event_trigger" not in tf.resources[FUNCTIONS["process"]]  # the only way in
 
     # Redelivery and dead letters: never to the readings topic itself; no overlap of deliveries.
-    dead_letter = block(push, "dead_letter_policy")
+    dead_letter = {k: local_value(tf, v) for k, v in block(push, "dead_letter_policy").items()}
     assert address(dead_letter["dead_letter_topic"]) not in (topic, "")
     assert address(dead_letter["dead_letter_topic"]) in tf.resources
     assert push["ack_deadline_seconds"] == service_config(tf, "process")["timeout_seconds"]
@@ -524,6 +551,11 @@ def test_firestore_settings_match_the_adapter_constants(tf: Config) -> None:
 # --- monitoring -----------------------------------------------------------------------------------
 
 
+#: The process function's summary line per archive file, and its field the per-message line
+#: lacks (iotpipe.entrypoints.gcp.process, the files path).
+FILE_LINE, FILE_LINE_ONLY = "file processed", {"file_age_ms"}
+
+
 def test_log_metrics_read_fields_of_the_summary_line(
     tf: Config, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -537,10 +569,11 @@ def test_log_metrics_read_fields_of_the_summary_line(
     line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     numbers = {k for k, v in line.items() if isinstance(v, int | float) and not isinstance(v, bool)}
     fields = set(tf.locals["summary_fields"])
-    assert fields <= numbers, f"not numbers of the summary line: {fields - numbers}"
+    # The per-file line (files mode) carries the same counts and file_age_ms instead of lag_ms.
+    assert fields - FILE_LINE_ONLY <= numbers, f"not in the summary line: {fields - numbers}"
     assert {"received", "accepted", "duplicates", "rejected_total", "unapplied"} <= fields
     summary = tf.locals["summary_logs"]
-    assert f'jsonPayload.message="{line["message"]}"' in summary
+    assert f'jsonPayload.message=("{line["message"]}" OR "{FILE_LINE}")' in summary
     assert 'resource.labels.service_name="${local.function_names.process}"' in summary
     metric = tf.resources["google_logging_metric.summary"]
     assert metric["for_each"] == "${local.summary_fields}"
@@ -583,7 +616,7 @@ def readme_grants() -> tuple[set[Grant], dict[str, list[str]]]:
         if not line.startswith("| ") or line.startswith(("| ---", "| service account")):
             continue
         who, role_cell, on_cell, _why = (c.strip() for c in line.strip().strip("|").split("|"))
-        who = PUBSUB_AGENT if who == "Pub/Sub service agent" else who.strip("`")
+        who = AGENTS[who][0] if who in AGENTS else who.strip("`")
         role, *permissions = re.findall(r"`([^`]+)`", role_cell)
         if permissions:
             custom[role] = permissions
@@ -594,7 +627,7 @@ def readme_grants() -> tuple[set[Grant], dict[str, list[str]]]:
 
 
 def terraform_grants(tf: Config) -> set[Grant]:
-    """Every IAM member resource granting to the stack's accounts or the Pub/Sub agent."""
+    """Every IAM member resource granting to the stack's accounts or a Google service agent."""
     grants = set()
     for addr, body in tf.resources.items():
         kind = addr.split(".")[0]
@@ -608,13 +641,16 @@ def terraform_grants(tf: Config) -> set[Grant]:
                 assert instance["role"] == "roles/run.invoker"
                 continue
             account = re.search(r'google_service_account\.fn\["(\w+)"\]', member)
-            who = account[1] if account else PUBSUB_AGENT
-            if not account:
-                assert member == "${local.pubsub_agent}", f"{addr}: unexpected member {member}"
+            agents = {local: who for who, local in AGENTS.values()}
+            assert account or member in agents, f"{addr}: unexpected member {member}"
+            who = account[1] if account else agents[member]
             role = instance["role"]
             role = address(role) if role.startswith("${") else role
             attribute = SCOPE_ATTRIBUTE[kind]
-            on = "project" if attribute is None else address(instance[attribute])
+            target = None if attribute is None else instance[attribute]
+            if target is not None and "each.value" in target:  # one grant per resource instance
+                target = body["for_each"]
+            on = "project" if target is None else address(target)
             grants.add(Grant(who, role, on, "condition" in instance))
     return grants
 
@@ -630,7 +666,7 @@ def test_grants_are_exactly_the_readme_table(tf: Config) -> None:
 
 def test_each_function_runs_as_its_own_account(tf: Config) -> None:
     accounts = set(tf.locals["service_accounts"])
-    documented = {g.who for g in readme_grants()[0]} - {PUBSUB_AGENT}
+    documented = {g.who for g in readme_grants()[0]} - {PUBSUB_AGENT, GCS_AGENT}
     assert documented == accounts
     for role in FUNCTIONS:
         email = service_config(tf, role)["service_account_email"]
@@ -673,6 +709,8 @@ def test_continuous_failure_takes_hours_to_dead_letter_and_stays_within_retentio
     assert until_dead < retention_s
     subscription = tf.resources["google_pubsub_subscription.process"]
     [policy] = subscription["dead_letter_policy"]
-    assert policy["max_delivery_attempts"] == "${var.max_delivery_attempts}"
+    attempts_expression = local_value(tf, policy["max_delivery_attempts"])
+    assert attempts_expression == "${var.max_delivery_attempts}"
     [retry] = subscription["retry_policy"]
-    assert _seconds(retry["minimum_backoff"].replace("${var.retry_backoff.min_s}", str(low))) == low
+    minimum = local_value(tf, retry["minimum_backoff"])
+    assert _seconds(minimum.replace("${var.retry_backoff.min_s}", str(low))) == low
