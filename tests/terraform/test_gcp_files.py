@@ -25,26 +25,19 @@ from typing import Any
 
 import pytest
 
+# The archive files' name pattern is defined once, in the code that reads the files (the process
+# function, replay): the Terraform must write exactly what the code lists and parses.
+from iotpipe.application.codecs.archive import (
+    STREAM_FILENAME_DATETIME_FORMAT,
+    STREAM_FILENAME_PREFIX,
+    STREAM_FILENAME_SUFFIX,
+)
 from tests.terraform.conftest import DEPLOY_GCP
 from tests.terraform.test_gcp_static import Config, block, local_value, strings, tf
 
 pytestmark = pytest.mark.integration
 
 __all__ = ["tf"]  # the parsed configuration, a fixture shared with test_gcp_static.py
-
-#: The archive files' name pattern, defined once in the code that reads the files (the process
-#: function, replay). AT MERGE, once g3's archive codec is in: keep only the import (the
-#: fallback stands for it on a branch without it, with the same values).
-try:
-    from iotpipe.application.codecs.archive import (
-        STREAM_FILENAME_DATETIME_FORMAT,
-        STREAM_FILENAME_PREFIX,
-        STREAM_FILENAME_SUFFIX,
-    )
-except ImportError:
-    STREAM_FILENAME_PREFIX = "stream/"
-    STREAM_FILENAME_DATETIME_FORMAT = "YYYY-MM-DD/hh_mm_ssZ"
-    STREAM_FILENAME_SUFFIX = ".jsonl"
 
 #: Pub/Sub's bounds (https://cloud.google.com/pubsub/docs/create-cloudstorage-subscription).
 MAX_DURATION_S = (60, 600)

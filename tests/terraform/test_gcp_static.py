@@ -559,7 +559,8 @@ FILE_LINE, FILE_LINE_ONLY = "file processed", {"file_age_ms"}
 def test_log_metrics_read_fields_of_the_summary_line(
     tf: Config, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from iotpipe.adapters.gcp.events import PushDelivery
+    from iotpipe.adapters.gcp.events import PushDelivery, StorageNotification
+    from iotpipe.application.stream_files import FileReport
     from iotpipe.entrypoints.gcp import process
 
     report = ProcessReport(
@@ -571,6 +572,15 @@ def test_log_metrics_read_fields_of_the_summary_line(
     fields = set(tf.locals["summary_fields"])
     # The per-file line (files mode) carries the same counts and file_age_ms instead of lag_ms.
     assert fields - FILE_LINE_ONLY <= numbers, f"not in the summary line: {fields - numbers}"
+    name = "stream/2026-12-05/14_00_00Z_0.jsonl"
+    notice = StorageNotification("OBJECT_FINALIZE", "b", name, 1, 0, 10)
+    process._observe_file(FileReport(name, True, (report,)), 0.5, PushDelivery({}), notice)
+    file_line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert file_line["message"] == FILE_LINE
+    file_numbers = {
+        k for k, v in file_line.items() if isinstance(v, int | float) and not isinstance(v, bool)
+    }
+    assert fields - {"lag_ms"} <= file_numbers, f"not in the file line: {fields - file_numbers}"
     assert {"received", "accepted", "duplicates", "rejected_total", "unapplied"} <= fields
     summary = tf.locals["summary_logs"]
     assert f'jsonPayload.message=("{line["message"]}" OR "{FILE_LINE}")' in summary
