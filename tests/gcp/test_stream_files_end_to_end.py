@@ -160,6 +160,11 @@ def test_stream_files_are_processed_exactly_whatever_their_delivery(stack: Files
     assert [g["batch_id"] for g in _logged(stack.process, "file gone")] == [gone.name]
     ignored = _logged(stack.process, "notification ignored")
     assert sorted(i["object"] for i in ignored) == sorted([other.name, stray.name])
+    # An object under stream/ that is not a stream file's name is data left unprocessed: an error.
+    assert {i["object"]: i["severity"] for i in ignored} == {
+        other.name: "INFO",
+        stray.name: "ERROR",
+    }
 
     from google.cloud import storage
 

@@ -33,6 +33,14 @@ def test_the_name_constants_make_the_names_the_pattern_reads() -> None:
     assert NAME.startswith(fmt.stream_hour_prefix(T0 + 59 * 60_000))
 
 
+def test_the_unique_part_is_read_whatever_separates_it() -> None:
+    # Pub/Sub documents "_" before the unique id; a name without it must not be left
+    # unprocessed for that alone.
+    assert fmt.stream_file_time("stream/2025-08-31/10_05_07Z4f1c-9a.jsonl") == parse_instant(
+        "2025-08-31T10:05:07Z"
+    )
+
+
 @pytest.mark.parametrize(
     "name",
     [
@@ -40,7 +48,7 @@ def test_the_name_constants_make_the_names_the_pattern_reads() -> None:
         "stream/2025-08-31/25_05_07Z_x.jsonl",
         "stream/2025-08-31/10_05_07Z_x.jsonl.gz",
         "stream/2025-08-31/10_05_07_x.jsonl",
-        "stream/2025-08-31/10_05_07Z_.jsonl",
+        "stream/2025-08-31/10_05_07Z.jsonl",  # no unique part
         "raw/dt=2025-08-31/hour=10/x.jsonl.gz",
         "other/2025-08-31/10_05_07Z_x.jsonl",
     ],

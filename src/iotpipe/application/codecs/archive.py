@@ -56,10 +56,11 @@ STREAM_FILENAME_DATETIME_FORMAT = "YYYY-MM-DD/hh_mm_ssZ"
 #: Its ``filename_suffix``.
 STREAM_FILENAME_SUFFIX = ".jsonl"
 #: A stream file's whole name, as Pub/Sub makes it from the three settings above plus ``_`` and
-#: a unique id; the groups are the file's UTC date and time.
+#: a unique id; the groups are the file's UTC date and time. The ``_`` is optional here: the
+#: unique part is not ours to parse, and a name this refuses is never processed.
 STREAM_FILE_NAME = re.compile(
     re.escape(STREAM_FILENAME_PREFIX)
-    + r"(?P<date>\d{4}-\d{2}-\d{2})/(?P<hour>\d{2})_(?P<minute>\d{2})_(?P<second>\d{2})Z_"
+    + r"(?P<date>\d{4}-\d{2}-\d{2})/(?P<hour>\d{2})_(?P<minute>\d{2})_(?P<second>\d{2})Z_?"
     + r"(?P<unique>[^/]+)"
     + re.escape(STREAM_FILENAME_SUFFIX)
 )

@@ -117,7 +117,10 @@ def handle_file(
     with obs.serving(FUNCTION, settings().project, _trace(headers)):
         ignored = _not_ours(notification)
         if ignored:
-            obs.log("INFO", "notification ignored", object=notification.name, reason=ignored)
+            # A misnamed object under stream/ is data nobody will process: say so loudly.
+            misnamed = ignored == _MISNAMED
+            severity = "ERROR" if misnamed else "INFO"
+            obs.log(severity, "notification ignored", object=notification.name, reason=ignored)
             return
         try:
             report = bootstrap.stream_file_service().process(
@@ -140,8 +143,11 @@ def _not_ours(notification: StorageNotification) -> str:
     if not notification.name.startswith(STREAM_FILENAME_PREFIX):
         return f"not under {STREAM_FILENAME_PREFIX}"
     if stream_file_time(notification.name) is None:  # a file put there by hand, say
-        return "not a stream file name (the Cloud Storage subscription's)"
+        return _MISNAMED
     return ""
+
+
+_MISNAMED = "not a stream file name (the Cloud Storage subscription's)"
 
 
 def _observe_file(
