@@ -87,6 +87,6 @@ def test_the_documented_setting_defaults_are_the_codes() -> None:
     from iotpipe.adapters.aws.dynamodb import DEFAULT_FLEET_SHARDS
 
     assert aws.fleet_shards is None
-    assert DEFAULT_FLEET_SHARDS == int(default["IOTPIPE_FLEET_SHARDS"])
+    assert int(default["IOTPIPE_FLEET_SHARDS"]) == DEFAULT_FLEET_SHARDS
     assert gcp.firestore_database == default["IOTPIPE_FIRESTORE_DATABASE"]
     assert gcp.fleet_lanes == int(default["IOTPIPE_FLEET_LANES"])
