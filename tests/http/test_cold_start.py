@@ -12,6 +12,7 @@ import ast
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -125,3 +126,18 @@ def test_every_lazily_exported_name_resolves_to_its_definition(package: str) -> 
             assert getattr(origin, value.__qualname__) is value, name
     with pytest.raises(AttributeError, match="no attribute 'not_a_name'"):
         module.not_a_name  # noqa: B018
+
+
+def test_the_default_payloads_deployment_reads_no_toml() -> None:
+    # Every function's composition root asks for the deployment's schema as it starts; without a
+    # schema file the TOML reader stays unloaded (and the probe sees it once a file is read).
+    probe = (
+        "import sys\n"
+        "from iotpipe.entrypoints.deployed_schema import deployed_schema\n"
+        "deployed_schema({})\n"
+        "print('iotpipe.adapters.schema_file' in sys.modules)"
+    )
+    assert _run(probe) == "False"
+    example = Path(__file__).parents[2] / "examples" / "schemas" / "agricultural.toml"
+    named = f"deployed_schema({{'IOTPIPE_SCHEMA_FILE': {str(example)!r}}})"
+    assert _run(probe.replace("deployed_schema({})", named)) == "True"
