@@ -133,14 +133,7 @@ def dynamodb_rows(d: dict[str, Any]) -> list[Row]:
             f"<= {target:g}" if target else "",
             _verdict(p["wcu"] <= target) if target else "",
         ),
-        (
-            "  RCU / 1,000 readings",
-            f"{p['rcu']:.1f} RCU",
-            f"{p['baseline_rcu']:.1f} RCU: format 1, the same reads",
-            _ratio(p["rcu"], p["baseline_rcu"]),
-            "<= 2x format 1",
-            _verdict(p["rcu"] <= 2 * p["baseline_rcu"]),
-        ),
+        _dynamodb_rcu_row(d),
         (
             "  items written / 1,000 readings",
             f"{p['items_written']:.1f} ({p['segment_puts']:.1f} segments, "
@@ -152,6 +145,26 @@ def dynamodb_rows(d: dict[str, Any]) -> list[Row]:
         ),
         _archive_row(p, "batch"),
     ]
+
+
+WHOLE_HOUR = 60  # minutes: as dynamodb_ops.WHOLE_HOUR (not imported: it loads boto3 and moto)
+
+
+def _dynamodb_rcu_row(d: dict[str, Any]) -> Row:
+    """Read units beside format 1's: a target over a whole hour only (dynamodb_ops.PART_OF_HOUR
+    says why; the run prints it), so a shorter run's row names its minutes instead of a verdict."""
+    p, minutes = d["per_1000"], d.get("minutes", WHOLE_HOUR)
+    whole = minutes >= WHOLE_HOUR
+    return (
+        "  RCU / 1,000 readings",
+        f"{p['rcu']:.1f} RCU ({p.get('startup_rcu', 0):.1f} of them the first start-up)",
+        f"{p['baseline_rcu']:.1f} RCU: format 1, the same reads",
+        _ratio(p["rcu"], p["baseline_rcu"]),
+        "<= 2x format 1 (whole hour)",
+        _verdict(p["rcu"] <= 2 * p["baseline_rcu"])
+        if whole
+        else f"n/a: {minutes} min (one-off reads over few readings)",
+    )
 
 
 def _archive_row(p: dict[str, Any], per: str) -> Row:
@@ -236,7 +249,39 @@ def cold_import_rows(d: dict[str, Any]) -> list[Row]:
             _verdict(times["with_boto3"] <= target * boto3),
         )
         for module, times in d["handlers"].items()
+    ] + _instruction_rows(d.get("instructions"), target)
+
+
+def _instruction_rows(counts: dict[str, float] | None, target: float) -> list[Row]:
+    """cold_import.py --instructions: the same ratios in instructions (load-independent), and
+    the process function's whole cold start, which has no target (a first batch's calls)."""
+    if not counts:
+        return []
+    counts = dict(counts)  # the figures stay as the run wrote them
+    boto3 = counts.pop("boto3")
+    first = counts.pop("process first batch")
+    rows: list[Row] = [
+        (
+            f"  in instructions: {module} + boto3",
+            f"{count:,.0f} M",
+            f"{boto3:,.0f} M: import boto3",
+            _ratio(count, boto3),
+            f"<= {target:g}x",
+            _verdict(count <= target * boto3),
+        )
+        for module, count in counts.items()
     ]
+    rows.append(
+        (
+            "  in instructions: process import + boto3 + first batch (moto)",
+            f"{first:,.0f} M",
+            f"{boto3:,.0f} M: import boto3",
+            _ratio(first, boto3),
+            "",
+            "",
+        )
+    )
+    return rows
 
 
 def gcp_cold_import_rows(d: dict[str, Any]) -> list[Row]:
@@ -506,10 +551,18 @@ SMOKE_PROFILES = {
     "high-rate": ["--devices", "2", "--minutes", "3"],
     "per-second": ["--devices", "2", "--minutes", "3"],
 }
+# DynamoDB's per-second profile (issue #16's targets) runs a whole hour even in the smoke run,
+# on 2 devices (~7 s against moto): its read units compare with format 1's over a whole hour
+# only (dynamodb_ops.PART_OF_HOUR); 3 minutes read 2.4x format 1, half of it the first start-up
+# (the schema check of a new table looks for devices in all 8 registry shards).
+DYNAMODB_SMOKE_PROFILES = {**SMOKE_PROFILES, "per-second": ["--devices", "2", "--minutes", "60"]}
 
 
 def _store_benchmarks(
-    store: str, script: str, rows: Callable[[dict[str, Any]], list[Row]]
+    store: str,
+    script: str,
+    rows: Callable[[dict[str, Any]], list[Row]],
+    smoke_profiles: dict[str, list[str]] = SMOKE_PROFILES,
 ) -> tuple[Benchmark, ...]:
     return tuple(
         Benchmark(
@@ -519,7 +572,7 @@ def _store_benchmarks(
             full=["--profile", profile],
             smoke=["--profile", profile, *small],
         )
-        for profile, small in SMOKE_PROFILES.items()
+        for profile, small in smoke_profiles.items()
     )
 
 
@@ -545,7 +598,7 @@ BENCHMARKS = (
         cli_rows,
         smoke=["--readings", "20000", "--devices", "50", "--hours", "8"],
     ),
-    *_store_benchmarks("dynamodb", "dynamodb_ops.py", dynamodb_rows),
+    *_store_benchmarks("dynamodb", "dynamodb_ops.py", dynamodb_rows, DYNAMODB_SMOKE_PROFILES),
     Benchmark(
         "dynamodb_per_second_readings",
         "dynamodb_ops.py",
@@ -571,7 +624,14 @@ BENCHMARKS = (
         sqlite_rows,
         smoke=["--devices", "5", "--minutes", "10"],
     ),
-    Benchmark("cold_import", "cold_import.py", cold_import_rows, smoke=["--repeat", "1"]),
+    # Full size also counts instructions (valgrind, when installed: CI's smoke run does not).
+    Benchmark(
+        "cold_import",
+        "cold_import.py",
+        cold_import_rows,
+        full=["--instructions"],
+        smoke=["--repeat", "1"],
+    ),
     Benchmark(
         "gcp_cold_import", "gcp_cold_import.py", gcp_cold_import_rows, smoke=["--repeat", "1"]
     ),

@@ -83,6 +83,10 @@ def test_the_documented_setting_defaults_are_the_codes() -> None:
         assert horizon is not None and skew is not None
         assert horizon.total_seconds() == int(default["IOTPIPE_LATENESS_HORIZON_HOURS"]) * 3600
         assert skew.total_seconds() == int(default["IOTPIPE_MAX_SKEW_SECONDS"])
-    assert aws.fleet_shards == int(default["IOTPIPE_FLEET_SHARDS"])
+    # Unset, the AWS settings leave the shard count to the store (whose module they must not load).
+    from iotpipe.adapters.aws.dynamodb import DEFAULT_FLEET_SHARDS
+
+    assert aws.fleet_shards is None
+    assert int(default["IOTPIPE_FLEET_SHARDS"]) == DEFAULT_FLEET_SHARDS
     assert gcp.firestore_database == default["IOTPIPE_FIRESTORE_DATABASE"]
     assert gcp.fleet_lanes == int(default["IOTPIPE_FLEET_LANES"])

@@ -8,9 +8,11 @@ server's modules.
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -76,14 +78,26 @@ NOT_AT_IMPORT = (
 )
 
 
+#: What the AWS handler modules leave to their composition root (built on the first
+#: invocation): the DynamoDB adapter, which the ingest function and the authorizer never use, and
+#: the use cases.
+AT_FIRST_USE = (
+    "iotpipe.adapters.aws.dynamodb",
+    "iotpipe.application.process",
+    "iotpipe.application.replay",
+)
+
+
 @pytest.mark.parametrize(
     ("module", "also_absent"),
     [
-        ("iotpipe.entrypoints.aws.process", ("iotpipe.entrypoints.http.api",)),
-        ("iotpipe.entrypoints.aws.ingest", ()),
-        ("iotpipe.entrypoints.aws.api", ()),
+        # The store adapter and the use case load with the composition root, on the first
+        # batch; the process function checks no API key.
+        ("iotpipe.entrypoints.aws.process", (*AT_FIRST_USE, "iotpipe.entrypoints.http")),
+        ("iotpipe.entrypoints.aws.ingest", AT_FIRST_USE),
+        ("iotpipe.entrypoints.aws.api", AT_FIRST_USE),
         # The API Gateway authorizer: the key check only, no application service.
-        ("iotpipe.entrypoints.aws.authorizer", ("iotpipe.entrypoints.http.api",)),
+        ("iotpipe.entrypoints.aws.authorizer", (*AT_FIRST_USE, "iotpipe.entrypoints.http.api")),
     ],
 )
 def test_a_handler_module_imports_only_what_its_function_needs(
@@ -95,9 +109,8 @@ def test_a_handler_module_imports_only_what_its_function_needs(
     probe += f"print(sorted(m for m in {NOT_AT_IMPORT + also_absent!r} if m in sys.modules))"
     assert _run(probe) == "[]"
     # And the probe can see a module when it is loaded.
-    assert _run(probe.replace("print(", "import iotpipe.bootstrap\nprint(")) == (
-        "['iotpipe.adapters.local', 'iotpipe.adapters.memory', 'iotpipe.bootstrap']"
-    )
+    seen = ast.literal_eval(_run(probe.replace("print(", "import iotpipe.bootstrap\nprint(")))
+    assert {"iotpipe.adapters.local", "iotpipe.adapters.memory", "iotpipe.bootstrap"} <= set(seen)
 
 
 @pytest.mark.parametrize("package", ["iotpipe", "iotpipe.application", "iotpipe.entrypoints.http"])
@@ -113,3 +126,18 @@ def test_every_lazily_exported_name_resolves_to_its_definition(package: str) -> 
             assert getattr(origin, value.__qualname__) is value, name
     with pytest.raises(AttributeError, match="no attribute 'not_a_name'"):
         module.not_a_name  # noqa: B018
+
+
+def test_the_default_payloads_deployment_reads_no_toml() -> None:
+    # Every function's composition root asks for the deployment's schema as it starts; without a
+    # schema file the TOML reader stays unloaded (and the probe sees it once a file is read).
+    probe = (
+        "import sys\n"
+        "from iotpipe.entrypoints.deployed_schema import deployed_schema\n"
+        "deployed_schema({})\n"
+        "print('iotpipe.adapters.schema_file' in sys.modules)"
+    )
+    assert _run(probe) == "False"
+    example = Path(__file__).parents[2] / "examples" / "schemas" / "agricultural.toml"
+    named = f"deployed_schema({{'IOTPIPE_SCHEMA_FILE': {str(example)!r}}})"
+    assert _run(probe.replace("deployed_schema({})", named)) == "True"

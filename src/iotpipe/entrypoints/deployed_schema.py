@@ -32,12 +32,16 @@ def deployed_schema(environ: Mapping[str, str]) -> TelemetrySchema:
     default payload. A file that is not a valid schema raises
     :class:`~iotpipe.adapters.schema_file.SchemaFileError`, naming it (the function fails to
     start, and its logs say why)."""
-    from iotpipe.adapters.schema_file import load_schema, parse_schema
-
+    # The TOML reader is imported only for a file: a deployment of the default payload (most)
+    # does not pay for it on each cold start.
     named = environ.get(SCHEMA_FILE)
     if named:
+        from iotpipe.adapters.schema_file import load_schema
+
         return load_schema(Path(named))
     packaged = files("iotpipe").joinpath(PACKAGED)
     if packaged.is_file():
+        from iotpipe.adapters.schema_file import parse_schema
+
         return parse_schema(packaged.read_text(encoding="utf-8"), f"iotpipe/{PACKAGED}")
     return DEFAULT_SCHEMA

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import functools
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from iotpipe.entrypoints.aws.clients import api_keys, client
 from iotpipe.entrypoints.aws.settings import AwsSettings
 
 if TYPE_CHECKING:
+    from iotpipe.adapters.aws.dynamodb import DynamoStore
     from iotpipe.adapters.aws.dynamodb_fleet import FleetFold
     from iotpipe.adapters.aws.failures import S3FailureDestination
     from iotpipe.application import ProcessService
@@ -31,23 +32,27 @@ if TYPE_CHECKING:
 @functools.cache
 def process_service() -> ProcessService:
     """The process use case over DynamoDB, the S3 archive and quarantine."""
-    from iotpipe.adapters.aws.dynamodb import DynamoStore
     from iotpipe.adapters.aws.s3 import S3Archive, S3Quarantine
     from iotpipe.adapters.clock import SystemClock
     from iotpipe.application import ProcessService, use_schema
     from iotpipe.entrypoints.deployed_schema import deployed_schema
 
     settings = AwsSettings.from_env(os.environ)
-    store = DynamoStore(
-        settings.need("table_name"),
-        client("dynamodb"),
-        fleet_shards=settings.fleet_shards,
-        ttl_days=settings.ttl_days,
-    )
+    store = _dynamo_store(settings, ttl_days=settings.ttl_days)
     schema = use_schema(store, deployed_schema(os.environ))  # refuses an unsafe schema
     s3, bucket = client("s3"), settings.need("bucket")
     archive, quarantine = S3Archive(bucket, s3), S3Quarantine(bucket, s3)
     return ProcessService(store, SystemClock(), archive, quarantine, settings.lateness, schema)
+
+
+def _dynamo_store(settings: AwsSettings, **options: Any) -> DynamoStore:
+    """The deployment's table as a store (its fleet shards, or the store's default)."""
+    from iotpipe.adapters.aws.dynamodb import DEFAULT_FLEET_SHARDS, DynamoStore
+
+    shards = DEFAULT_FLEET_SHARDS if settings.fleet_shards is None else settings.fleet_shards
+    return DynamoStore(
+        settings.need("table_name"), client("dynamodb"), fleet_shards=shards, **options
+    )
 
 
 @functools.cache
@@ -72,16 +77,13 @@ def ingest_api() -> Gateway:
 @functools.cache
 def query_api() -> Gateway:
     """The read-only API over the DynamoDB store, behind API Gateway."""
-    from iotpipe.adapters.aws.dynamodb import DynamoStore
     from iotpipe.application import QueryService, use_schema
     from iotpipe.entrypoints.aws.apigw import Gateway
     from iotpipe.entrypoints.deployed_schema import deployed_schema
     from iotpipe.entrypoints.http.api import AnalyticsApi
 
     settings = AwsSettings.from_env(os.environ)
-    store = DynamoStore(
-        settings.need("table_name"), client("dynamodb"), fleet_shards=settings.fleet_shards
-    )
+    store = _dynamo_store(settings)
     # Read-only: checks the schema against the store's record, never writes it.
     schema = use_schema(store, deployed_schema(os.environ), write=False)
     api = AnalyticsApi(QueryService(store), None, api_keys(settings), schema=schema)

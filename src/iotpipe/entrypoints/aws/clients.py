@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from iotpipe.entrypoints.aws.settings import AwsSettings
-from iotpipe.entrypoints.http.auth import ApiKeys
+
+if TYPE_CHECKING:
+    from iotpipe.entrypoints.http.auth import ApiKeys
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +75,9 @@ def api_keys(settings: AwsSettings) -> ApiKeys:
 
     The secret's string is a JSON list of keys or a comma-separated list.
     """
+    # Imported here: the process and fold functions, which import this module, check no keys.
+    from iotpipe.entrypoints.http.auth import ApiKeys
+
     keys = list(settings.api_keys)
     if settings.api_keys_secret:
         secret = client("secretsmanager").get_secret_value(SecretId=settings.api_keys_secret)

@@ -17,14 +17,16 @@ bisect, the whole batch, and after ``max_retry_attempts`` send it to the failure
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from iotpipe.adapters.aws.events import batch_from_kinesis_event
-from iotpipe.application import ProcessReport
 from iotpipe.entrypoints.aws import bootstrap
 from iotpipe.entrypoints.aws import observability as obs
 from iotpipe.entrypoints.aws.clients import CLIENTS
 from iotpipe.ports import Deadline
+
+if TYPE_CHECKING:  # the use case's module loads with the composition root, on the first batch
+    from iotpipe.application import ProcessReport
 
 _FUNCTION = "process"
 

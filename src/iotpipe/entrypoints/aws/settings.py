@@ -1,7 +1,7 @@
 """The AWS runtime's configuration: read once from the environment, in the composition root.
 
 ``IOTPIPE_FLEET_SHARDS`` must be the same for every function on one table (it shapes the fleet
-index keys); it defaults to the store's own default.
+index keys); it defaults to the store's own default (``DynamoStore``'s).
 
 Every variable is set by the Terraform in ``deploy/aws`` (and the tests); the names live here
 only. ``AWS_ENDPOINT_URL`` (read by boto3 itself) points every client at moto in tests.
@@ -13,7 +13,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 
-from iotpipe.adapters.aws.dynamodb import DEFAULT_FLEET_SHARDS
 from iotpipe.domain import LatenessPolicy
 
 STREAM_NAME = "IOTPIPE_STREAM_NAME"
@@ -56,7 +55,9 @@ class AwsSettings:
     api_keys: tuple[str, ...]
     api_keys_secret: str | None
     lateness: LatenessPolicy
-    fleet_shards: int
+    fleet_shards: int | None
+    """``None``: the store's default. Not resolved here: every handler module imports these
+    settings, and the DynamoDB adapter loads only in the functions that use it."""
     ttl_days: int | None
     api_base_path: str = ""
     """A custom domain's API mapping key, stripped from request paths (see ``apigw``)."""
@@ -77,7 +78,7 @@ class AwsSettings:
                 horizon=None if horizon in ("", "0") else timedelta(hours=float(horizon)),
                 max_skew=timedelta(seconds=float(skew)),
             ),
-            fleet_shards=int(environ.get(FLEET_SHARDS, str(DEFAULT_FLEET_SHARDS))),
+            fleet_shards=int(environ[FLEET_SHARDS]) if FLEET_SHARDS in environ else None,
             ttl_days=int(environ[TTL_DAYS]) if environ.get(TTL_DAYS) else None,
             api_base_path=environ.get(API_BASE_PATH, ""),
         )
