@@ -18,6 +18,8 @@ import orjson
 import pytest
 
 from iotpipe.adapters.aws import create_table
+from iotpipe.application.codecs.archive import decode_batch, decode_rejections
+from iotpipe.application.payloads import is_packed, pack
 from iotpipe.application.views import stats_json
 from iotpipe.domain import LatenessPolicy
 from iotpipe.domain.time import MS_PER_HOUR, format_instant, parse_instant
@@ -25,7 +27,7 @@ from iotpipe.entrypoints.aws import api, bootstrap, clients, ingest, process, se
 from iotpipe.simulator import Faults, Fleet
 from tests.aws import apigw
 from tests.aws.apigw import answer
-from tests.aws.streams import event_record
+from tests.aws.streams import event_record, read_stream
 from tests.aws_support import REGION, MotoServer
 from tests.oracle import expected_windows
 
@@ -190,6 +192,58 @@ def test_a_batch_of_garbage_succeeds_with_everything_quarantined(deployed: MotoS
         "not_an_object",
         "not_an_object",
     ]
+
+
+def test_a_mixed_stream_of_packed_plain_and_corrupt_records(deployed: MotoServer) -> None:
+    """Records ingest packed, plain records (a release before, another producer) and corrupt
+    packed ones on one shard: the valid readings all count, once; each corrupt record is
+    quarantined as corrupt_record; the shard never blocks; the archive holds plain JSON."""
+    lines = fleet_lines(devices=4, hours=2)
+    ingested, plain = lines[::2], lines[1::2]
+    assert post_all(ingested, size=97) == len(ingested)  # 4 devices a request: ~3 KB each
+    kinesis = deployed.client("kinesis")
+    [(_, first)] = read_stream_head(kinesis)
+    assert is_packed(first["Data"])  # what ingest publishes now
+    whole = pack(b"[" + b",".join(x.encode() for x in plain[:40]) + b"]")
+    corrupt = [whole[: len(whole) // 2], whole[:10] + bytes(b ^ 0x55 for b in whole[10:40])]
+    records = [b"[" + x.encode() + b"]" for x in plain] + corrupt
+    put = kinesis.put_records(
+        StreamName=STREAM, Records=[{"Data": r, "PartitionKey": "other"} for r in records]
+    )
+    corrupt_ids = {r["SequenceNumber"] for r in put["Records"][-2:]}
+    poller = Poller(deployed, batch_size=40)
+    poller.run()
+    assert poller.failures_seen == 0  # corrupt records never block the shard
+    expected = expected_windows(lines)
+    served = served_windows(sorted({d for d, _ in expected}), 2)
+    assert {k: v["count"] for k, v in served.items()} == {k: s.count for k, s in expected.items()}
+    s3 = deployed.client("s3")
+    rejected = [
+        rejection
+        for obj in s3.list_objects_v2(Bucket=BUCKET, Prefix="rejected/")["Contents"]
+        for rejection in decode_rejections(
+            s3.get_object(Bucket=BUCKET, Key=obj["Key"])["Body"].read()
+        )
+    ]
+    assert {r.record_id for r in rejected} == corrupt_ids and len(rejected) == 2
+    assert {r.reason.value for r in rejected} == {"corrupt_record"}
+    assert all("does not decompress" in r.message for r in rejected)
+    archived = [
+        record.data
+        for obj in s3.list_objects_v2(Bucket=BUCKET, Prefix="raw/")["Contents"]
+        for record in decode_batch(
+            "b", s3.get_object(Bucket=BUCKET, Key=obj["Key"])["Body"].read()
+        ).records
+    ]
+    assert len(archived) == len(read_stream(kinesis, STREAM))
+    assert sorted(d for d in archived if is_packed(d)) == sorted(corrupt)  # kept as they came
+    valid = [d for d in archived if d not in corrupt]
+    assert valid and all(d.startswith(b"[{") for d in valid)  # as ingest accepted them
+
+
+def read_stream_head(kinesis: Any) -> list[tuple[str, dict[str, Any]]]:
+    """The stream's first record."""
+    return read_stream(kinesis, STREAM)[:1]
 
 
 class FlakyDynamo:
