@@ -332,6 +332,10 @@ def test_settings_read_every_documented_variable(monkeypatch: pytest.MonkeyPatch
     assert read.api_keys == ("a", "b") and read.ttl_days == 30
     with pytest.raises(settings.MissingSetting, match=settings.TABLE_NAME):
         read.need("table_name")
+    assert read.compress_stream  # zlib unless told otherwise
+    assert not settings.AwsSettings.from_env({settings.STREAM_COMPRESSION: "none"}).compress_stream
+    with pytest.raises(settings.MissingSetting, match="zlib"):
+        settings.AwsSettings.from_env({settings.STREAM_COMPRESSION: "gzip"})
 
 
 # --- a deployment with its own telemetry schema ---------------------------------------------------
