@@ -108,10 +108,16 @@ variable "table_max_request_units" {
   default     = { read = 20000, write = 20000 }
 }
 
+variable "ingest_gateway_authorizer" {
+  description = "Whether POST /v1/readings also has the Lambda request authorizer at API Gateway. false (the default): the ingest function checks the key itself (the same code as the authorizer; 401 without a valid key, in Authorization or X-API-Key), one Lambda invocation per request instead of two (the authorizer on every ingest request is ~$950 a month at 100,000 devices, docs/scaling.md). true: refused requests are answered by API Gateway and never use ingest's concurrency, at that cost; with authorizer_cache_s > 0 the cost mostly goes away, but then devices must send the key in Authorization (X-API-Key alone is refused, 401). The query routes always have the authorizer."
+  type        = bool
+  default     = false
+}
+
 variable "authorizer_cache_s" {
-  description = "Seconds API Gateway caches the authorizer's answer per key (0-3600). 300 (the default) calls the authorizer about once per key every 5 minutes instead of once per request (~$950 a month at 100,000 devices, docs/scaling.md); the cost: a revoked key keeps working up to that long, and the cache is keyed on the Authorization header, which API Gateway then requires (X-API-Key alone is refused, 401). 0 calls it for every request and accepts keys in Authorization or X-API-Key, as every other iotpipe runtime does. See deploy/aws/README.md."
+  description = "Seconds API Gateway caches the authorizer's answer per key (0-3600) on the routes it protects (the query routes; also POST /v1/readings with ingest_gateway_authorizer). 0 (the default) calls it for every request and accepts keys in Authorization or X-API-Key, as every iotpipe runtime does. > 0 calls it about once per key per period: a revoked key keeps working up to that long, and the cache is keyed on the Authorization header, which API Gateway then requires on those routes (X-API-Key alone is refused, 401). A lever for heavy query traffic, or with ingest_gateway_authorizer if your devices send Authorization. See deploy/aws/README.md."
   type        = number
-  default     = 300
+  default     = 0
 
   validation {
     condition     = var.authorizer_cache_s >= 0 && var.authorizer_cache_s <= 3600

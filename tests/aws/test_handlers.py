@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import gzip
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -301,8 +302,16 @@ def test_a_store_failure_names_exactly_the_unapplied_records_and_redelivery_conv
 
 
 def test_the_http_handlers_translate_api_gateway_events(deployed: MotoServer) -> None:
-    status, _ = answer(ingest.handler(http_event("POST", "/v1/readings", b"[]", key=None), None))
-    assert status == 401
+    # Ingest checks the key itself (no gateway authorizer on its route by default, api.tf).
+    for key in (None, "not-a-key", KEY + "x"):
+        event = http_event("POST", "/v1/readings", b"[]", key=key)
+        assert answer(ingest.handler(event, None))[0] == 401
+    now = format_instant(int(time.time() * 1000) - 60_000).encode()
+    reading = b'{"device_id":"key-1","timestamp":"' + now + b'","temperature":1}'
+    event = http_event("POST", "/v1/readings", reading, key=None)
+    event["headers"]["x-api-key"] = KEY  # the other documented header
+    status, reply = answer(ingest.handler(event, None))
+    assert (status, reply["accepted"]) == (202, 1), reply
     status, problem = answer(ingest.handler(http_event("POST", "/v1/readings", b"{oops"), None))
     assert status == 400 and problem["code"] == "malformed_json"
     status, _ = answer(ingest.handler(http_event("GET", "/v1/devices"), None))

@@ -290,18 +290,23 @@ def test_reserved_concurrency_is_a_variable_of_every_function(plan: dict[str, An
     assert {f["after"]["reserved_concurrent_executions"] for f in functions.values()} == {-1}
 
 
-def test_protected_routes_have_the_authorizer_and_only_public_ones_do_not(
-    plan: dict[str, Any],
-) -> None:
-    routes = {
-        r["after"]["route_key"]: r["after"]
+def _route_authorization(plan: dict[str, Any]) -> dict[str, str]:
+    """Each planned route's key -> its authorization type."""
+    return {
+        r["after"]["route_key"]: r["after"]["authorization_type"]
         for r in _changes(plan, "aws_apigatewayv2_route").values()
     }
-    public = {"GET /", "GET /v1/health", "GET /v1/openapi.json"}
-    assert {k for k, r in routes.items() if r["authorization_type"] == "NONE"} == public
-    assert {k for k, r in routes.items() if r["authorization_type"] == "CUSTOM"} == {
-        "POST /v1/readings",
-        "GET /v1/{proxy+}",
+
+
+def test_only_the_query_routes_have_the_authorizer_by_default(plan: dict[str, Any]) -> None:
+    # POST /v1/readings: the ingest function checks the key itself (ingest_gateway_authorizer
+    # false by default: ~$950 a month less at 100,000 devices, deploy/aws/README.md).
+    assert _route_authorization(plan) == {
+        "GET /": "NONE",
+        "GET /v1/health": "NONE",
+        "GET /v1/openapi.json": "NONE",
+        "POST /v1/readings": "NONE",
+        "GET /v1/{proxy+}": "CUSTOM",
     }
     [authorizer] = _changes(plan, "aws_apigatewayv2_authorizer").values()
     after = authorizer["after"]
@@ -310,9 +315,24 @@ def test_protected_routes_have_the_authorizer_and_only_public_ones_do_not(
         "2.0",
     )
     assert after["enable_simple_responses"] is True
-    # Cached 5 minutes per Authorization header (issue #16's cost defaults; deploy/aws/README.md).
-    assert after["authorizer_result_ttl_in_seconds"] == 300
-    assert after["identity_sources"] == ["$request.header.Authorization"]
+    # No cache by default, hence no required header: X-API-Key works as on every runtime.
+    assert after["authorizer_result_ttl_in_seconds"] == 0
+    assert not after.get("identity_sources")
+
+
+def test_the_ingest_authorizer_and_its_cache_are_variables(
+    terraform: Terraform, workdir: Path, plan: dict[str, Any]
+) -> None:
+    variables = ("-var", "ingest_gateway_authorizer=true", "-var", "authorizer_cache_s=300")
+    terraform.run(
+        *("plan", "-input=false", "-no-color", *variables, "-out=levers.tfplan"), cwd=workdir
+    )
+    shown = json.loads(terraform.run("show", "-json", "levers.tfplan", cwd=workdir).stdout)
+    routes = _route_authorization(shown)
+    assert routes["POST /v1/readings"] == routes["GET /v1/{proxy+}"] == "CUSTOM"
+    [authorizer] = _changes(shown, "aws_apigatewayv2_authorizer").values()
+    assert authorizer["after"]["authorizer_result_ttl_in_seconds"] == 300
+    assert authorizer["after"]["identity_sources"] == ["$request.header.Authorization"]
 
 
 def test_the_optional_iot_rule_puts_mqtt_readings_on_the_stream(plan: dict[str, Any]) -> None:
@@ -689,25 +709,47 @@ def test_requests_without_a_valid_key_never_reach_the_pipeline(
         return real_handle(self, request)
 
     monkeypatch.setattr(AnalyticsApi, "handle", handle)
+    stream = deployed["stream_name"]
+    before = _stream_records(aws("kinesis"), stream)
     now = format_instant(int(time.time() * 1000) - 60_000)
     body = b'{"device_id":"gw-1","timestamp":"' + now.encode() + b'","temperature":1}'
     for key in (None, "not-a-key", API_KEY + "x"):
-        refused = 401 if key is None else 403  # no Authorization header: the cache's 401
-        event = http_event("POST", "/v1/readings", body, key=key)
-        assert gateway.send("POST /v1/readings", event)[0] == refused
+        # The query route: refused by the gateway's authorizer, api never invoked.
         event = http_event("GET", "/v1/devices", key=key)
-        assert gateway.send("GET /v1/{proxy+}", event)[0] == refused
-    # With the authorizer cache (the default), a key in X-API-Key alone is refused: the cost.
-    event = http_event("POST", "/v1/readings", body)
-    event["headers"]["x-api-key"] = API_KEY
-    assert gateway.send("POST /v1/readings", event)[0] == 401
-    assert reached == []  # neither the ingest nor the api function's code ran
-    # Public routes stay public; a valid key goes through to the function.
+        assert gateway.send("GET /v1/{proxy+}", event)[0] == 403
+        # The ingest route (no gateway authorizer by default): ingest itself answers 401.
+        event = http_event("POST", "/v1/readings", body, key=key)
+        status, problem = gateway.send("POST /v1/readings", event)
+        assert status == 401, problem
+    assert reached == ["/v1/readings"] * 3  # ingest's code ran, api's never did
+    assert _stream_records(aws("kinesis"), stream) == before  # and nothing reached the stream
+    # Public routes stay public; a valid key goes through, in Authorization or X-API-Key.
     assert gateway.send("GET /v1/health", http_event("GET", "/v1/health"))[0] == 200
     event = http_event("POST", "/v1/readings", body, key=API_KEY)
     status, reply = gateway.send("POST /v1/readings", event)
     assert (status, reply["accepted"]) == (202, 1), reply
-    assert reached == ["/v1/health", "/v1/readings"]
+    event = http_event("POST", "/v1/readings", body)
+    event["headers"]["x-api-key"] = API_KEY
+    status, reply = gateway.send("POST /v1/readings", event)
+    assert (status, reply["accepted"]) == (202, 1), reply
+    event = http_event("GET", "/v1/devices")
+    event["headers"]["x-api-key"] = API_KEY
+    assert gateway.send("GET /v1/{proxy+}", event)[0] == 200
+    assert len(_stream_records(aws("kinesis"), stream)) == len(before) + 2
+
+
+def _stream_records(kinesis: Any, stream: str) -> list[bytes]:
+    """Every record's data on the stream, from the start of each shard."""
+    found = []
+    for shard in kinesis.list_shards(StreamName=stream)["Shards"]:
+        iterator = kinesis.get_shard_iterator(
+            StreamName=stream, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+        )["ShardIterator"]
+        while iterator:
+            page = kinesis.get_records(ShardIterator=iterator, Limit=10_000)
+            found.extend(r["Data"] for r in page["Records"])
+            iterator = page.get("NextShardIterator") if page["Records"] else None
+    return found
 
 
 # --- destroy ------------------------------------------------------------------------------------
