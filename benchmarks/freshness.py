@@ -13,7 +13,7 @@ Setups (``--setup``, default all three):
   and S3 on a moto server, with the tests' miniature Kinesis event source mapping
   (tests/aws/test_handlers.py) polling the stream every ``--poll-ms``, batch size 500 as in
   deploy/aws. Real Lambda polls a shard about once a second and may wait up to the configured
-  batching window (``batching_window_s``, 1 s in deploy/aws) to fill a batch: add up to ~2 s.
+  batching window (``batching_window_s``, 5 s in deploy/aws) to fill a batch: add up to ~6 s.
 - ``gcp``: the three functions served by functions-framework in their own processes, a push
   subscription from the Pub/Sub emulator to the process function, Firestore and Cloud Storage
   emulators (the set-up of tests/gcp/test_end_to_end.py): the per-message path

@@ -202,6 +202,48 @@ def firestore_rows(d: dict[str, Any]) -> list[Row]:
     ]
 
 
+def kinesis_rows(d: dict[str, Any]) -> list[Row]:
+    """kinesis_bytes.py: Kinesis on-demand billed bytes, compressed records against plain JSON
+    in the same run, and what packing and unpacking cost (issue #16, the AWS bill)."""
+    z, n, dist = d["zlib"], d["none"], d["zlib"]["record_bytes"]
+    rate = {m: d["readings"] / d[m]["process_s"] for m in ("zlib", "none")}
+    return [
+        (
+            "Kinesis on demand, device-minute records via the AWS ingest handler: billed KB "
+            "/ 1,000 readings",
+            f"{z['billed_kb_per_1000']:.1f} KB compressed (zlib)",
+            f"{n['billed_kb_per_1000']:.1f} KB: plain JSON, the same requests",
+            _ratio(z["billed_kb_per_1000"], n["billed_kb_per_1000"]),
+            "reported",
+            "",
+        ),
+        (
+            "  compressed record bytes (data + key): p50 / p99 / max; share over 1 KB",
+            f"{dist['p50']:.0f} / {dist['p99']:.0f} / {dist['max']}; {dist['over_1kb']:.1%}",
+            "1,024 bytes: one billing unit",
+            _ratio(dist["max"], 1024),
+            "",
+            "",
+        ),
+        (
+            "  ingest: packing one record (zlib level 9)",
+            f"{d['pack_us_per_record']:.0f} us",
+            f"{n['ingest_ms_per_request']:.2f} ms: an ingest request, plain, against moto",
+            _ratio(d["pack_us_per_record"] / 1000, n["ingest_ms_per_request"]),
+            "",
+            "",
+        ),
+        (
+            "  process edge: Kinesis events parsed and processed (in memory), packed records",
+            f"{rate['zlib']:,.0f} readings/s",
+            f"{rate['none']:,.0f} readings/s: plain records, same run",
+            _ratio(rate["zlib"], rate["none"]),
+            "",
+            "",
+        ),
+    ]
+
+
 def sqlite_rows(d: dict[str, Any]) -> list[Row]:
     """sqlite_writes.py: bytes the SQLite store writes per 1,000 readings."""
     p = d["per_1000"]
@@ -618,6 +660,12 @@ BENCHMARKS = (
         smoke=["--profile", "per-second", *SMOKE_PROFILES["per-second"]],
     ),
     Benchmark("fleet_page", "fleet_page.py", fleet_page_rows, smoke=["--devices", "30", "90"]),
+    Benchmark(
+        "kinesis_bytes",
+        "kinesis_bytes.py",
+        kinesis_rows,
+        smoke=["--devices", "5", "--minutes", "2", "--repeat", "1"],
+    ),
     Benchmark(
         "sqlite_writes",
         "sqlite_writes.py",

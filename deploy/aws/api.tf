@@ -1,13 +1,19 @@
 # The public HTTP API (API Gateway HTTP API, payload format 2.0):
-#   POST /v1/readings      -> ingest   (key checked by the authorizer first)
+#   POST /v1/readings      -> ingest   (key checked by ingest itself; the authorizer first only
+#                                       with var.ingest_gateway_authorizer)
 #   GET  /v1/{proxy+}      -> api      (devices, hourly, daily, latest, fleet; the authorizer first)
 #   GET  /v1/health, GET /v1/openapi.json, GET /  -> api, public (no key, as on every runtime)
 # Anything else answers 404 from API Gateway itself, without invoking a function.
 #
-# Authentication happens at the gateway: a Lambda request authorizer (the authorizer function,
-# iotpipe.entrypoints.aws.authorizer) checks the key before a protected route's function is
-# invoked, so an unauthenticated flood never reaches ingest or api, nor their concurrency.
-# The functions still check the key themselves (the same code on every runtime).
+# Every function checks the key itself (the same code on every runtime: 401 without a valid
+# one). The query routes also have a Lambda request authorizer at the gateway (the authorizer
+# function, iotpipe.entrypoints.aws.authorizer), so an unauthenticated flood never reaches api.
+# The ingest route does not by default: there the authorizer would check the same key with the
+# same code a second time, for one more Lambda invocation per request (~$950 a month at 100,000
+# devices, docs/scaling.md), and protect nothing more: a refused request costs one invocation
+# either way (the authorizer's or ingest's), and the ingest route's throttle bounds both.
+# var.ingest_gateway_authorizer = true puts it back (e.g. to keep refused requests out of
+# ingest's concurrency, or to cache answers with var.authorizer_cache_s).
 
 resource "aws_apigatewayv2_api" "http" {
   name          = "${var.name_prefix}-http"
@@ -27,9 +33,9 @@ resource "aws_apigatewayv2_integration" "fn" {
 }
 
 locals {
-  # Route -> (function, protected by the authorizer).
+  # Route -> (function, protected by the gateway's authorizer).
   routes = {
-    "POST /v1/readings"    = { fn = "ingest", protected = true }
+    "POST /v1/readings"    = { fn = "ingest", protected = var.ingest_gateway_authorizer }
     "GET /v1/{proxy+}"     = { fn = "api", protected = true }
     "GET /v1/health"       = { fn = "api", protected = false }
     "GET /v1/openapi.json" = { fn = "api", protected = false }
@@ -38,8 +44,9 @@ locals {
 }
 
 # The key check, before the function: payload 2.0 with simple responses ({"isAuthorized": ...});
-# a refusal is answered 403 by API Gateway. With authorizer_cache_s > 0 the answer is cached per
-# Authorization header (which API Gateway then requires: 401 without it, no call at all).
+# a refusal is answered 403 by API Gateway. With authorizer_cache_s > 0 (0 by default) the answer
+# is cached per Authorization header, which API Gateway then requires on the routes it protects
+# (401 without it, no call at all: a key in X-API-Key alone is refused there).
 resource "aws_apigatewayv2_authorizer" "keys" {
   api_id                            = aws_apigatewayv2_api.http.id
   name                              = "${var.name_prefix}-api-keys"
@@ -53,7 +60,7 @@ resource "aws_apigatewayv2_authorizer" "keys" {
 
 resource "aws_apigatewayv2_route" "route" {
   for_each = local.routes
-  #checkov:skip=CKV_AWS_309: /, /v1/health and /v1/openapi.json are public by design (no key on any runtime); every other route has the CUSTOM authorizer
+  #checkov:skip=CKV_AWS_309: /, /v1/health and /v1/openapi.json are public by design (no key on any runtime); POST /v1/readings is authorized by the ingest function itself (401 without a valid key, the authorizer's own code), since a gateway authorizer there would be a second Lambda invocation per request (~$950 a month at 100,000 devices) for the same check (var.ingest_gateway_authorizer puts it back); GET /v1/{proxy+} has the CUSTOM authorizer
 
   api_id             = aws_apigatewayv2_api.http.id
   route_key          = each.key
@@ -87,24 +94,23 @@ resource "aws_apigatewayv2_stage" "default" {
     throttling_burst_limit = var.ingest_throttle.burst
   }
 
-  # One JSON line per request: who, what, how long, and the integration's own error if any.
+  # One short JSON line per request (~200 bytes): who, what, the answer, how long, and the
+  # integration's own error if any. Every request is logged (~1,667/s at 100,000 devices), so
+  # each byte costs: a 15-field line (~450 bytes, with the user agent, the protocol, the method
+  # and path the route key repeats, the integration's status and latency) was ~$985 a month, this
+  # one ~$440 (docs/scaling.md). The function's own logs and metrics say the rest.
   access_log_settings {
     destination_arn = aws_cloudwatch_log_group.api_access.arn
     format = jsonencode({
-      requestId          = "$context.requestId"
-      ip                 = "$context.identity.sourceIp"
-      requestTime        = "$context.requestTime"
-      httpMethod         = "$context.httpMethod"
-      routeKey           = "$context.routeKey"
-      path               = "$context.path"
-      status             = "$context.status"
-      protocol           = "$context.protocol"
-      responseLength     = "$context.responseLength"
-      responseLatency    = "$context.responseLatency"
-      integrationLatency = "$context.integrationLatency"
-      integrationStatus  = "$context.integrationStatus"
-      integrationError   = "$context.integrationErrorMessage"
-      userAgent          = "$context.identity.userAgent"
+      requestId        = "$context.requestId"
+      ip               = "$context.identity.sourceIp"
+      time             = "$context.requestTimeEpoch"
+      routeKey         = "$context.routeKey"
+      path             = "$context.path"
+      status           = "$context.status"
+      responseLength   = "$context.responseLength"
+      responseLatency  = "$context.responseLatency"
+      integrationError = "$context.integrationErrorMessage"
     })
   }
 

@@ -1,5 +1,6 @@
 # Authentication: the application's own API keys, held in a Secrets Manager secret, checked at
-# API Gateway by a Lambda request authorizer (api.tf) and again by the functions themselves.
+# API Gateway by a Lambda request authorizer on the query routes (api.tf), and by the functions
+# themselves (ingest's own check is the only one on POST /v1/readings by default: api.tf says why).
 #
 # The authorizer and the HTTP handlers check `Authorization: Bearer KEY` or `x-api-key` with the
 # same code as every other runtime, reading the valid keys from the secret named by

@@ -6,12 +6,18 @@
 # Choices common to all five (ingest, process, api, the API's authorizer, and fleet):
 # - arm64 (Graviton): ~20% cheaper per GB-second than x86_64 and at least as fast for this
 #   pure-Python + Rust-extension (pydantic-core, orjson) code; the layer is built for it.
-# - X-Ray active tracing: Lambda's own segments per invocation (the service, initialization and
-#   invocation time, errors and throttles), linked to API Gateway's, sampled by X-Ray's default
-#   rule (1 request/s + 5%), so its cost stays small. The AWS SDK calls made inside (DynamoDB,
+# - X-Ray tracing (var.xray_tracing): Active on process, api and fleet gives Lambda's own
+#   segments per invocation (the service, initialization and invocation time, errors and
+#   throttles), sampled at 1 invocation/s + 5% (Lambda's fixed rate: an X-Ray sampling rule does
+#   not change it). Ingest and the authorizer run once per request, so they are PassThrough:
+#   an HTTP API sends no trace header, so they record no traces (at 100,000 devices, Active on
+#   them would record ~170 traces/s, ~$2,200 a month). The AWS SDK calls made inside (DynamoDB,
 #   S3, Kinesis) are NOT traced: nothing instruments boto3 (the X-Ray SDK or Powertools Tracer
 #   would add their import to every cold start and a few MB to the package); the handlers' EMF
 #   metrics and summary lines (BatchDuration, StoreRetries, Unapplied) cover where time goes.
+# - Platform logs (var.platform_log_level): Lambda writes START, END and REPORT lines for every
+#   invocation; at ingest's and the authorizer's rate (once per request) they would cost more
+#   than everything the handlers log, so those two log JSON at system level WARN (errors only).
 # - Log groups /aws/lambda/<name> (Lambda's default) are created here, before the functions, so
 #   that they have a retention and are encrypted; Lambda would otherwise create them on first
 #   use, kept forever. The handlers write JSON lines and EMF metric lines (observability.py).
@@ -41,9 +47,11 @@ locals {
   environment = {
     # Validates and publishes: needs the stream, the keys, and the lateness policy (it refuses
     # too_late/from_future readings at the door, with the same rules as process).
+    # Compresses what it publishes (var.stream_compression).
     ingest = merge(local.lateness, {
-      IOTPIPE_STREAM_NAME     = aws_kinesis_stream.readings.name
-      IOTPIPE_API_KEYS_SECRET = aws_secretsmanager_secret.api_keys.arn
+      IOTPIPE_STREAM_NAME        = aws_kinesis_stream.readings.name
+      IOTPIPE_API_KEYS_SECRET    = aws_secretsmanager_secret.api_keys.arn
+      IOTPIPE_STREAM_COMPRESSION = var.stream_compression
     }, local.base_path)
     # Applies batches to the table and writes the archive and quarantine. The lateness policy is
     # judged against the record's arrival on the stream; TTL only when var.ttl_days is set.
@@ -98,10 +106,12 @@ resource "aws_lambda_layer_version" "deps" {
 # - ingest, 512 MB / 10 s: validates up to 500 readings (1 MiB) per request with pydantic and
 #   makes one or two PutRecords calls; 512 MB keeps that, and the cold start (imports), in tens of
 #   milliseconds. API Gateway gives up after 30 s anyway; 10 s bounds a stuck call far sooner.
-# - process, 1024 MB / 60 s: decodes and validates a batch of up to batch_size records, then
-#   reads and conditionally writes one DynamoDB item per window touched (with retries on
-#   conflicts) and puts the archive objects. More CPU shortens every batch, so the stream drains
-#   sooner for about the same GB-seconds. 60 s leaves ample room over a normal batch (~1 s) for
+# - process, 512 MB / 60 s: unpacks, decodes and validates a batch of up to batch_size records,
+#   then reads and writes the DynamoDB items of each window touched (with retries on conflicts)
+#   and puts the archive objects. It waits on DynamoDB most of the time (~10 of ~13
+#   function-seconds per second at 100,000 devices, docs/scaling.md), so 512 MB (~0.29 vCPU)
+#   costs half the GB-seconds of 1,024 for a batch a few hundred milliseconds longer in CPU;
+#   raise it to drain a backlog faster. 60 s leaves ample room over a normal batch (~1-2 s) for
 #   store retries with backoff; a batch that times out is retried like any failure.
 # - api, 512 MB / 10 s: a query is a few DynamoDB Query/BatchGetItem pages (a fleet hour merges
 #   fleet_shards of them); 10 s is far above that and below API Gateway's 30 s.
@@ -137,7 +147,18 @@ resource "aws_lambda_function" "fn" {
   }
 
   tracing_config {
-    mode = "Active"
+    mode = lookup(var.xray_tracing, each.key, "Active")
+  }
+
+  # Only for the functions named in var.platform_log_level (ingest and the authorizer): JSON
+  # logs whose system level drops Lambda's per-invocation START/END/REPORT lines.
+  dynamic "logging_config" {
+    for_each = contains(keys(var.platform_log_level), each.key) ? [var.platform_log_level[each.key]] : []
+    content {
+      log_format            = "JSON"
+      system_log_level      = logging_config.value
+      application_log_level = "INFO"
+    }
   }
 
   lifecycle {
@@ -158,9 +179,11 @@ resource "aws_lambda_event_source_mapping" "process" {
   # From the oldest record kept: nothing put on the stream before the mapping exists is skipped.
   starting_position = "TRIM_HORIZON"
 
-  # Up to 500 records per invocation, waiting at most 1 s to fill a batch. Store writes scale
+  # Up to 500 records per invocation, waiting at most 5 s to fill a batch. Store writes scale
   # with windows, not records, so bigger batches fold more readings into each DynamoDB write
-  # (cheaper); 1 s of batching bounds the latency a quiet stream adds to the aggregates.
+  # when devices post more often than the window (cheaper); with device-minute records they cut
+  # invocations and archive objects ~5x against 1 s (objects then large enough for the lifecycle
+  # rules). 5 s bounds the latency a quiet stream adds to the aggregates.
   batch_size                         = var.batch_size
   maximum_batching_window_in_seconds = var.batching_window_s
 
@@ -181,10 +204,13 @@ resource "aws_lambda_event_source_mapping" "process" {
   maximum_retry_attempts        = var.max_retry_attempts
   maximum_record_age_in_seconds = var.max_record_age_s
 
-  # Two concurrent batches per shard. Lambda keeps one partition key (one device) on one of
-  # them, in order, so concurrent batches never contend for a device's windows; 2 doubles the
-  # drain rate of a backlog per shard for no extra conflicts. On-demand streams add shards as
-  # traffic grows, which multiplies concurrency further.
+  # Eight concurrent batches per shard. Lambda keeps one partition key (one device) on one of
+  # them, in order, so concurrent batches never contend for a device's windows. Compressed
+  # records keep the stream small (100,000 devices put ~1.7 MB/s: ~4 shards, on-demand's
+  # starting capacity), while process waits on DynamoDB for ~15 function-seconds each second
+  # (docs/scaling.md): 4 shards x 8 = 32 concurrent batches hold that with ~2x headroom, where 2
+  # per shard would give 8 and fall behind. On-demand streams add shards as traffic grows,
+  # which multiplies concurrency further.
   parallelization_factor = var.parallelization_factor
 
   destination_config {

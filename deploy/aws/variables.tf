@@ -83,7 +83,7 @@ variable "functions" {
   }))
   default = {
     ingest     = { memory_mb = 512, timeout_s = 10 }
-    process    = { memory_mb = 1024, timeout_s = 60 }
+    process    = { memory_mb = 512, timeout_s = 60 }
     api        = { memory_mb = 512, timeout_s = 10 }
     authorizer = { memory_mb = 256, timeout_s = 5 }
     fleet      = { memory_mb = 256, timeout_s = 30 }
@@ -108,8 +108,14 @@ variable "table_max_request_units" {
   default     = { read = 20000, write = 20000 }
 }
 
+variable "ingest_gateway_authorizer" {
+  description = "Whether POST /v1/readings also has the Lambda request authorizer at API Gateway. false (the default): the ingest function checks the key itself (the same code as the authorizer; 401 without a valid key, in Authorization or X-API-Key), one Lambda invocation per request instead of two (the authorizer on every ingest request is ~$950 a month at 100,000 devices, docs/scaling.md). true: refused requests are answered by API Gateway and never use ingest's concurrency, at that cost; with authorizer_cache_s > 0 the cost mostly goes away, but then devices must send the key in Authorization (X-API-Key alone is refused, 401). The query routes always have the authorizer."
+  type        = bool
+  default     = false
+}
+
 variable "authorizer_cache_s" {
-  description = "Seconds API Gateway caches the authorizer's answer per key (0-3600). 0 (the default) calls it for every request and accepts keys in Authorization or X-API-Key, as every iotpipe runtime does. Above 0 the cache is keyed on the Authorization header, which API Gateway then requires: X-API-Key alone is refused (401). See deploy/aws/README.md."
+  description = "Seconds API Gateway caches the authorizer's answer per key (0-3600) on the routes it protects (the query routes; also POST /v1/readings with ingest_gateway_authorizer). 0 (the default) calls it for every request and accepts keys in Authorization or X-API-Key, as every iotpipe runtime does. > 0 calls it about once per key per period: a revoked key keeps working up to that long, and the cache is keyed on the Authorization header, which API Gateway then requires on those routes (X-API-Key alone is refused, 401). A lever for heavy query traffic, or with ingest_gateway_authorizer if your devices send Authorization. See deploy/aws/README.md."
   type        = number
   default     = 0
 
@@ -184,15 +190,62 @@ variable "batch_size" {
 }
 
 variable "batching_window_s" {
-  description = "Seconds Lambda may wait to fill a batch (0-300). See functions.tf."
+  description = "Seconds Lambda may wait to fill a batch (0-300). 5 by default: up to 4 s more before a reading is in the aggregates than 1 s would take, for ~5x fewer process invocations and archive objects, large enough for the archive's lifecycle rules (docs/scaling.md). See functions.tf."
   type        = number
-  default     = 1
+  default     = 5
+
+  validation {
+    condition     = var.batching_window_s >= 0 && var.batching_window_s <= 300
+    error_message = "batching_window_s must be between 0 and 300."
+  }
+}
+
+variable "stream_compression" {
+  description = "How ingest writes stream records: \"zlib\" (the default) compresses each record over 1 KB (a device-minute of ~9.1 KB of JSON bills 1 KB of Kinesis instead of 10); \"none\" sends plain JSON, as releases before did. Process reads both. Upgrading a stack that has traffic from a release that cannot read compressed records: apply once with \"none\", then with \"zlib\" (docs/deployment.md)."
+  type        = string
+  default     = "zlib"
+
+  validation {
+    condition     = contains(["zlib", "none"], var.stream_compression)
+    error_message = "stream_compression must be \"zlib\" or \"none\"."
+  }
+}
+
+variable "platform_log_level" {
+  description = "Lambda's system (platform) log level per function, with JSON log format: \"WARN\" drops the START, END and REPORT lines Lambda writes for every invocation (~330 bytes), keeping errors; a function not named keeps Lambda's default (text, every line). Ingest and the authorizer run once per request (~1,667/s at 100,000 devices: ~$720 a month of CloudWatch Logs, docs/scaling.md), so they are WARN by default; their invocations, durations, errors and throttles stay in Lambda's CloudWatch metrics."
+  type        = map(string)
+  default = {
+    ingest     = "WARN"
+    authorizer = "WARN"
+  }
+
+  validation {
+    condition     = alltrue([for level in values(var.platform_log_level) : contains(["DEBUG", "INFO", "WARN"], level)])
+    error_message = "platform_log_level values must be DEBUG, INFO or WARN."
+  }
+}
+
+variable "xray_tracing" {
+  description = "X-Ray tracing mode per function: \"Active\" (Lambda samples 1 invocation/s + 5% of the rest, a rate Lambda does not let you configure) or \"PassThrough\" (traced only when the caller's trace header says sampled: never, for API Gateway HTTP APIs and the Kinesis mapping). Ingest and the authorizer run once per request (~1,667/s each at 100,000 devices: ~$2,200 a month of traces, docs/scaling.md), so they are PassThrough by default; their durations and errors stay in CloudWatch metrics and logs."
+  type        = map(string)
+  default = {
+    ingest     = "PassThrough"
+    authorizer = "PassThrough"
+    process    = "Active"
+    api        = "Active"
+    fleet      = "Active"
+  }
+
+  validation {
+    condition     = alltrue([for mode in values(var.xray_tracing) : contains(["Active", "PassThrough"], mode)])
+    error_message = "xray_tracing modes must be \"Active\" or \"PassThrough\"."
+  }
 }
 
 variable "parallelization_factor" {
-  description = "Concurrent batches per shard (1-10). See functions.tf."
+  description = "Concurrent batches per shard (1-10). 8 by default: compressed records keep the stream at a few shards, and process needs ~15 concurrent batches at 100,000 devices. See functions.tf."
   type        = number
-  default     = 2
+  default     = 8
 }
 
 variable "max_retry_attempts" {

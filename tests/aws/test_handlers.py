@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import gzip
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -18,6 +19,8 @@ import orjson
 import pytest
 
 from iotpipe.adapters.aws import create_table
+from iotpipe.application.codecs.archive import decode_batch, decode_rejections
+from iotpipe.application.payloads import is_packed, pack
 from iotpipe.application.views import stats_json
 from iotpipe.domain import LatenessPolicy
 from iotpipe.domain.time import MS_PER_HOUR, format_instant, parse_instant
@@ -25,7 +28,7 @@ from iotpipe.entrypoints.aws import api, bootstrap, clients, ingest, process, se
 from iotpipe.simulator import Faults, Fleet
 from tests.aws import apigw
 from tests.aws.apigw import answer
-from tests.aws.streams import event_record
+from tests.aws.streams import event_record, read_stream
 from tests.aws_support import REGION, MotoServer
 from tests.oracle import expected_windows
 
@@ -192,6 +195,58 @@ def test_a_batch_of_garbage_succeeds_with_everything_quarantined(deployed: MotoS
     ]
 
 
+def test_a_mixed_stream_of_packed_plain_and_corrupt_records(deployed: MotoServer) -> None:
+    """Records ingest packed, plain records (a release before, another producer) and corrupt
+    packed ones on one shard: the valid readings all count, once; each corrupt record is
+    quarantined as corrupt_record; the shard never blocks; the archive holds plain JSON."""
+    lines = fleet_lines(devices=4, hours=2)
+    ingested, plain = lines[::2], lines[1::2]
+    assert post_all(ingested, size=97) == len(ingested)  # 4 devices a request: ~3 KB each
+    kinesis = deployed.client("kinesis")
+    [(_, first)] = read_stream_head(kinesis)
+    assert is_packed(first["Data"])  # what ingest publishes now
+    whole = pack(b"[" + b",".join(x.encode() for x in plain[:40]) + b"]")
+    corrupt = [whole[: len(whole) // 2], whole[:10] + bytes(b ^ 0x55 for b in whole[10:40])]
+    records = [b"[" + x.encode() + b"]" for x in plain] + corrupt
+    put = kinesis.put_records(
+        StreamName=STREAM, Records=[{"Data": r, "PartitionKey": "other"} for r in records]
+    )
+    corrupt_ids = {r["SequenceNumber"] for r in put["Records"][-2:]}
+    poller = Poller(deployed, batch_size=40)
+    poller.run()
+    assert poller.failures_seen == 0  # corrupt records never block the shard
+    expected = expected_windows(lines)
+    served = served_windows(sorted({d for d, _ in expected}), 2)
+    assert {k: v["count"] for k, v in served.items()} == {k: s.count for k, s in expected.items()}
+    s3 = deployed.client("s3")
+    rejected = [
+        rejection
+        for obj in s3.list_objects_v2(Bucket=BUCKET, Prefix="rejected/")["Contents"]
+        for rejection in decode_rejections(
+            s3.get_object(Bucket=BUCKET, Key=obj["Key"])["Body"].read()
+        )
+    ]
+    assert {r.record_id for r in rejected} == corrupt_ids and len(rejected) == 2
+    assert {r.reason.value for r in rejected} == {"corrupt_record"}
+    assert all("does not decompress" in r.message for r in rejected)
+    archived = [
+        record.data
+        for obj in s3.list_objects_v2(Bucket=BUCKET, Prefix="raw/")["Contents"]
+        for record in decode_batch(
+            "b", s3.get_object(Bucket=BUCKET, Key=obj["Key"])["Body"].read()
+        ).records
+    ]
+    assert len(archived) == len(read_stream(kinesis, STREAM))
+    assert sorted(d for d in archived if is_packed(d)) == sorted(corrupt)  # kept as they came
+    valid = [d for d in archived if d not in corrupt]
+    assert valid and all(d.startswith(b"[{") for d in valid)  # as ingest accepted them
+
+
+def read_stream_head(kinesis: Any) -> list[tuple[str, dict[str, Any]]]:
+    """The stream's first record."""
+    return read_stream(kinesis, STREAM)[:1]
+
+
 class FlakyDynamo:
     """The real moto DynamoDB client, refusing writes of one device while ``down`` is set."""
 
@@ -247,8 +302,16 @@ def test_a_store_failure_names_exactly_the_unapplied_records_and_redelivery_conv
 
 
 def test_the_http_handlers_translate_api_gateway_events(deployed: MotoServer) -> None:
-    status, _ = answer(ingest.handler(http_event("POST", "/v1/readings", b"[]", key=None), None))
-    assert status == 401
+    # Ingest checks the key itself (no gateway authorizer on its route by default, api.tf).
+    for key in (None, "not-a-key", KEY + "x"):
+        event = http_event("POST", "/v1/readings", b"[]", key=key)
+        assert answer(ingest.handler(event, None))[0] == 401
+    now = format_instant(int(time.time() * 1000) - 60_000).encode()
+    reading = b'{"device_id":"key-1","timestamp":"' + now + b'","temperature":1}'
+    event = http_event("POST", "/v1/readings", reading, key=None)
+    event["headers"]["x-api-key"] = KEY  # the other documented header
+    status, reply = answer(ingest.handler(event, None))
+    assert (status, reply["accepted"]) == (202, 1), reply
     status, problem = answer(ingest.handler(http_event("POST", "/v1/readings", b"{oops"), None))
     assert status == 400 and problem["code"] == "malformed_json"
     status, _ = answer(ingest.handler(http_event("GET", "/v1/devices"), None))
@@ -278,6 +341,10 @@ def test_settings_read_every_documented_variable(monkeypatch: pytest.MonkeyPatch
     assert read.api_keys == ("a", "b") and read.ttl_days == 30
     with pytest.raises(settings.MissingSetting, match=settings.TABLE_NAME):
         read.need("table_name")
+    assert read.compress_stream  # zlib unless told otherwise
+    assert not settings.AwsSettings.from_env({settings.STREAM_COMPRESSION: "none"}).compress_stream
+    with pytest.raises(settings.MissingSetting, match="zlib"):
+        settings.AwsSettings.from_env({settings.STREAM_COMPRESSION: "gzip"})
 
 
 # --- a deployment with its own telemetry schema ---------------------------------------------------

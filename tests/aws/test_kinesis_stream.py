@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import time
 from collections import Counter
 from typing import Any
@@ -10,8 +11,11 @@ import pytest
 from botocore.exceptions import EndpointConnectionError
 
 from iotpipe.adapters.aws import KinesisStream
-from iotpipe.adapters.aws.kinesis import MAX_BYTES_PER_CALL, MAX_BYTES_PER_RECORD
+from iotpipe.adapters.aws.kinesis import BILLING_UNIT, MAX_BYTES_PER_CALL, MAX_BYTES_PER_RECORD
+from iotpipe.application.payloads import encode_items, is_packed, unpack
+from iotpipe.domain.time import parse_instant
 from iotpipe.ports import PublishResult, RetryPolicy, StreamMessage
+from iotpipe.simulator import Fleet
 from tests.aws.faults import Intercepted, client_error, fail_first
 from tests.aws.streams import create_stream, read_stream
 from tests.aws_support import MotoServer
@@ -23,10 +27,22 @@ RETRY = RetryPolicy(attempts=4, base_delay_s=0.05, max_delay_s=1.0)
 
 
 def messages(count: int, size: int = 40, devices: int = 7) -> list[StreamMessage]:
+    """Messages of ``size`` bytes that do not compress (so they are sent as they are)."""
     return [
-        StreamMessage(f"device-{i % devices}", f"{i:08d}".encode().ljust(size, b"x"))
+        StreamMessage(
+            f"device-{i % devices}", f"{i:08d}".encode() + random.Random(i).randbytes(size - 8)
+        )
         for i in range(count)
     ]
+
+
+def device_minutes(count: int) -> list[StreamMessage]:
+    """Messages as ingest publishes them: a device's minute of readings, ~9 KB of JSON."""
+    start = parse_instant("2025-08-31T10:00:00Z")
+    by_device: dict[str, list[object]] = {}
+    for reading in Fleet(count, 1.0, seed=3).readings(start, start + 60_000):
+        by_device.setdefault(str(reading["device_id"]), []).append(reading)
+    return [StreamMessage(key, encode_items(items)) for key, items in by_device.items()]
 
 
 def stream_with(moto: MotoServer, shards: int = 2, **overrides: Any) -> Intercepted:
@@ -68,7 +84,7 @@ def test_calls_stay_under_5_mib_and_records_over_1_mib_are_reported(moto: MotoSe
     spy = stream_with(moto, shards=1)
     stream = KinesisStream(STREAM, spy, retry=RETRY, sleep=pytest.fail)
     big = messages(11, size=600 * 1024)
-    too_big = StreamMessage("device-x", b"y" * MAX_BYTES_PER_RECORD)  # + key: over the limit
+    [too_big] = messages(1, size=MAX_BYTES_PER_RECORD)  # + key: over the limit
     result = stream.publish([*big[:5], too_big, *big[5:]])
     assert result.failed == (5,)
     assert "1 MiB" in (result.error or "")
@@ -76,6 +92,41 @@ def test_calls_stay_under_5_mib_and_records_over_1_mib_are_reported(moto: MotoSe
     assert [n for n, _ in sizes] == [8, 3]
     assert all(total <= MAX_BYTES_PER_CALL for _, total in sizes)
     assert len(read_stream(moto.client("kinesis"), STREAM)) == 11
+
+
+def test_records_over_1_kb_are_sent_packed_and_small_ones_as_they_are(moto: MotoServer) -> None:
+    spy = stream_with(moto, shards=1)
+    minutes, small = device_minutes(20), messages(5, size=200)
+    assert all(len(m.data) > 8 * BILLING_UNIT for m in minutes)
+    stream = KinesisStream(STREAM, spy, retry=RETRY, sleep=pytest.fail)
+    assert stream.publish([*minutes, *small]) == PublishResult()
+    stored = {r["SequenceNumber"]: r for _, r in read_stream(moto.client("kinesis"), STREAM)}
+    datas = [r["Data"] for r in stored.values()]
+    packed = [d for d in datas if is_packed(d)]
+    assert len(packed) == len(minutes)  # the minutes packed, the small ones not
+    assert all(len(d) + len("iot-sensor-000") <= BILLING_UNIT for d in packed)  # 1 KB billed
+    assert sorted(map(unpack, datas)) == sorted(m.data for m in [*minutes, *small])
+
+
+def test_compress_false_sends_every_record_as_it_is(moto: MotoServer) -> None:
+    spy = stream_with(moto, shards=1)
+    minutes = device_minutes(3)
+    stream = KinesisStream(STREAM, spy, retry=RETRY, sleep=pytest.fail, compress=False)
+    assert stream.publish(minutes) == PublishResult()
+    datas = sorted(r["Data"] for _, r in read_stream(moto.client("kinesis"), STREAM))
+    assert datas == sorted(m.data for m in minutes)
+
+
+def test_the_1_mib_limit_counts_the_bytes_sent(moto: MotoServer) -> None:
+    spy = stream_with(moto, shards=1)
+    json_text = encode_items([{"n": i, "pad": "ab" * 20} for i in range(25_000)])
+    assert len(json_text) > MAX_BYTES_PER_RECORD  # over the limit as JSON, far under packed
+    result = KinesisStream(STREAM, spy, retry=RETRY, sleep=pytest.fail).publish(
+        [StreamMessage("device-1", json_text)]
+    )
+    assert result == PublishResult()
+    [(_, record)] = read_stream(moto.client("kinesis"), STREAM)
+    assert unpack(record["Data"]) == json_text
 
 
 def _fail_records(should_fail, times: int = 1):

@@ -12,6 +12,7 @@ import orjson
 import pytest
 
 from iotpipe.adapters.aws import DynamoStore, create_table
+from iotpipe.application.payloads import pack
 from iotpipe.domain.time import MS_PER_HOUR, parse_instant
 from iotpipe.entrypoints.cli import main
 from iotpipe.simulator import Fleet
@@ -29,14 +30,15 @@ MAPPING = "a1b2c3d4-5678-90ab-cdef-EXAMPLE11111"
 ARRIVED = T0 + 2 * MS_PER_HOUR  # on the stream after the readings were taken
 
 
-def _event(lines: list[str], first_sequence: int) -> dict[str, Any]:
-    """The Kinesis event the process function was invoked with: one reading per record."""
+def _event(lines: list[str], first_sequence: int, packed: bool = False) -> dict[str, Any]:
+    """The Kinesis event the process function was invoked with: one reading per record,
+    compressed as ingest sends records over 1 KB if ``packed``."""
     records = []
     for i, line in enumerate(lines):
         record = {
             "PartitionKey": orjson.loads(line)["device_id"],
             "SequenceNumber": str(first_sequence + i),
-            "Data": line.encode(),
+            "Data": pack(line.encode()) if packed else line.encode(),
             "ApproximateArrivalTimestamp": datetime.fromtimestamp(ARRIVED / 1000 + i, UTC),
         }
         records.append(event_record(SHARD, record, STREAM_ARN, REGION))
@@ -92,7 +94,7 @@ def destination(moto: MotoServer, monkeypatch: pytest.MonkeyPatch) -> dict[str, 
     create_table(moto.client("dynamodb"), TABLE)
     lines = list(Fleet(3, 60, seed=4).payloads(T0, T0 + 2 * MS_PER_HOUR))
     half = len(lines) // 2
-    batches = [_event(lines[:half], 1000), _event(lines[half:], 5000)]
+    batches = [_event(lines[:half], 1000), _event(lines[half:], 5000, packed=True)]
     keys = [_key(1), _key(2)]
     for key, event, as_text in zip(keys, batches, (True, False), strict=True):
         body = orjson.dumps(_invocation_record(event, as_text))

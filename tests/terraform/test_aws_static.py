@@ -141,8 +141,118 @@ def test_tracing_claims_no_sdk_spans_that_nothing_records(tf: AwsConfig) -> None
     """Active tracing gives Lambda's own segments; DynamoDB, S3 or Kinesis subsegments exist only
     if boto3 is instrumented. The configuration used to claim them without that."""
     functions = [r for a, r in tf.resources.items() if a.startswith("aws_lambda_function.")]
-    assert functions and all(f["tracing_config"] == [{"mode": "Active"}] for f in functions)
+    modes = [f["tracing_config"][0]["mode"] for f in functions]
+    assert modes == ['${lookup(var.xray_tracing, each.key, "Active")}']
     paragraph = _xray_paragraph((DEPLOY / "functions.tf").read_text(encoding="utf-8"))
     named = [s for s in SDK_SERVICES if s in paragraph]
     if not _instruments_boto3():
         assert named and "NOT traced" in paragraph, paragraph  # named only to say they are not
+
+
+# --- the cost defaults (issue #16: docs/scaling.md's AWS monthly cost at 100,000 devices) -------
+
+
+def _default(tf: AwsConfig, name: str) -> Any:
+    return tf.variables[name]["default"]
+
+
+def test_only_the_low_rate_functions_record_traces_by_default(tf: AwsConfig) -> None:
+    """Ingest and the authorizer run once per request (~$2,200 a month of traces at 100,000
+    devices if Active); process, api and fleet run per batch or per query."""
+    modes = _default(tf, "xray_tracing")
+    assert modes == {
+        "ingest": "PassThrough",
+        "authorizer": "PassThrough",
+        "process": "Active",
+        "api": "Active",
+        "fleet": "Active",
+    }
+    assert set(modes) == set(tf.locals["handlers"])
+
+
+def test_only_the_low_rate_functions_write_lambdas_per_invocation_lines(tf: AwsConfig) -> None:
+    """START/END/REPORT per invocation: ~$720 a month for ingest and the authorizer alone."""
+    assert _default(tf, "platform_log_level") == {"ingest": "WARN", "authorizer": "WARN"}
+    [block] = tf.resources["aws_lambda_function.fn"]["dynamic"]
+    config = block["logging_config"]
+    assert "var.platform_log_level" in config["for_each"]
+    assert config["content"] == [
+        {
+            "log_format": "JSON",
+            "system_log_level": "${logging_config.value}",
+            "application_log_level": "INFO",
+        }
+    ]
+
+
+def test_ingest_checks_the_key_itself_and_the_authorizer_is_not_cached_by_default(
+    tf: AwsConfig,
+) -> None:
+    """POST /v1/readings has no gateway authorizer by default (ingest checks the key itself:
+    ~$950 a month less at 100,000 devices), and no cache, so that X-API-Key works on every
+    route; both are variables (deploy/aws/README.md)."""
+    assert _default(tf, "ingest_gateway_authorizer") is False
+    assert tf.locals["routes"]["POST /v1/readings"]["protected"] == (
+        "${var.ingest_gateway_authorizer}"
+    )
+    assert tf.locals["routes"]["GET /v1/{proxy+}"]["protected"] is True
+    assert _default(tf, "authorizer_cache_s") == 0
+    authorizer = tf.resources["aws_apigatewayv2_authorizer.keys"]
+    assert authorizer["authorizer_result_ttl_in_seconds"] == "${var.authorizer_cache_s}"
+    # A cache is keyed on the Authorization header; without one, no header is required.
+    assert "var.authorizer_cache_s > 0" in authorizer["identity_sources"]
+    assert "$request.header.Authorization" in authorizer["identity_sources"]
+
+
+def test_lambda_batches_wait_up_to_5_s_and_process_has_512_mb(tf: AwsConfig) -> None:
+    assert _default(tf, "batching_window_s") == 5
+    mapping = tf.resources["aws_lambda_event_source_mapping.process"]
+    assert mapping["maximum_batching_window_in_seconds"] == "${var.batching_window_s}"
+    assert _default(tf, "functions")["process"]["memory_mb"] == 512
+
+
+def test_ingest_compresses_stream_records_by_default(tf: AwsConfig) -> None:
+    from iotpipe.entrypoints.aws import settings
+
+    assert _default(tf, "stream_compression") == "zlib"
+    ingest = tf.locals["environment"]["ingest"]
+    assert settings.STREAM_COMPRESSION in str(ingest) and "var.stream_compression" in str(ingest)
+
+
+def test_the_access_log_line_is_short(tf: AwsConfig) -> None:
+    """Every request writes one (~1,667/s at 100,000 devices): the fields that say who, what,
+    the answer, how long and the integration's error; not the user agent or repeats."""
+    stage = tf.resources["aws_apigatewayv2_stage.default"]
+    fields = orjson.loads(_jsonencode_body(stage["access_log_settings"][0]["format"]))
+    assert set(fields) == {
+        "requestId",
+        "ip",
+        "time",
+        "routeKey",
+        "path",
+        "status",
+        "responseLength",
+        "responseLatency",
+        "integrationError",
+    }
+    # A representative line: well under half the ~450 bytes of the 15-field line it replaces.
+    example = {
+        "requestId": "JtQXUg3WoAMEVzQ=",
+        "ip": "203.0.113.17",
+        "time": "1756634400",
+        "routeKey": "POST /v1/readings",
+        "path": "/v1/readings",
+        "status": "202",
+        "responseLength": "44",
+        "responseLatency": "23",
+        "integrationError": "-",
+    }
+    assert example.keys() == fields.keys() and len(orjson.dumps(example)) <= 225
+
+
+def _jsonencode_body(expression: str) -> str:
+    """The object inside ``${jsonencode({...})}`` as JSON (python-hcl2 keeps it as text)."""
+    body = expression.removeprefix("${jsonencode(").removesuffix(")}")
+    pairs = re.findall(r'(\w+)\s*=\s*"([^"]*)"', body)
+    assert pairs, expression
+    return orjson.dumps(dict(pairs)).decode()

@@ -45,7 +45,12 @@ API_KEY = "terraform-test-key-0123456789"
 #: What each function reads (iotpipe.entrypoints.aws.*): exactly what Terraform must set.
 LATENESS = {settings.LATENESS_HORIZON_HOURS, settings.MAX_SKEW_SECONDS}
 NEEDS = {
-    "ingest": {settings.STREAM_NAME, settings.API_KEYS_SECRET, *LATENESS},
+    "ingest": {
+        settings.STREAM_NAME,
+        settings.API_KEYS_SECRET,
+        settings.STREAM_COMPRESSION,
+        *LATENESS,
+    },
     "process": {
         settings.TABLE_NAME,
         settings.BUCKET,
@@ -58,6 +63,15 @@ NEEDS = {
     "fleet": {settings.TABLE_NAME, settings.TTL_DAYS},  # TTL: the test deployment sets ttl_days
 }
 
+#: X-Ray tracing per function (var.xray_tracing): none on the once-per-request functions.
+TRACING = {
+    "ingest": "PassThrough",
+    "authorizer": "PassThrough",
+    "process": "Active",
+    "api": "Active",
+    "fleet": "Active",
+}
+
 #: Plan differences right after apply that are moto's, not the configuration's: moto ignores
 #: the Tags of Kinesis CreateStream (real AWS applies them), so the provider's default tags
 #: show up once as an in-place update of the stream's tags, and converge with a second apply.
@@ -66,7 +80,13 @@ MOTO_DIVERGENCES = {("aws_kinesis_stream.readings", ("update",), frozenset({"tag
 #: OnDemandThroughput (moto neither stores nor returns it; real DynamoDB does). Its planned
 #: value is checked on the plan instead (test_the_table_caps_on_demand_throughput).
 MOTO_UNSUPPORTED = {
-    ("aws_dynamodb_table.windows", ("update",), frozenset({"on_demand_throughput"}))
+    ("aws_dynamodb_table.windows", ("update",), frozenset({"on_demand_throughput"})),
+    # Nor a function's LoggingConfig (the JSON, system level WARN logs of ingest and the
+    # authorizer: var.platform_log_level); checked on the plan (test_platform_logs_...).
+    *(
+        (f'aws_lambda_function.fn["{name}"]', ("update",), frozenset({"logging_config"}))
+        for name in ("ingest", "authorizer")
+    ),
 }
 
 
@@ -245,6 +265,24 @@ def test_the_table_caps_on_demand_throughput(plan: dict[str, Any]) -> None:
     assert cap == {"max_read_request_units": 20000, "max_write_request_units": 20000}
 
 
+def test_platform_logs_are_quiet_only_for_the_once_per_request_functions(
+    plan: dict[str, Any],
+) -> None:
+    functions = _changes(plan, "aws_lambda_function")
+    for address, change in functions.items():
+        quiet = address in ("ingest", "authorizer")
+        expected = (
+            [{"log_format": "JSON", "system_log_level": "WARN", "application_log_level": "INFO"}]
+            if quiet
+            else []
+        )
+        found = [
+            {k: c.get(k) for k in ("log_format", "system_log_level", "application_log_level")}
+            for c in change["after"].get("logging_config") or []
+        ]
+        assert found == expected, address
+
+
 def test_reserved_concurrency_is_a_variable_of_every_function(plan: dict[str, Any]) -> None:
     functions = _changes(plan, "aws_lambda_function")
     assert set(functions) == set(packaging.HANDLERS)
@@ -252,18 +290,23 @@ def test_reserved_concurrency_is_a_variable_of_every_function(plan: dict[str, An
     assert {f["after"]["reserved_concurrent_executions"] for f in functions.values()} == {-1}
 
 
-def test_protected_routes_have_the_authorizer_and_only_public_ones_do_not(
-    plan: dict[str, Any],
-) -> None:
-    routes = {
-        r["after"]["route_key"]: r["after"]
+def _route_authorization(plan: dict[str, Any]) -> dict[str, str]:
+    """Each planned route's key -> its authorization type."""
+    return {
+        r["after"]["route_key"]: r["after"]["authorization_type"]
         for r in _changes(plan, "aws_apigatewayv2_route").values()
     }
-    public = {"GET /", "GET /v1/health", "GET /v1/openapi.json"}
-    assert {k for k, r in routes.items() if r["authorization_type"] == "NONE"} == public
-    assert {k for k, r in routes.items() if r["authorization_type"] == "CUSTOM"} == {
-        "POST /v1/readings",
-        "GET /v1/{proxy+}",
+
+
+def test_only_the_query_routes_have_the_authorizer_by_default(plan: dict[str, Any]) -> None:
+    # POST /v1/readings: the ingest function checks the key itself (ingest_gateway_authorizer
+    # false by default: ~$950 a month less at 100,000 devices, deploy/aws/README.md).
+    assert _route_authorization(plan) == {
+        "GET /": "NONE",
+        "GET /v1/health": "NONE",
+        "GET /v1/openapi.json": "NONE",
+        "POST /v1/readings": "NONE",
+        "GET /v1/{proxy+}": "CUSTOM",
     }
     [authorizer] = _changes(plan, "aws_apigatewayv2_authorizer").values()
     after = authorizer["after"]
@@ -272,6 +315,24 @@ def test_protected_routes_have_the_authorizer_and_only_public_ones_do_not(
         "2.0",
     )
     assert after["enable_simple_responses"] is True
+    # No cache by default, hence no required header: X-API-Key works as on every runtime.
+    assert after["authorizer_result_ttl_in_seconds"] == 0
+    assert not after.get("identity_sources")
+
+
+def test_the_ingest_authorizer_and_its_cache_are_variables(
+    terraform: Terraform, workdir: Path, plan: dict[str, Any]
+) -> None:
+    variables = ("-var", "ingest_gateway_authorizer=true", "-var", "authorizer_cache_s=300")
+    terraform.run(
+        *("plan", "-input=false", "-no-color", *variables, "-out=levers.tfplan"), cwd=workdir
+    )
+    shown = json.loads(terraform.run("show", "-json", "levers.tfplan", cwd=workdir).stdout)
+    routes = _route_authorization(shown)
+    assert routes["POST /v1/readings"] == routes["GET /v1/{proxy+}"] == "CUSTOM"
+    [authorizer] = _changes(shown, "aws_apigatewayv2_authorizer").values()
+    assert authorizer["after"]["authorizer_result_ttl_in_seconds"] == 300
+    assert authorizer["after"]["identity_sources"] == ["$request.header.Authorization"]
 
 
 def test_the_optional_iot_rule_puts_mqtt_readings_on_the_stream(plan: dict[str, Any]) -> None:
@@ -351,7 +412,7 @@ def test_each_function_gets_exactly_the_settings_it_reads(
         assert values["handler"] == packaging.HANDLERS[name]
         assert values["runtime"] == f"python{packaging.DEFAULT_PYTHON}"
         assert values["architectures"] == [packaging.DEFAULT_ARCH]
-        assert values["tracing_config"] == [{"mode": "Active"}]
+        assert values["tracing_config"] == [{"mode": TRACING[name]}], name
     # Keys live in Secrets Manager only: no function carries IOTPIPE_API_KEYS.
     assert all(settings.API_KEYS not in NEEDS[name] for name in NEEDS)
 
@@ -385,16 +446,25 @@ def test_deployed_resources_are_configured_as_declared(deployed: dict[str, Any],
     assert mapping["DestinationConfig"]["OnFailure"]["Destination"] == f"arn:aws:s3:::{bucket}"
     summary = aws("kinesis").describe_stream_summary(StreamName=deployed["stream_name"])
     assert summary["StreamDescriptionSummary"]["RetentionPeriodHours"] == 72
-    assert mapping["BatchSize"] == 500 and mapping["ParallelizationFactor"] == 2
+    assert mapping["BatchSize"] == 500 and mapping["ParallelizationFactor"] == 8
     assert mapping["MaximumRetryAttempts"] == 10
     assert mapping["MaximumRecordAgeInSeconds"] == 21600
+    assert mapping["MaximumBatchingWindowInSeconds"] == 5  # the cost defaults (issue #16)
+    process_config = aws("lambda").get_function_configuration(
+        FunctionName=deployed["function_names"]["process"]
+    )
+    assert process_config["MemorySize"] == 512
+    ingest_config = aws("lambda").get_function_configuration(
+        FunctionName=deployed["function_names"]["ingest"]
+    )
+    assert ingest_config["Environment"]["Variables"][settings.STREAM_COMPRESSION] == "zlib"
 
     lam = aws("lambda")
     for name, function in deployed["function_names"].items():
         config = lam.get_function_configuration(FunctionName=function)
         assert config["Handler"] == packaging.HANDLERS[name]
         assert config["Architectures"] == [packaging.DEFAULT_ARCH]
-        assert config["TracingConfig"]["Mode"] == "Active"
+        assert config["TracingConfig"]["Mode"] == TRACING[name]
         assert len(config["Layers"]) == 1
         variables = config["Environment"]["Variables"]
         assert set(variables) == NEEDS[name]
@@ -608,6 +678,8 @@ class Gateway:
         if route["AuthorizationType"] == "CUSTOM":
             authorizer = self.authorizers[route["AuthorizerId"]]
             assert self.function_of(authorizer["AuthorizerUri"]) == "authorizer"
+            if _missing_identity(authorizer, event):  # API Gateway answers without a call
+                return 401, {"message": "Unauthorized"}
             self.as_function("authorizer")
             if not authorizer_handler.handler(event, None)["isAuthorized"]:
                 return 403, {"message": "Forbidden"}
@@ -615,6 +687,14 @@ class Gateway:
         self.as_function(role)
         handler = {"ingest": ingest.handler, "api": api.handler}[role]
         return answer(handler(event, None))
+
+
+def _missing_identity(authorizer: dict[str, Any], event: dict[str, Any]) -> bool:
+    """Whether a request lacks one of the authorizer's identity sources (headers)."""
+    headers = {name.lower() for name in event["headers"]}
+    sources = authorizer.get("IdentitySource") or []
+    wanted = [s.removeprefix("$request.header.").lower() for s in sources]
+    return any(name not in headers for name in wanted)
 
 
 def test_requests_without_a_valid_key_never_reach_the_pipeline(
@@ -629,20 +709,47 @@ def test_requests_without_a_valid_key_never_reach_the_pipeline(
         return real_handle(self, request)
 
     monkeypatch.setattr(AnalyticsApi, "handle", handle)
+    stream = deployed["stream_name"]
+    before = _stream_records(aws("kinesis"), stream)
     now = format_instant(int(time.time() * 1000) - 60_000)
     body = b'{"device_id":"gw-1","timestamp":"' + now.encode() + b'","temperature":1}'
     for key in (None, "not-a-key", API_KEY + "x"):
-        event = http_event("POST", "/v1/readings", body, key=key)
-        assert gateway.send("POST /v1/readings", event)[0] == 403
+        # The query route: refused by the gateway's authorizer, api never invoked.
         event = http_event("GET", "/v1/devices", key=key)
         assert gateway.send("GET /v1/{proxy+}", event)[0] == 403
-    assert reached == []  # neither the ingest nor the api function's code ran
-    # Public routes stay public; a valid key goes through to the function.
+        # The ingest route (no gateway authorizer by default): ingest itself answers 401.
+        event = http_event("POST", "/v1/readings", body, key=key)
+        status, problem = gateway.send("POST /v1/readings", event)
+        assert status == 401, problem
+    assert reached == ["/v1/readings"] * 3  # ingest's code ran, api's never did
+    assert _stream_records(aws("kinesis"), stream) == before  # and nothing reached the stream
+    # Public routes stay public; a valid key goes through, in Authorization or X-API-Key.
     assert gateway.send("GET /v1/health", http_event("GET", "/v1/health"))[0] == 200
     event = http_event("POST", "/v1/readings", body, key=API_KEY)
     status, reply = gateway.send("POST /v1/readings", event)
     assert (status, reply["accepted"]) == (202, 1), reply
-    assert reached == ["/v1/health", "/v1/readings"]
+    event = http_event("POST", "/v1/readings", body)
+    event["headers"]["x-api-key"] = API_KEY
+    status, reply = gateway.send("POST /v1/readings", event)
+    assert (status, reply["accepted"]) == (202, 1), reply
+    event = http_event("GET", "/v1/devices")
+    event["headers"]["x-api-key"] = API_KEY
+    assert gateway.send("GET /v1/{proxy+}", event)[0] == 200
+    assert len(_stream_records(aws("kinesis"), stream)) == len(before) + 2
+
+
+def _stream_records(kinesis: Any, stream: str) -> list[bytes]:
+    """Every record's data on the stream, from the start of each shard."""
+    found = []
+    for shard in kinesis.list_shards(StreamName=stream)["Shards"]:
+        iterator = kinesis.get_shard_iterator(
+            StreamName=stream, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+        )["ShardIterator"]
+        while iterator:
+            page = kinesis.get_records(ShardIterator=iterator, Limit=10_000)
+            found.extend(r["Data"] for r in page["Records"])
+            iterator = page.get("NextShardIterator") if page["Records"] else None
+    return found
 
 
 # --- destroy ------------------------------------------------------------------------------------

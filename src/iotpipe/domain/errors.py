@@ -61,3 +61,4 @@ class Reason(StrEnum):
     FROM_FUTURE = "from_future"
     CONFLICTING_DUPLICATE = "conflicting_duplicate"
     WINDOW_FULL = "window_full"
+    CORRUPT_RECORD = "corrupt_record"

@@ -1,11 +1,12 @@
 """Lambda handler: the API Gateway HTTP API's request authorizer (payload format 2.0, simple
 responses).
 
-API Gateway calls it before routing a request to the ingest or api function, so a request
-without a valid key is refused at the gateway (``403``) and never invokes them: a flood of
-unauthenticated requests costs only this small function, not the pipeline's concurrency. The
-keys and the check are the same as the functions' own (``Authorization: Bearer KEY`` or
-``X-API-Key``, the keys of ``IOTPIPE_API_KEYS_SECRET``), which keep checking too.
+API Gateway calls it before routing a query request to the api function (and an ingest request,
+with deploy/aws's ``ingest_gateway_authorizer``), so a request without a valid key is refused at
+the gateway (``403``) and never invokes the function. The keys and the check are the same as the
+functions' own (``Authorization: Bearer KEY`` or ``X-API-Key``, the keys of
+``IOTPIPE_API_KEYS_SECRET``), which keep checking too: by default ingest's own check is the only
+one on ``POST /v1/readings`` (a second, identical one would cost an invocation per request).
 """
 
 from __future__ import annotations

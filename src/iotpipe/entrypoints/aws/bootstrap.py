@@ -68,7 +68,9 @@ def ingest_api() -> Gateway:
 
     settings = AwsSettings.from_env(os.environ)
     schema = deployed_schema(os.environ)
-    stream = KinesisStream(settings.need("stream_name"), client("kinesis"))
+    stream = KinesisStream(
+        settings.need("stream_name"), client("kinesis"), compress=settings.compress_stream
+    )
     ingest = IngestService(stream, SystemClock(), settings.lateness, schema)
     api = AnalyticsApi(None, ingest, api_keys(settings), schema=schema)
     return Gateway(api, settings.api_base_path)

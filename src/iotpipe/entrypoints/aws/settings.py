@@ -25,6 +25,11 @@ MAX_SKEW_SECONDS = "IOTPIPE_MAX_SKEW_SECONDS"
 FLEET_SHARDS = "IOTPIPE_FLEET_SHARDS"
 TTL_DAYS = "IOTPIPE_TTL_DAYS"
 API_BASE_PATH = "IOTPIPE_API_BASE_PATH"
+STREAM_COMPRESSION = "IOTPIPE_STREAM_COMPRESSION"
+
+#: What ``IOTPIPE_STREAM_COMPRESSION`` may be: ``zlib`` (the default: ingest packs records
+#: over 1 KB) or ``none`` (every record sent as JSON, as releases before 16 did).
+COMPRESSIONS = ("zlib", "none")
 
 #: Every variable the handlers read (Terraform sets exactly these; a test holds them together).
 ALL = (
@@ -38,6 +43,7 @@ ALL = (
     FLEET_SHARDS,
     TTL_DAYS,
     API_BASE_PATH,
+    STREAM_COMPRESSION,
 )
 
 
@@ -61,6 +67,8 @@ class AwsSettings:
     ttl_days: int | None
     api_base_path: str = ""
     """A custom domain's API mapping key, stripped from request paths (see ``apigw``)."""
+    compress_stream: bool = True
+    """Whether ingest packs stream records (``IOTPIPE_STREAM_COMPRESSION``)."""
 
     @staticmethod
     def from_env(environ: Mapping[str, str]) -> AwsSettings:
@@ -81,6 +89,7 @@ class AwsSettings:
             fleet_shards=int(environ[FLEET_SHARDS]) if FLEET_SHARDS in environ else None,
             ttl_days=int(environ[TTL_DAYS]) if environ.get(TTL_DAYS) else None,
             api_base_path=environ.get(API_BASE_PATH, ""),
+            compress_stream=_compression(environ.get(STREAM_COMPRESSION) or "zlib") == "zlib",
         )
 
     def need(self, name: str) -> str:
@@ -90,3 +99,9 @@ class AwsSettings:
             variable = {"stream_name": STREAM_NAME, "table_name": TABLE_NAME, "bucket": BUCKET}
             raise MissingSetting(f"{variable[name]} is not set")
         return str(value)
+
+
+def _compression(value: str) -> str:
+    if value not in COMPRESSIONS:
+        raise MissingSetting(f"{STREAM_COMPRESSION} must be one of {COMPRESSIONS}, not {value!r}")
+    return value
