@@ -18,8 +18,7 @@ import pytest
 
 from iotpipe.adapters.aws import DynamoStore, S3Archive, create_table, events
 from iotpipe.adapters.clock import ManualClock
-from iotpipe.application import ProcessService
-from iotpipe.application.replay import replay
+from iotpipe.application import ProcessService, replay
 from iotpipe.domain import LatenessPolicy
 from iotpipe.domain.time import MS_PER_HOUR, parse_instant
 from tests.aws.streams import event_record

@@ -84,7 +84,7 @@ NOT_AT_IMPORT = (
 AT_FIRST_USE = (
     "iotpipe.adapters.aws.dynamodb",
     "iotpipe.application.process",
-    "iotpipe.application.replay",
+    "iotpipe.application.archive_replay",
 )
 
 
@@ -98,6 +98,12 @@ AT_FIRST_USE = (
         ("iotpipe.entrypoints.aws.api", AT_FIRST_USE),
         # The API Gateway authorizer: the key check only, no application service.
         ("iotpipe.entrypoints.aws.authorizer", (*AT_FIRST_USE, "iotpipe.entrypoints.http.api")),
+        # A module of the application package runs only the package's lazy __init__: the
+        # payload codec (which the AWS event parser imports) loads no use case.
+        ("iotpipe.application.payloads", AT_FIRST_USE),
+        # The GCP process function names the reports it logs (which loads the process use
+        # case), but not replay.
+        ("iotpipe.entrypoints.gcp.process", ("iotpipe.application.archive_replay",)),
     ],
 )
 def test_a_handler_module_imports_only_what_its_function_needs(

@@ -4,11 +4,8 @@ from typing import TYPE_CHECKING
 
 from iotpipe._exports import lazy_exports
 
-# Imported eagerly: the function shares its name with its module, and importing the module
-# (which other code does) would otherwise leave the module, not the function, under this name.
-from iotpipe.application.replay import ReplayReport, replay
-
 if TYPE_CHECKING:
+    from iotpipe.application.archive_replay import ReplayReport, replay
     from iotpipe.application.ingest import IngestResult, IngestService, ItemRejection
     from iotpipe.application.pipeline import Pipeline
     from iotpipe.application.process import ProcessReport, ProcessService
@@ -47,6 +44,8 @@ if not TYPE_CHECKING:  # type checkers read the imports above instead
             "ProcessService": "iotpipe.application.process",
             "FleetHour": "iotpipe.application.query",
             "QueryService": "iotpipe.application.query",
+            "ReplayReport": "iotpipe.application.archive_replay",
+            "replay": "iotpipe.application.archive_replay",
             "StreamWorker": "iotpipe.application.worker",
             "FileReport": "iotpipe.application.stream_files",
             "StreamFileService": "iotpipe.application.stream_files",

@@ -34,6 +34,7 @@ from collections.abc import Mapping, Sequence
 from decimal import ROUND_FLOOR, Decimal, InvalidOperation
 from typing import Any
 
+from iotpipe.application.payloads import unpack
 from iotpipe.domain import InvalidReading
 from iotpipe.ports import RawBatch, RawRecord
 
@@ -56,11 +57,6 @@ def record_from_kinesis(event_record: Mapping[str, Any]) -> RawRecord:
 
 def _unpacked(data: bytes) -> bytes:
     """The record's payload, or its bytes as they came if it is corrupt (quarantined later)."""
-    # Imported here, not with the module: iotpipe.application's __init__ loads the use cases,
-    # which the process handler loads with its composition root, on the first batch
-    # (tests/http/test_cold_start.py). After the first call this is a dictionary lookup.
-    from iotpipe.application.payloads import unpack
-
     try:
         return unpack(data)
     except InvalidReading:
