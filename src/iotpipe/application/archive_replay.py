@@ -18,11 +18,10 @@ Build the :class:`ProcessService` for replay like this:
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from iotpipe.application.process import ProcessReport, ProcessService
+from iotpipe.application.process import ProcessService, ReportTotals
 from iotpipe.ports import CheckedArchive, RawArchive, UnreadableObject
 
 
@@ -64,54 +63,28 @@ def replay(
     ``processor`` must have no archive and should use ``LatenessPolicy.backfill()`` (see the
     module docstring).
     """
-    totals = _Totals()
+    totals = ReportTotals()
+    unreadable: list[UnreadableObject] = []
     items = archive.scan(start_ms, end_ms) if isinstance(archive, CheckedArchive) else None
     for item in items or archive.read(start_ms, end_ms):
         if isinstance(item, UnreadableObject):
-            totals.unreadable.append(item)
+            unreadable.append(item)
         else:
             totals.add(processor.process(item))
-    return totals.report()
+    return _replay_report(totals, unreadable)
 
 
-@dataclass(slots=True)
-class _Totals:
-    batches: int = 0
-    records: int = 0
-    received: int = 0
-    accepted: int = 0
-    duplicates: int = 0
-    rejected: Counter[str] = field(default_factory=Counter)
-    windows_updated: int = 0
-    unapplied: int = 0
-    failed: list[str] = field(default_factory=list)
-    errors: dict[str, None] = field(default_factory=dict)  # insertion-ordered set
-    unreadable: list[UnreadableObject] = field(default_factory=list)
-
-    def add(self, report: ProcessReport) -> None:
-        self.batches += 1
-        self.records += report.records
-        self.received += report.received
-        self.accepted += report.accepted
-        self.duplicates += report.duplicates
-        self.rejected.update(report.rejected)
-        self.windows_updated += report.windows_updated
-        self.unapplied += report.unapplied
-        if report.failed_records:
-            self.failed.append(report.batch_id)
-        self.errors.update(dict.fromkeys(report.errors))
-
-    def report(self) -> ReplayReport:
-        return ReplayReport(
-            batches=self.batches,
-            records=self.records,
-            received=self.received,
-            accepted=self.accepted,
-            duplicates=self.duplicates,
-            rejected=dict(sorted(self.rejected.items())),
-            windows_updated=self.windows_updated,
-            unapplied=self.unapplied,
-            failed_batches=tuple(self.failed),
-            errors=tuple(self.errors),
-            unreadable=tuple(self.unreadable),
-        )
+def _replay_report(totals: ReportTotals, unreadable: list[UnreadableObject]) -> ReplayReport:
+    return ReplayReport(
+        batches=totals.batches,
+        records=totals.records,
+        received=totals.received,
+        accepted=totals.accepted,
+        duplicates=totals.duplicates,
+        rejected=totals.rejected_by_reason(),
+        windows_updated=totals.windows_updated,
+        unapplied=totals.unapplied,
+        failed_batches=tuple(totals.failed_batches),
+        errors=totals.errors,
+        unreadable=tuple(unreadable),
+    )

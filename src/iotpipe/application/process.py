@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections import Counter
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import accumulate, chain, repeat
 from operator import itemgetter, mod, sub
@@ -85,6 +85,63 @@ class ProcessReport:
     def conflicts(self) -> int:
         """Readings that repeated a counted identity with other values (not counted)."""
         return self.rejected.get(Reason.CONFLICTING_DUPLICATE.value, 0)
+
+
+@dataclass(slots=True)
+class ReportTotals:
+    """Batch reports summed: what a run over many batches did (a replay, a stream file's chunks).
+
+    Start empty and :meth:`add` each report (or take :meth:`of` them all). The counts add up;
+    ``rejected`` sums each reason; ``failed_batches`` are the ids of the batches that left
+    readings unapplied, in order, and ``failed_records`` the records they named; ``errors``
+    are the distinct errors, the first seen first.
+    """
+
+    batches: int = 0
+    records: int = 0
+    received: int = 0
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)
+    windows_updated: int = 0
+    unapplied: int = 0
+    store_retries: int = 0
+    failed_records: int = 0
+    failed_batches: list[str] = field(default_factory=list)
+    seen_errors: dict[str, None] = field(default_factory=dict)  # an insertion-ordered set
+
+    @classmethod
+    def of(cls, reports: Iterable[ProcessReport]) -> ReportTotals:
+        """The sum of ``reports``."""
+        totals = cls()
+        for report in reports:
+            totals.add(report)
+        return totals
+
+    def add(self, report: ProcessReport) -> None:
+        """Count one more batch's report."""
+        self.batches += 1
+        self.records += report.records
+        self.received += report.received
+        self.accepted += report.accepted
+        self.duplicates += report.duplicates
+        self.rejected.update(report.rejected)
+        self.windows_updated += report.windows_updated
+        self.unapplied += report.unapplied
+        self.store_retries += report.store_retries
+        if report.failed_records:
+            self.failed_records += len(report.failed_records)
+            self.failed_batches.append(report.batch_id)
+        self.seen_errors.update(dict.fromkeys(report.errors))
+
+    @property
+    def errors(self) -> tuple[str, ...]:
+        """Every distinct error, in the order first seen."""
+        return tuple(self.seen_errors)
+
+    def rejected_by_reason(self) -> dict[str, int]:
+        """The rejections per reason, the reasons sorted (so summaries read alike)."""
+        return dict(sorted(self.rejected.items()))
 
 
 @dataclass(slots=True)

@@ -14,11 +14,10 @@ counted twice.
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 
 from iotpipe.application.codecs import archive as fmt
-from iotpipe.application.process import ProcessReport, ProcessService
+from iotpipe.application.process import ProcessReport, ProcessService, ReportTotals
 from iotpipe.domain import ArchiveUnavailable
 from iotpipe.ports import ArchiveFiles
 
@@ -50,32 +49,25 @@ class FileReport:
 
     def counts(self) -> dict[str, object]:
         """The chunks' counts summed: the one summary line logged per file."""
-        rejected: Counter[str] = Counter()
-        for chunk in self.chunks:
-            rejected.update(chunk.rejected)
-        total = {key: sum(getattr(c, key) for c in self.chunks) for key in _SUMMED}
+        totals = ReportTotals.of(self.chunks)
+        rejected = totals.rejected_by_reason()
         return {
             "batch_id": self.name,
             "found": self.found,
-            "chunks": len(self.chunks),
-            **total,
-            "rejected": dict(sorted(rejected.items())),
+            "chunks": totals.batches,
+            "records": totals.records,
+            "received": totals.received,
+            "accepted": totals.accepted,
+            "duplicates": totals.duplicates,
+            "windows_updated": totals.windows_updated,
+            "unapplied": totals.unapplied,
+            "store_retries": totals.store_retries,
+            "rejected": rejected,
             "rejected_total": sum(rejected.values()),
-            "failed_chunks": sum(1 for c in self.chunks if c.failed_records),
-            "failed_records": sum(len(c.failed_records) for c in self.chunks),
+            "failed_chunks": len(totals.failed_batches),
+            "failed_records": totals.failed_records,
             "errors": list(self.errors),
         }
-
-
-_SUMMED = (
-    "records",
-    "received",
-    "accepted",
-    "duplicates",
-    "windows_updated",
-    "unapplied",
-    "store_retries",
-)
 
 
 class StreamFileService:
