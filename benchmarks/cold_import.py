@@ -14,19 +14,33 @@ counts the whole cold start of the process function: the import, boto3's and the
 (:func:`first_batch_instructions`: the composition root built, the store's schema record read,
 60 readings of 10 devices written to DynamoDB on a moto server), the cost that moving an import
 from the module to the composition root does not change.
+
+The figures above import the handlers from this checkout, whose ``__pycache__`` Python has
+written. On Lambda the code and its layer are unpacked read-only, so only the bytecode shipped
+in the zips is used. ``--bytecode`` builds the zips (``iotpipe package aws`` for this
+interpreter's Python and architecture), unpacks them twice into read-only directories, once
+whole and once without their ``__pycache__``, and imports each handler from each (``python -I
+-S -B``: no site-packages, no bytecode written): milliseconds (median of ``--repeat``, the two
+alternating) and, with ``--instructions``, instructions, with the ratio of the two in the same
+run; and the zips' sizes with and without the bytecode.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
+import os
+import platform
 import re
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
+import zipfile
 from pathlib import Path
+from typing import Any
 
 from results import json_option, write
 
@@ -39,34 +53,47 @@ HANDLERS = (
 TARGET = 1.5
 
 
-def import_ms(modules: list[str], repeat: int, cwd: Path | None = None) -> float:
-    """Median ms of importing ``modules`` (cumulative, top level) in fresh interpreters."""
-    statement = "import " + ", ".join(modules)
-    samples = []
-    for _ in range(repeat):
-        out = subprocess.run(
-            [sys.executable, "-X", "importtime", "-c", statement],
-            check=True,
-            capture_output=True,
-            text=True,
-            cwd=cwd,
-        ).stderr
-        samples.append(_total_us(out, modules) / 1000)
-    return statistics.median(samples)
+def import_ms(
+    modules: list[str], repeat: int, cwd: Path | None = None, path: tuple[Path, ...] = ()
+) -> float:
+    """Median ms of importing ``modules`` (cumulative, top level) in fresh interpreters; with
+    ``path``, from those directories only (see :func:`_isolated`)."""
+    return statistics.median(_import_ms(modules, cwd, path) for _ in range(repeat))
 
 
-def import_instructions(modules: list[str]) -> float:
+def _import_ms(modules: list[str], cwd: Path | None, path: tuple[Path, ...]) -> float:
+    flags, statement = _isolated(path, "import " + ", ".join(modules))
+    out = subprocess.run(
+        [sys.executable, *flags, "-X", "importtime", "-c", statement],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+    ).stderr
+    return _total_us(out, modules) / 1000
+
+
+def _isolated(path: tuple[Path, ...], statement: str) -> tuple[tuple[str, ...], str]:
+    """Interpreter flags and statement that import from ``path`` alone, as Lambda does from its
+    read-only directories: no site-packages (-I -S) and no bytecode written (-B)."""
+    if not path:
+        return (), statement
+    return ("-I", "-S", "-B"), f"import sys; sys.path[:0] = {[str(p) for p in path]!r}; {statement}"
+
+
+def import_instructions(modules: list[str], path: tuple[Path, ...] = ()) -> float:
     """Millions of instructions (valgrind) of a fresh interpreter importing ``modules``, less
-    those of a bare interpreter's start-up."""
-    return _instructions("import " + ", ".join(modules)) - _instructions("pass")
+    those of a bare interpreter's start-up (with the same ``path``: see :func:`_isolated`)."""
+    statement = "import " + ", ".join(modules)
+    return _instructions(*_isolated(path, statement)) - _instructions(*_isolated(path, "pass"))
 
 
 VALGRIND = ("valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null")
 
 
-def _instructions(statement: str) -> float:
+def _instructions(flags: tuple[str, ...], statement: str) -> float:
     out = subprocess.run(
-        [*VALGRIND, sys.executable, "-c", statement],
+        [*VALGRIND, sys.executable, *flags, "-c", statement],
         check=True,
         capture_output=True,
         text=True,
@@ -95,6 +122,11 @@ def main() -> None:
         action="store_true",
         help="also count instructions (valgrind; skipped if missing)",
     )
+    parser.add_argument(
+        "--bytecode",
+        action="store_true",
+        help="also import the handlers from the built zips, read-only, with and without bytecode",
+    )
     json_option(parser)
     args = parser.parse_args()
     boto3 = import_ms(["boto3"], args.repeat)
@@ -115,6 +147,9 @@ def main() -> None:
         print("instructions not counted: valgrind is not installed (apt-get install valgrind)")
     elif args.instructions:
         result["instructions"] = _show_instructions()
+    if args.bytecode:
+        counting = args.instructions and shutil.which("valgrind") is not None
+        result["bytecode"] = _show_bytecode(args.repeat, counting)
     write(args.json, result)
 
 
@@ -132,6 +167,98 @@ def _show_instructions() -> dict[str, float]:
     label = "process + boto3 + first batch"
     print(f"{label:40} {first:>7.0f} M {'':>9} {first / boto3:>6.2f}")
     return counts
+
+
+def _show_bytecode(repeat: int, instructions: bool) -> dict[str, Any]:
+    """Print and return the handlers' imports from the zips, with and without bytecode."""
+    with tempfile.TemporaryDirectory(prefix="cold-import-") as folder:
+        zips = _build_zips(Path(folder) / "aws")
+        trees = {kind: _unpack(zips, Path(folder) / kind, kind == "with") for kind in KINDS}
+        sizes = {name: _zip_sizes(zips / name) for name in (CODE_ZIP, LAYER_ZIP)}
+        print(f"from the zips, read-only ({_python()}): {'with':>9} {'without':>9} {'ratio':>6}")
+        handlers = {module: _bytecode_times(module, trees, repeat) for module in HANDLERS}
+        for module, times in handlers.items():
+            print(_bytecode_line(module, times["ms"], "ms"))
+        if instructions:
+            for module, times in handlers.items():
+                counts = {k: import_instructions([module], trees[k]) for k in KINDS}
+                times["instructions"] = counts
+                print(_bytecode_line(module, counts, "M"))
+    for name, size in sizes.items():
+        print(
+            f"{name:24} zipped {size['with'] / MIB:.2f} MiB with bytecode, "
+            f"{size['without'] / MIB:.2f} MiB without; unzipped "
+            f"{size['unzipped_with'] / MIB:.2f} MiB, {size['unzipped_without'] / MIB:.2f} MiB"
+        )
+    return {"python": _python(), "handlers": handlers, "zips": sizes}
+
+
+KINDS = ("with", "without")
+MIB = 1024 * 1024
+CODE_ZIP, LAYER_ZIP = "iotpipe-code.zip", "iotpipe-deps-layer.zip"
+
+
+def _python() -> str:
+    return f"{sys.version_info.major}.{sys.version_info.minor}"
+
+
+def _build_zips(out: Path) -> Path:
+    """``iotpipe package aws`` for this interpreter and machine, which ships bytecode."""
+    arch = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "arm64", "arm64": "arm64"}
+    command = [str(Path(sys.executable).parent / "iotpipe"), "package", "aws", "--out", str(out)]
+    command += ["--python", _python(), "--arch", arch[platform.machine().lower()]]
+    subprocess.run(command, check=True, capture_output=True)
+    manifest = json.loads((out / "manifest.json").read_text())
+    if manifest["bytecode"] == "none":
+        raise RuntimeError("the zips were built without bytecode")
+    return out
+
+
+def _unpack(zips: Path, target: Path, with_bytecode: bool) -> tuple[Path, ...]:
+    """The code (task/) and the layer (opt/python) unpacked read-only, as on Lambda."""
+    for name, folder in ((CODE_ZIP, "task"), (LAYER_ZIP, "opt")):
+        with zipfile.ZipFile(zips / name) as archive:
+            names = [n for n in archive.namelist() if with_bytecode or "__pycache__" not in n]
+            archive.extractall(target / folder, names)
+    for directory, _subdirectories, files in os.walk(target):
+        for file in files:
+            os.chmod(Path(directory) / file, 0o444)
+        os.chmod(directory, 0o555)
+    return target / "task", target / "opt" / "python"
+
+
+def _zip_sizes(path: Path) -> dict[str, int]:
+    """The zip's size and unzipped size, and both again without its bytecode (re-zipped)."""
+    with zipfile.ZipFile(path) as archive:
+        infos = archive.infolist()
+        bare = [i for i in infos if "__pycache__" not in i.filename]
+        rezipped = io.BytesIO()
+        with zipfile.ZipFile(rezipped, "w") as out:
+            for info in bare:
+                out.writestr(info, archive.read(info), compresslevel=9)
+    return {
+        "with": path.stat().st_size,
+        "without": len(rezipped.getvalue()),
+        "unzipped_with": sum(i.file_size for i in infos),
+        "unzipped_without": sum(i.file_size for i in bare),
+    }
+
+
+def _bytecode_times(
+    module: str, trees: dict[str, tuple[Path, ...]], repeat: int
+) -> dict[str, dict[str, float]]:
+    """Median ms of importing ``module`` from each tree, the trees alternating."""
+    samples: dict[str, list[float]] = {kind: [] for kind in KINDS}
+    for _ in range(repeat):
+        for kind in KINDS:
+            samples[kind].append(_import_ms([module], None, trees[kind]))
+    return {"ms": {kind: statistics.median(values) for kind, values in samples.items()}}
+
+
+def _bytecode_line(module: str, figures: dict[str, float], unit: str) -> str:
+    with_, without = figures["with"], figures["without"]
+    ratio = with_ / without if without else float("nan")
+    return f"  {module:38} {with_:>7.1f}{unit:2} {without:>7.1f}{unit:2} {ratio:>6.2f}"
 
 
 #: The process function's first batch, handled in a fresh interpreter.
@@ -156,7 +283,8 @@ def first_batch_instructions() -> float:
             # The first start writes the store's schema record; the one measured reads it.
             statement = FIRST_BATCH.format(path=str(warm))
             subprocess.run([sys.executable, "-c", statement], check=True, capture_output=True)
-            return _instructions(FIRST_BATCH.format(path=str(measured))) - _instructions("pass")
+            measured_batch = FIRST_BATCH.format(path=str(measured))
+            return _instructions((), measured_batch) - _instructions((), "pass")
     finally:
         server.stop()
 

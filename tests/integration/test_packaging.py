@@ -21,6 +21,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from iotpipe.entrypoints.aws.bytecode import pyc_name, running_python
 from iotpipe.entrypoints.aws.packaging import (
     CODE_ZIP,
     HANDLERS,
@@ -50,10 +51,16 @@ class Builds:
     first: Path
     second: Path
     printed: str
+    warned: str
 
 
 def package(out: Path, *options: str) -> str:
     """Run ``iotpipe package aws`` and return what it printed; fail clearly if it cannot."""
+    return package_printed(out, *options)[0]
+
+
+def package_printed(out: Path, *options: str) -> tuple[str, str]:
+    """Run ``iotpipe package aws``; what it printed to stdout and to stderr."""
     stdout, stderr = io.StringIO(), io.StringIO()
     with redirect_stdout(stdout), redirect_stderr(stderr):
         status = main(["package", "aws", "--out", str(out), *options])
@@ -63,15 +70,15 @@ def package(out: Path, *options: str) -> str:
             f"(PyPI) or pip's cache, which must be reachable:\n{stderr.getvalue()}",
             pytrace=False,
         )
-    return stdout.getvalue()
+    return stdout.getvalue(), stderr.getvalue()
 
 
 @pytest.fixture(scope="module")
 def builds(tmp_path_factory: pytest.TempPathFactory) -> Builds:
     first, second = tmp_path_factory.mktemp("first"), tmp_path_factory.mktemp("second")
-    printed = package(first / "aws")
+    printed, warned = package_printed(first / "aws")
     package(second / "aws")
-    return Builds(first / "aws", second / "aws", printed)
+    return Builds(first / "aws", second / "aws", printed, warned)
 
 
 def entries(path: Path) -> dict[str, bytes]:
@@ -107,6 +114,7 @@ def test_entries_are_normalised(builds: Builds) -> None:
             infos = archive.infolist()
             names = [i.filename for i in infos]
             assert names == sorted(names)
+            bytecode_names = {pyc_name(n) for n in names if n.endswith(".py")}
             for info in infos:
                 assert info.date_time == (1980, 1, 1, 0, 0, 0), info.filename
                 assert info.external_attr >> 16 in {0o100644, 0o100755}, info.filename
@@ -114,7 +122,8 @@ def test_entries_are_normalised(builds: Builds) -> None:
                 assert info.extra == b"" and not info.is_dir(), info.filename
                 parts = info.filename.split("/")
                 assert not info.filename.startswith("/") and ".." not in parts, info.filename
-                assert "__pycache__" not in parts and not info.filename.endswith(".pyc")
+                if "__pycache__" in parts or info.filename.endswith(".pyc"):
+                    assert info.filename in bytecode_names, f"stray bytecode {info.filename}"
                 data = archive.read(info)
                 assert not any(leak in data for leak in leaks), f"a build path in {info.filename}"
 
@@ -192,6 +201,20 @@ def test_the_manifest_matches_the_files(builds: Builds) -> None:
     assert "boto3" not in dependencies and "botocore" not in dependencies
     # Pinned: the layer holds the versions the tests run against.
     assert all(dependencies[name] == metadata.version(name) for name in dependencies)
+
+
+def test_the_default_build_has_bytecode_only_when_this_is_its_python(builds: Builds) -> None:
+    # The default target is Python 3.12: this interpreter's .pyc files are useless to it unless
+    # this is 3.12 too, so the zips hold none and the build warns (test_packaged_bytecode.py
+    # builds for this interpreter and checks the bytecode itself).
+    mismatched = running_python() != "3.12"
+    for name in (CODE_ZIP, LAYER_ZIP):
+        names = entries(builds.first / name)
+        assert any(n.endswith(".pyc") for n in names) is not mismatched, name
+    manifest = orjson.loads((builds.first / MANIFEST).read_bytes())
+    assert (manifest["bytecode"] == "none") is mismatched
+    warning = "iotpipe package: warning: no bytecode in the zips: they target Python 3.12"
+    assert (warning in builds.warned) is mismatched
 
 
 def test_the_sizes_are_printed(builds: Builds) -> None:
