@@ -33,11 +33,12 @@ Decisions:
   paths, deflated at level 9 (identical bytes need the same zlib, recorded in the manifest).
 - **Bytecode when it can be used.** ``/var/task`` and ``/opt`` are read-only on Lambda, so
   without shipped bytecode every cold start compiles the modules it imports (~40% of a
-  handler's import instructions). When this command runs on the target's Python version, both zips hold a
-  PEP 552 unchecked-hash ``.pyc`` for each ``.py`` (:mod:`iotpipe.entrypoints.aws.bytecode`);
-  on another version a ``.pyc`` would be ignored by the runtime, so the zips hold none and the
-  build warns. pip runs with ``--no-compile`` either way: its bytecode would be the building
-  interpreter's, and checked against file times the zips do not keep.
+  handler's import instructions). When this command runs on the target's Python version,
+  both zips hold a PEP 552 unchecked-hash ``.pyc`` for each ``.py``
+  (:mod:`iotpipe.entrypoints.aws.bytecode`); on another version a ``.pyc`` would be ignored
+  by the runtime, so the zips hold none and the build warns. pip runs with ``--no-compile``
+  either way: its bytecode would be the building interpreter's, and checked against file
+  times the zips do not keep.
 - **Little stripping.** Only what cannot work on Lambda is left out of the layer: pip's bytecode
   and the console scripts pip writes to ``bin/`` (their shebang is an absolute path on the build
   machine; their rows are dropped from the ``RECORD`` files so those stay true). Type stubs
