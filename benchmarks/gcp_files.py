@@ -32,7 +32,7 @@ from typing import Any
 from firestore_ops import PROJECT, START, firestore_emulator, messages
 from iotpipe.adapters.clock import ManualClock
 from iotpipe.adapters.gcp import FirestoreStore
-from iotpipe.adapters.gcp.firestore import WINDOWS_PER_COMMIT
+from iotpipe.adapters.gcp.firestore import EMULATOR_COMMIT_BYTES, WINDOWS_PER_COMMIT
 from iotpipe.adapters.memory import MemoryArchive
 from iotpipe.application import ProcessService, StreamFileService
 from iotpipe.application.codecs import archive as fmt
@@ -47,7 +47,9 @@ LANES = 8
 
 
 def _store(client: Any, lanes: int) -> FirestoreStore:
-    return FirestoreStore(client, prefix=f"f{time.time_ns()}_", fleet_lanes=lanes)
+    return FirestoreStore(
+        client, prefix=f"f{time.time_ns()}_", fleet_lanes=lanes, commit_bytes=EMULATOR_COMMIT_BYTES
+    )
 
 
 def per_message(periods: list[list[RawBatch]], client: Any) -> dict[str, Any]:
