@@ -40,6 +40,7 @@ import orjson
 
 from iotpipe.adapters.clock import ManualClock
 from iotpipe.adapters.gcp import FirestoreStore
+from iotpipe.adapters.gcp.firestore import EMULATOR_COMMIT_BYTES
 from iotpipe.adapters.memory import MemoryArchive
 from iotpipe.application import ProcessService
 from iotpipe.domain import LatenessPolicy
@@ -129,7 +130,12 @@ def run(args: argparse.Namespace, host: str) -> dict[str, Any]:
 
     os.environ["FIRESTORE_EMULATOR_HOST"] = host
     client = firestore.Client(project=PROJECT)
-    store = FirestoreStore(client, prefix=f"b{time.time_ns()}_", fleet_lanes=args.fleet_lanes)
+    store = FirestoreStore(
+        client,
+        prefix=f"b{time.time_ns()}_",
+        fleet_lanes=args.fleet_lanes,
+        commit_bytes=EMULATOR_COMMIT_BYTES,
+    )
     start = parse_instant(START)
     archive = MemoryArchive()  # the Cloud Storage layout and format, to count objects and bytes
     service = ProcessService(

@@ -12,7 +12,8 @@ Firestore store on the emulator:
 - **files** (``process_from = "files"``, fleet lanes on, 8: the new default): the messages of
   each minute of arrivals batched into stream files as the Pub/Sub Cloud Storage subscription
   writes them (text format; a new file at ``--max-duration`` seconds or ``--max-bytes``), each
-  file processed by :class:`~iotpipe.application.StreamFileService` (chunks of 400 lines, no
+  file processed by :class:`~iotpipe.application.StreamFileService` (its lines grouped by
+  device, chunks of at most 400 devices, no
   archive object written), one invocation per file.
 
 The Cloud Storage subscription itself cannot run on the emulators: the files are made here by
@@ -31,7 +32,7 @@ from typing import Any
 from firestore_ops import PROJECT, START, firestore_emulator, messages
 from iotpipe.adapters.clock import ManualClock
 from iotpipe.adapters.gcp import FirestoreStore
-from iotpipe.adapters.gcp.firestore import WINDOWS_PER_COMMIT
+from iotpipe.adapters.gcp.firestore import EMULATOR_COMMIT_BYTES, WINDOWS_PER_COMMIT
 from iotpipe.adapters.memory import MemoryArchive
 from iotpipe.application import ProcessService, StreamFileService
 from iotpipe.application.codecs import archive as fmt
@@ -46,7 +47,9 @@ LANES = 8
 
 
 def _store(client: Any, lanes: int) -> FirestoreStore:
-    return FirestoreStore(client, prefix=f"f{time.time_ns()}_", fleet_lanes=lanes)
+    return FirestoreStore(
+        client, prefix=f"f{time.time_ns()}_", fleet_lanes=lanes, commit_bytes=EMULATOR_COMMIT_BYTES
+    )
 
 
 def per_message(periods: list[list[RawBatch]], client: Any) -> dict[str, Any]:
@@ -147,15 +150,25 @@ def projection(
     files_s = max(bytes_s / args.max_bytes, 1 / args.max_duration)
     messages_s = msgs["invocations"] / msgs["readings"] * readings_s
     lines_per_file = messages_s / files_s
-    chunks_s = files_s * math.ceil(lines_per_file / fmt.STREAM_CHUNK_LINES)
-    windows_per_message = 1.0  # one device's minute: one window (two across an hour's edge)
-    commits_per_chunk = math.ceil(fmt.STREAM_CHUNK_LINES * windows_per_message / WINDOWS_PER_COMMIT)
+    # A file's lines are grouped by device into chunks of at most STREAM_CHUNK_DEVICES devices
+    # and STREAM_CHUNK_BYTES bytes; at this rate each device has a line or so per file.
+    devices_per_file = min(float(FLEET_DEVICES), lines_per_file)
+    chunks_per_file = max(
+        math.ceil(devices_per_file / fmt.STREAM_CHUNK_DEVICES),
+        math.ceil(bytes_s / files_s / fmt.STREAM_CHUNK_BYTES),
+    )
+    chunks_s = files_s * chunks_per_file
+    windows_per_device = 1.0  # a device's lines in a file: one window (two across an hour's edge)
+    commits_per_chunk = math.ceil(
+        fmt.STREAM_CHUNK_DEVICES * windows_per_device / WINDOWS_PER_COMMIT
+    )
     return {
         "readings_s": readings_s,
         "bytes_s": bytes_s,
         "files_s": files_s,
         "messages_objects_s": msgs["objects"] / msgs["readings"] * readings_s,
         "lines_per_file": lines_per_file,
+        "devices_per_file": devices_per_file,
         "chunks_s": chunks_s,
         "commits_per_chunk": commits_per_chunk,
         "lane_commits_per_lane_s": chunks_s * commits_per_chunk / LANES,
@@ -193,7 +206,8 @@ def show(
         f"{p['messages_objects_s'] / p['files_s']:,.0f}x fewer objects"
     )
     print(
-        f"  lanes: {p['lines_per_file']:,.0f} messages per file -> {p['chunks_s']:.1f} chunks/s x "
+        f"  lanes: {p['lines_per_file']:,.0f} messages of {p['devices_per_file']:,.0f} devices per "
+        f"file -> {p['chunks_s']:.1f} chunks/s x "
         f"{p['commits_per_chunk']} commits (<= {WINDOWS_PER_COMMIT} windows each) / {LANES} lanes "
         f"= {p['lane_commits_per_lane_s']:.2f} commits/s per lane document"
     )
@@ -226,6 +240,7 @@ def main() -> None:
         args.json,
         {
             "profile": args.profile,
+            "record": "minute" if args.batch_minutes else "reading",
             "devices": args.devices,
             "readings": msgs["readings"],
             "messages": per_thousand(msgs),

@@ -261,7 +261,7 @@ def firestore_stores(fleet_lanes: int | None = None) -> Iterator[Callable[[], An
     """A ``STORE_FACTORIES`` entry: each call makes a store under its own collection prefix
     (``fleet_lanes``: the adapter's default if ``None``, 0 for lanes off)."""
     from iotpipe.adapters.gcp import FirestoreStore
-    from iotpipe.adapters.gcp.firestore import DEFAULT_FLEET_LANES
+    from iotpipe.adapters.gcp.firestore import DEFAULT_FLEET_LANES, EMULATOR_COMMIT_BYTES
 
     lanes = DEFAULT_FLEET_LANES if fleet_lanes is None else fleet_lanes
 
@@ -271,7 +271,13 @@ def firestore_stores(fleet_lanes: int | None = None) -> Iterator[Callable[[], An
 
     def make() -> FirestoreStore:
         prefix = f"s{next(_store_numbers)}_"
-        return FirestoreStore(client, prefix=prefix, timeout_s=30, fleet_lanes=lanes)
+        return FirestoreStore(
+            client,
+            prefix=prefix,
+            timeout_s=30,
+            fleet_lanes=lanes,
+            commit_bytes=EMULATOR_COMMIT_BYTES,
+        )
 
     yield make
 

@@ -7,7 +7,9 @@ functions-framework serves it from a directory holding ``main.py`` beside it (se
   of that device's windows fail as Firestore being unavailable (transient: the message is
   redelivered and succeeds later);
 - ``IOTPIPE_TEST_POISON_DEVICE``: every write of that device's windows fails with a
-  permission error (permanent: the message ends on the dead-letter topic).
+  permission error (permanent: the message ends on the dead-letter topic);
+- ``IOTPIPE_TEST_CHUNK_DEVICES``: stream files are cut into chunks of that many devices (not
+  400), so that a small test file has several.
 
 Everything else is the real code on the real emulators.
 """
@@ -23,6 +25,7 @@ from google.api_core import exceptions
 from main import api, ingest, process
 
 from iotpipe.adapters.gcp.firestore import FirestoreStore
+from iotpipe.application import StreamFileService
 from iotpipe.domain import StoreUnavailable
 
 __all__ = ["api", "ingest", "process"]
@@ -30,6 +33,7 @@ __all__ = ["api", "ingest", "process"]
 _FLAKY = os.environ.get("IOTPIPE_TEST_FLAKY_DEVICE")
 _FAILURES = int(os.environ.get("IOTPIPE_TEST_FLAKY_FAILURES", "0"))
 _POISON = os.environ.get("IOTPIPE_TEST_POISON_DEVICE")
+_CHUNK_DEVICES = os.environ.get("IOTPIPE_TEST_CHUNK_DEVICES")
 _failed: Counter[tuple[str, int]] = Counter()
 _lock = threading.Lock()
 _real_commit = FirestoreStore._commit
@@ -51,3 +55,12 @@ def _faulty_commit(self: FirestoreStore, saves: Any) -> Any:
 
 
 FirestoreStore._commit = _faulty_commit  # type: ignore[method-assign]
+
+
+if _CHUNK_DEVICES:
+    _real_init = StreamFileService.__init__
+
+    def _small_chunks(self: StreamFileService, files: Any, processor: Any, *_: Any) -> None:
+        _real_init(self, files, processor, int(_CHUNK_DEVICES or 0))
+
+    StreamFileService.__init__ = _small_chunks  # type: ignore[method-assign]

@@ -18,9 +18,12 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 
 from iotpipe.adapters.clock import ManualClock
 from iotpipe.adapters.gcp import FirestoreStore
+from iotpipe.adapters.gcp.firestore import EMULATOR_COMMIT_BYTES, _commits, stored_size
 from iotpipe.application import Pipeline
+from iotpipe.application.codecs.window import window_to_record
 from iotpipe.domain import (
     FleetTotal,
+    HourlyWindow,
     IdentitySet,
     LatenessPolicy,
     Location,
@@ -195,6 +198,50 @@ def test_a_full_window_fits_in_one_document(firestore_db: Any) -> None:
     assert not result.failed and result.written == {("busy", H0)}
     [(window, *_)] = store._load([("busy", H0)]).values()
     assert window.stats.count == 72_000 and len(window.seen) == 72_000
+
+
+def test_a_round_of_large_windows_is_cut_into_requests_the_service_accepts(
+    firestore_db: Any,
+) -> None:
+    """Devices at 10 readings/s: late in the hour a window is ~130 KB (its identity set), so a
+    round of 40 (a stream file's chunk) is ~5 MB, more than one request may carry (10 MiB in
+    production; the emulator refuses gRPC messages over 4 MiB). The store cuts its batched
+    writes by bytes too, and every window and the lanes stay exact."""
+    store = FirestoreStore(firestore_db, fleet_lanes=8, commit_bytes=EMULATOR_COMMIT_BYTES)
+    devices = [f"fast-{d:02d}" for d in range(40)]
+    readings = [
+        reading(d, H0 + i * 100, temperature=i % 97) for d in devices for i in range(36_000)
+    ]
+    result = contribute(store, *readings)
+    assert not result.failed and result.written == {(d, H0) for d in devices}
+    assert store.ops().extra["commits"] >= 2
+    loaded = store._load([(d, H0) for d in devices])
+    assert {key: stored.window.stats.count for key, stored in loaded.items()} == {
+        (d, H0): 36_000 for d in devices
+    }
+    windows = [stored.window.stats for stored in loaded.values()]
+    assert store.fleet_total(H0) == FleetTotal(merge_all(windows), len(devices))
+
+
+def test_batched_writes_are_cut_by_windows_and_by_bytes() -> None:
+    # 400 windows at most, and the byte bound (a window alone may pass it).
+    assert _commits([1] * 1000, 10**9) == [(0, 400), (400, 800), (800, 1000)]
+    assert _commits([4, 4, 4, 9, 1], 8) == [(0, 2), (2, 3), (3, 4), (4, 5)]
+    assert _commits([], 8) == []
+
+
+def test_the_byte_count_of_a_window_is_at_least_its_encoded_size() -> None:
+    """What the bound counts (Firestore's documented storage sizes) is never less than the
+    client's own encoding of the document, from one reading to a busy hour."""
+    from google.cloud.firestore_v1 import _helpers
+    from google.cloud.firestore_v1.types import Document
+
+    for n in (1, 60, 3_600, 36_000):
+        rs = [reading("dev-1", H0 + i * 100, i % 97, Location(34.05, -118.24)) for i in range(n)]
+        window = HourlyWindow("dev-1", H0).absorb(rs)[0]
+        record = window_to_record(window)
+        encoded = Document(fields=_helpers.encode_dict(record))._pb.ByteSize()
+        assert encoded <= stored_size(record) <= encoded + 1024
 
 
 def test_lanes_hold_the_fleet_total_in_the_documented_layout(firestore_db: Any) -> None:

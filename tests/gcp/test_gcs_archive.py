@@ -141,7 +141,7 @@ def test_replay_reads_both_layouts_into_a_fresh_store_exactly(
     processor = ProcessService(store, SystemClock(), lateness=LatenessPolicy.backfill())
     report = replay(archive, processor, H0, H0 + 3 * MS_PER_HOUR)
     assert report.ok and report.records == 2 * third + (len(messages) - third) + 20
-    assert report.batches == 2 * third + 2  # an object each, a chunk per file (< 400 lines)
+    assert report.batches == 2 * third + 2  # an object each, a chunk per file (< 400 devices)
     expected = expected_windows(lines)
     stored = {}
     for device in {d for d, _ in expected}:

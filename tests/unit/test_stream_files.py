@@ -15,7 +15,7 @@ from iotpipe.adapters.memory import MemoryArchive, MemoryQuarantine, MemoryStore
 from iotpipe.application import ProcessService, QueryService, StreamFileService
 from iotpipe.application.codecs import archive as fmt
 from iotpipe.domain import LatenessPolicy
-from iotpipe.domain.time import MS_PER_HOUR, parse_instant
+from iotpipe.domain.time import MS_PER_HOUR, format_instant, parse_instant
 from iotpipe.simulator import Faults, Fleet
 from tests.oracle import expected_windows
 
@@ -61,7 +61,7 @@ def test_other_names_are_not_stream_files(name: str) -> None:
 
 def test_lines_are_records_as_delivered_in_chunks_with_stable_ids() -> None:
     body = b'[{"a":1}]\nnot json\n\n[]\n[{"b":2}]\n'
-    chunks = fmt.decode_stream_file(NAME, body, chunk_lines=2)
+    chunks = fmt.decode_stream_file(NAME, body, max_devices=2)  # no device named: one each
     assert [c.batch_id for c in chunks] == [f"{NAME}#c0", f"{NAME}#c1"]
     records = [r for c in chunks for r in c.records]
     assert [(r.record_id, r.data) for r in records] == [
@@ -74,7 +74,41 @@ def test_lines_are_records_as_delivered_in_chunks_with_stable_ids() -> None:
     assert fmt.decode_stream_file(NAME, b"") == []
 
 
-def _service(archive: MemoryArchive, chunk_lines: int) -> StreamFileService:
+def _line(device: str, second: int) -> bytes:
+    return orjson.dumps(
+        [{"device_id": device, "timestamp": format_instant(T0 + second * 1000), "temperature": 1}]
+    )
+
+
+def test_lines_are_grouped_by_device_into_chunks_of_bounded_devices_and_bytes() -> None:
+    lines = [_line("b", 1), _line("a", 2), b"oops", _line("b", 3), _line("c", 4), _line("a", 5)]
+    body = b"\n".join(lines) + b"\n"
+    ids = [
+        [r.record_id[len(NAME) + 1 :] for r in c.records]
+        for c in fmt.decode_stream_file(NAME, body, max_devices=2)
+    ]
+    # a's and b's lines in file order, then c, then the line naming no device.
+    assert ids == [["2", "6", "1", "4"], ["5", "3"]]
+    # A byte bound cuts a device's lines too (a chunk always takes one line).
+    small = fmt.decode_stream_file(NAME, body, max_devices=400, max_bytes=len(lines[0]) + 1)
+    assert [len(c.records) for c in small] == [1] * 6
+    assert fmt.decode_stream_file(NAME, body) == fmt.decode_stream_file(NAME, body)  # stable
+
+
+def test_a_device_with_many_lines_in_a_file_is_one_window_write_per_chunk() -> None:
+    # Devices that post every reading: 3 devices x 300 lines, interleaved as they arrive
+    # (more lines than a chunk has devices).
+    lines = [_line(device, second) for second in range(300) for device in ("x", "y", "z")]
+    archive = MemoryArchive()
+    archive.objects.put(NAME, b"\n".join(lines))
+    counts = _service(archive, fmt.STREAM_CHUNK_DEVICES).process(NAME).counts()
+    assert counts["chunks"] == 1 and counts["accepted"] == 900
+    assert counts["windows_updated"] == 3  # one per device (hour), not one per line
+
+
+def _service(
+    archive: MemoryArchive, max_devices: int, max_bytes: int = fmt.STREAM_CHUNK_BYTES
+) -> StreamFileService:
     processor = ProcessService(
         MemoryStore(),
         ManualClock(T0),
@@ -82,16 +116,16 @@ def _service(archive: MemoryArchive, chunk_lines: int) -> StreamFileService:
         MemoryQuarantine(),
         LatenessPolicy(horizon=None),
     )
-    return StreamFileService(archive, processor, chunk_lines)
+    return StreamFileService(archive, processor, max_devices, max_bytes)
 
 
 LINES = list(Fleet(3, 300, seed=4).payloads(T0, T0 + 2 * MS_PER_HOUR, Faults(duplicates=0.1)))
 
 
 @settings(max_examples=40, deadline=None)
-@given(data=st.data(), chunk_lines=st.integers(1, 12))
+@given(data=st.data(), max_devices=st.integers(1, 4), max_bytes=st.integers(1, 4000))
 def test_any_split_into_files_any_chunks_any_redelivery_stores_the_oracle(
-    data: st.DataObject, chunk_lines: int
+    data: st.DataObject, max_devices: int, max_bytes: int
 ) -> None:
     """Messages split into files at random (some in two files), processed in any order, any
     file any number of times: the store holds each distinct reading once."""
@@ -108,7 +142,7 @@ def test_any_split_into_files_any_chunks_any_redelivery_stores_the_oracle(
         names.append(name)
     deliveries = data.draw(st.lists(st.sampled_from(names), min_size=len(names)))
     order = data.draw(st.permutations(names)) + deliveries  # each at least once
-    service = _service(archive, chunk_lines)
+    service = _service(archive, max_devices, max_bytes)
     for name in order:
         report = service.process(name)
         assert not report.redeliver and report.found
@@ -125,8 +159,8 @@ def test_the_summary_sums_the_chunks() -> None:
     archive = MemoryArchive()
     lines = [b"[" + line.encode() + b"]" for line in LINES[:7]] + [b"oops"]
     archive.objects.put(NAME, b"\n".join(lines))
-    counts = _service(archive, 3).process(NAME).counts()
-    assert counts["chunks"] == 3 and counts["records"] == 8
+    counts = _service(archive, 1).process(NAME).counts()  # a chunk per device, and the oops
+    assert counts["chunks"] == 4 and counts["records"] == 8
     distinct = sum(stats.count for stats in expected_windows(LINES[:7]).values())
     assert counts["accepted"] + counts["duplicates"] == 7 and counts["accepted"] == distinct
     assert counts["rejected"] == {"malformed_json": 1} and counts["failed_chunks"] == 0

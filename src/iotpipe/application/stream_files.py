@@ -71,7 +71,9 @@ class FileReport:
 
 
 class StreamFileService:
-    """Read a stream file from the archive and process it in chunks of lines.
+    """Read a stream file from the archive and process it in chunks, its lines grouped by
+    device (:func:`~iotpipe.application.codecs.archive.decode_stream_file`; ``max_devices``
+    and ``max_bytes`` bound a chunk).
 
     ``processor`` must have no archive (the file is the archive); every chunk is processed,
     even after one fails, so each delivery of a file makes what progress it can.
@@ -81,11 +83,12 @@ class StreamFileService:
         self,
         files: ArchiveFiles,
         processor: ProcessService,
-        chunk_lines: int = fmt.STREAM_CHUNK_LINES,
+        max_devices: int = fmt.STREAM_CHUNK_DEVICES,
+        max_bytes: int = fmt.STREAM_CHUNK_BYTES,
     ) -> None:
         self._files = files
         self._processor = processor
-        self._chunk_lines = chunk_lines
+        self._bounds = (max_devices, max_bytes)
 
     @property
     def processor(self) -> ProcessService:
@@ -100,5 +103,5 @@ class StreamFileService:
             return FileReport(name, error=f"archive: {exc}")
         if body is None:
             return FileReport(name, found=False)
-        batches = fmt.decode_stream_file(name, body, self._chunk_lines)
+        batches = fmt.decode_stream_file(name, body, *self._bounds)
         return FileReport(name, chunks=tuple(self._processor.process(b) for b in batches))

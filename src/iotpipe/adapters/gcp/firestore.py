@@ -44,7 +44,10 @@ document under a precondition (windows: the ``last_update_time`` read, new ones:
 exist; the lane: likewise): all or nothing, so a lane holds each window write's growth exactly
 once, and a commit the client retried after a lost reply fails its preconditions instead of
 applying twice. Each commit picks a lane at random, so concurrent commits rarely contend; a
-commit holds at most :data:`WINDOWS_PER_COMMIT` windows (Firestore: 500 writes per commit).
+commit holds at most :data:`WINDOWS_PER_COMMIT` windows and ``commit_bytes`` bytes of documents
+(:data:`COMMIT_BYTES`: a request may carry at most 10 MiB, and 400 windows of devices sending
+several readings a second weigh more; on the emulator, which refuses 4 MiB, use
+:data:`EMULATOR_COMMIT_BYTES`: :func:`commit_bytes_for`).
 :meth:`FirestoreStore.fleet_total` merges an hour's lanes with one query. One lane write per
 commit is one document write per commit, not per window: with many windows per round (a replay,
 ``iotpipe process``) writes stay near one per window, but the GCP process function commits one
@@ -115,7 +118,7 @@ import importlib
 import random
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -161,6 +164,17 @@ FORMAT = 2
 DEFAULT_FLEET_LANES = 8
 #: Windows per batched write: with one lane per hour touched, under Firestore's 500 writes.
 WINDOWS_PER_COMMIT = 400
+#: Bytes of documents per batched write, at most (as :func:`stored_size` counts them): a
+#: request may not exceed 10 MiB, and a window grows ~5 bytes a reading (its identity set), so
+#: 400 windows of devices that send more than ~1.5 readings a second pass it late in the hour.
+COMMIT_BYTES = 8 * 2**20
+#: The same for the Firestore emulator, which refuses gRPC messages over 4 MiB.
+EMULATOR_COMMIT_BYTES = 3 * 2**20 + 2**19
+#: The environment variable the Google clients read to talk to the emulator.
+EMULATOR_HOST_VARIABLE = "FIRESTORE_EMULATOR_HOST"
+#: What a document costs beyond its fields, at most: its name (the path, ~100 bytes) and the
+#: write's precondition and framing.
+_DOCUMENT_OVERHEAD = 512
 TTL_FIELD = "expire_at"
 #: The composite index :meth:`FirestoreStore.fleet_hour` needs (collection group scope).
 FLEET_INDEX: dict[str, Any] = {
@@ -200,6 +214,7 @@ class FirestoreStore(WindowStoreBase):
         sleep: Callable[[float], None] = time.sleep,
         fleet_lanes: int = DEFAULT_FLEET_LANES,
         schema: TelemetrySchema = DEFAULT_SCHEMA,
+        commit_bytes: int = COMMIT_BYTES,
     ) -> None:
         if fleet_lanes < 0:
             raise ValueError("fleet_lanes must be 0 (lanes off) or more")
@@ -213,6 +228,7 @@ class FirestoreStore(WindowStoreBase):
         self.fleet_collection = prefix + FLEET
         self.lanes_collection = prefix + LANES
         self.fleet_lanes = fleet_lanes
+        self.commit_bytes = commit_bytes
         # Lanes off still keeps the lanes of windows already in them (format 2) exact.
         self._lane_count = fleet_lanes or DEFAULT_FLEET_LANES
         self.ttl_days = ttl_days
@@ -285,22 +301,27 @@ class FirestoreStore(WindowStoreBase):
             raise outcome
 
     def _save_all(self, windows: Sequence[Save]) -> list[IotPipeError | None]:
-        """The round's windows in batched writes of up to :data:`WINDOWS_PER_COMMIT`, each
-        with the lanes of its hours (see the module docstring)."""
+        """The round's windows in batched writes of up to :data:`WINDOWS_PER_COMMIT` windows
+        and ``commit_bytes`` bytes, each with the lanes of its hours (see the module
+        docstring)."""
+        records = [window_to_record(save.window, self.schema) for save in windows]
         outcomes: list[IotPipeError | None] = []
-        for start in range(0, len(windows), WINDOWS_PER_COMMIT):
-            chunk = windows[start : start + WINDOWS_PER_COMMIT]
+        for start, end in _commits([stored_size(r) for r in records], self.commit_bytes):
+            chunk = windows[start:end]
             try:
                 for save in chunk:
                     if save.expected is None:  # a new window: make sure its device is listed
                         self._register(save.window.device_id)
-                outcomes += self._commit(chunk)
+                outcomes += self._commit(chunk, records[start:end])
             except StoreUnavailable as exc:
                 outcomes += [exc] * len(chunk)
         return outcomes
 
-    def _commit(self, saves: Sequence[Save]) -> list[IotPipeError | None]:
-        """One batched write: the windows and one lane per hour, all under preconditions.
+    def _commit(
+        self, saves: Sequence[Save], records: Sequence[dict[str, Any]] | None = None
+    ) -> list[IotPipeError | None]:
+        """One batched write: the windows (``records``: their encoded fields, if made
+        already) and one lane per hour, all under preconditions.
 
         With lanes off, only windows already in the lanes (format 2) keep theirs exact; the
         others are written as format 1, with no lane read or written."""
@@ -315,8 +336,10 @@ class FirestoreStore(WindowStoreBase):
             found = {s.reference.path: s for s in self._get_all([*lanes.values()])}
             self._meter.add(reads=len(lanes), lookups=1)
         totals = {hour: _total(found.get(ref.path), self.schema) for hour, ref in lanes.items()}
+        if records is None:
+            records = [window_to_record(save.window, self.schema) for save in saves]
         batch = self._client.batch()
-        for (window, expected, before), joins in zip(saves, laned, strict=True):
+        for (window, expected, before), joins, record in zip(saves, laned, records, strict=True):
             if joins:
                 # A format 2 window is in the lanes already: only its growth joins; a new or
                 # format 1 window joins whole.
@@ -324,7 +347,7 @@ class FirestoreStore(WindowStoreBase):
                 hour = window.hour_ms
                 totals[hour] = totals[hour].grown(counted, window.stats)
             ref = self._window_ref(*window.key)
-            self._put(batch, ref, window, expected, FORMAT if joins else 1)
+            self._put(batch, ref, window, record, expected, FORMAT if joins else 1)
         for hour, ref in lanes.items():
             fields = {"hour_ms": hour, "total": heads.encode_total(totals[hour], self.schema)}
             if self.ttl_days is not None:
@@ -348,16 +371,24 @@ class FirestoreStore(WindowStoreBase):
         return [None] * len(saves)
 
     def _put(
-        self, batch: Any, ref: Any, window: HourlyWindow, expected: Version, form: int
+        self,
+        batch: Any,
+        ref: Any,
+        window: HourlyWindow,
+        record: dict[str, Any],
+        expected: Version,
+        form: int,
     ) -> None:
-        """A window's write in a batch: created, or replaced if unchanged since it was read;
-        ``form`` is its format (2: counted in its hour's lanes)."""
+        """A window's write in a batch (``record``: its encoded fields): created, or replaced
+        if unchanged since it was read; ``form`` is its format (2: counted in its hour's
+        lanes)."""
         if expected is None:
-            batch.create(ref, self._fields(window, version=1, form=form))
+            batch.create(ref, self._fields(window, record, version=1, form=form))
             return
         version, updated = _parse_token(str(expected))
         option = self._client.write_option(last_update_time=updated)
-        batch.update(ref, self._fields(window, version=version + 1, form=form), option=option)
+        fields = self._fields(window, record, version=version + 1, form=form)
+        batch.update(ref, fields, option=option)
 
     def migrate_format1(self) -> int:
         """Put every window of the release before (``format: 1``) into its hour's fleet lanes
@@ -381,8 +412,10 @@ class FirestoreStore(WindowStoreBase):
                     break
         return converted
 
-    def _fields(self, window: HourlyWindow, version: int, form: int) -> dict[str, Any]:
-        fields = window_to_record(window, self.schema)
+    def _fields(
+        self, window: HourlyWindow, record: dict[str, Any], version: int, form: int
+    ) -> dict[str, Any]:
+        fields = dict(record)
         fields["format"] = form
         fields["version"] = version
         if self.ttl_days is not None:
@@ -520,6 +553,48 @@ class FirestoreStore(WindowStoreBase):
         snapshots = self._guard("query", lambda: list(query.stream(**self._rpc)))
         self._meter.add(reads=max(1, len(snapshots)), queries=1)
         return [s.to_dict() for s in snapshots]
+
+
+def commit_bytes_for(environ: Mapping[str, str]) -> int:
+    """The ``commit_bytes`` for a client made in ``environ``: the emulator's limit if the
+    client will talk to one (:data:`EMULATOR_HOST_VARIABLE`), else production's."""
+    return EMULATOR_COMMIT_BYTES if environ.get(EMULATOR_HOST_VARIABLE) else COMMIT_BYTES
+
+
+def stored_size(value: Any) -> int:
+    """The bytes Firestore counts for a value (its documented storage sizes: a string is its
+    UTF-8 bytes + 1, bytes their length, a number, timestamp or reference 8, a boolean or null
+    1, an array the sum of its values, a map the sum of its keys (as strings) and values), plus
+    :data:`_DOCUMENT_OVERHEAD` for a whole document's fields (a ``dict`` at the top)."""
+    return _size(value) + _DOCUMENT_OVERHEAD if isinstance(value, dict) else _size(value)
+
+
+def _size(value: Any) -> int:
+    if isinstance(value, bytes | bytearray):
+        return len(value)
+    if isinstance(value, str):
+        return len(value.encode()) + 1
+    if isinstance(value, dict):
+        return sum(len(str(k).encode()) + 1 + _size(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return sum(_size(v) for v in value)
+    return 1 if value is None or isinstance(value, bool) else 8
+
+
+def _commits(sizes: Sequence[int], limit: int) -> list[tuple[int, int]]:
+    """``[start, end)`` ranges of consecutive windows, one per batched write: at most
+    :data:`WINDOWS_PER_COMMIT` windows and ``limit`` bytes each (a window alone may pass it:
+    a document is at most 1 MiB, far below any request limit)."""
+    ranges: list[tuple[int, int]] = []
+    start = total = 0
+    for end, size in enumerate(sizes):
+        if end > start and (end - start == WINDOWS_PER_COMMIT or total + size > limit):
+            ranges.append((start, end))
+            start, total = end, 0
+        total += size
+    if start < len(sizes):
+        ranges.append((start, len(sizes)))
+    return ranges
 
 
 def _in_lanes(stored: Stored | None) -> bool:

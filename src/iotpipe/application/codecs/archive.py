@@ -22,8 +22,10 @@ The name is ``<STREAM_FILENAME_PREFIX><time in STREAM_FILENAME_DATETIME_FORMAT>_
 subscription from these three constants, and :data:`STREAM_FILE_NAME` parses a name back.
 The time in the name (when the subscription opened the file, UTC) is the file's partition
 hour and the arrival time of each of its records, on the live path and in a replay alike.
-A file is processed in chunks of :data:`STREAM_CHUNK_LINES` lines; the record id of a line is
-``<file name>#<line number>``, so a redelivered or replayed file repeats its own ids.
+A file is processed in chunks (:func:`decode_stream_file`): its lines grouped by device, at
+most :data:`STREAM_CHUNK_DEVICES` devices and :data:`STREAM_CHUNK_BYTES` bytes each. The
+record id of a line is ``<file name>#<line number>``, so a redelivered or replayed file
+repeats its own ids, and its chunks are the same on every delivery.
 """
 
 from __future__ import annotations
@@ -64,10 +66,18 @@ STREAM_FILE_NAME = re.compile(
     + r"(?P<unique>[^/]+)"
     + re.escape(STREAM_FILENAME_SUFFIX)
 )
-#: Lines (ingest messages) per processing chunk: one store round trip each. 400 is the
-#: Firestore adapter's windows per batched write, so a chunk of device-minute messages is one
-#: commit, with one fleet lane write per hour it touches.
-STREAM_CHUNK_LINES = 400
+#: Devices per processing chunk: one store round trip each. 400 is the Firestore adapter's
+#: windows per batched write, so a chunk is one commit (two across an hour's edge), with one
+#: fleet lane write per hour it touches, however many lines each device has in the file.
+STREAM_CHUNK_DEVICES = 400
+#: Bytes of lines per processing chunk, at most (but always one line): bounds what a chunk
+#: holds decoded in memory when devices send many lines per file (400 devices' minutes of
+#: readings are ~3.6 MB of JSON).
+STREAM_CHUNK_BYTES = 4 * 2**20
+#: Where a line names its device: the first ``"device_id"`` member (ingest publishes one
+#: device's readings per message). Only for grouping lines into chunks; the process use case
+#: reads every line whole, so a line this misreads is still counted right.
+_LINE_DEVICE = re.compile(rb'"device_id"\s*:\s*"([^"\\]{1,256})"')
 
 
 def stream_file_time(name: str) -> int | None:
@@ -89,28 +99,59 @@ def stream_hour_prefix(hour_ms: int) -> str:
 
 
 def decode_stream_file(
-    name: str, body: bytes, chunk_lines: int = STREAM_CHUNK_LINES
+    name: str,
+    body: bytes,
+    max_devices: int = STREAM_CHUNK_DEVICES,
+    max_bytes: int = STREAM_CHUNK_BYTES,
 ) -> list[RawBatch]:
-    """A stream file as batches of at most ``chunk_lines`` records, one per non-blank line.
+    """A stream file as batches, one record per non-blank line, grouped by device.
 
     Each line is kept as delivered, whatever it holds (the process use case quarantines what
     is not readings), with the id ``<name>#<line number>`` and the time in the file's name as
-    its arrival; the batch ids are ``<name>#c<chunk number>``, stable on every delivery. A
-    blank line (the file's final newline) is no record. Raises ``ValueError`` for a name that
-    is not a stream file's.
+    its arrival. The lines are ordered by the device they name (in file order for one device;
+    lines that name none last, each as a device of its own) and cut into batches of at most
+    ``max_devices`` devices and ``max_bytes`` bytes of lines, so that a device with many lines
+    in the file is one window write per chunk, not one per line. The batch ids are
+    ``<name>#c<chunk number>``: the same file always gives the same batches. A blank line (the
+    file's final newline) is no record. Raises ``ValueError`` for a name that is not a stream
+    file's.
     """
+    records = stream_file_records(name, body)
+    keyed = sorted(
+        ((_line_device(record.data), number) for number, record in enumerate(records)),
+        key=lambda pair: (pair[0] is None, pair[0] or b"", pair[1]),
+    )
+    batches: list[list[RawRecord]] = []
+    devices: set[bytes | int] = set()
+    size = 0
+    for device, number in keyed:
+        record, key = records[number], number if device is None else device
+        full = key not in devices and len(devices) >= max_devices
+        if not batches or full or (size + len(record.data) > max_bytes and size):
+            batches.append([])
+            devices, size = set(), 0
+        batches[-1].append(record)
+        devices.add(key)
+        size += len(record.data)
+    return [RawBatch(f"{name}#c{n}", tuple(batch)) for n, batch in enumerate(batches)]
+
+
+def stream_file_records(name: str, body: bytes) -> list[RawRecord]:
+    """A stream file's records in file order, one per non-blank line (see
+    :func:`decode_stream_file`). Raises ``ValueError`` for a name that is not a stream file's."""
     arrived = stream_file_time(name)
     if arrived is None:
         raise ValueError(f"{name} is not a stream file name")
-    records = [
+    return [
         RawRecord(f"{name}#{number}", line, arrived)
         for number, line in enumerate(body.split(b"\n"), start=1)
         if line.strip()
     ]
-    return [
-        RawBatch(f"{name}#c{start // chunk_lines}", tuple(records[start : start + chunk_lines]))
-        for start in range(0, len(records), chunk_lines)
-    ]
+
+
+def _line_device(line: bytes) -> bytes | None:
+    found = _LINE_DEVICE.search(line)
+    return None if found is None else found[1]
 
 
 def partition_prefix(kind: str, hour_ms: int) -> str:

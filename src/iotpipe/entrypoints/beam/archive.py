@@ -108,8 +108,7 @@ def read_batch(name: str, body: bytes) -> tuple[RawBatch, BadFile | None]:
     lost with the bad ones.
     """
     if fmt.stream_file_time(name) is not None:  # lines as delivered: nothing in it is "bad"
-        whole = fmt.decode_stream_file(name, body, chunk_lines=body.count(b"\n") + 1)
-        return (whole[0] if whole else RawBatch(f"{name}#c0", ())), None
+        return RawBatch(f"{name}#c0", tuple(fmt.stream_file_records(name, body))), None
     batch_id = fmt.batch_id_of(name)
     if not body:  # gzip reads no bytes as nothing; the archive never writes an empty object
         return RawBatch(batch_id, ()), BadFile(name, "empty object (0 bytes)", 0, True)

@@ -16,6 +16,7 @@ Workers build their own store (a client cannot be pickled), so the store is give
 from __future__ import annotations
 
 import importlib
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -116,6 +117,7 @@ def _dynamodb(table: str, settings: dict[str, str]) -> AggregateStore:
 
 def _firestore(project: str, settings: dict[str, str]) -> AggregateStore:
     from iotpipe.adapters.gcp import FirestoreStore
+    from iotpipe.adapters.gcp.firestore import commit_bytes_for
 
     firestore = importlib.import_module("google.cloud.firestore")
     client = firestore.Client(project=project, database=settings.get("database", "(default)"))
@@ -124,6 +126,7 @@ def _firestore(project: str, settings: dict[str, str]) -> AggregateStore:
         prefix=settings.get("prefix", ""),
         ttl_days=int(settings["ttl_days"]) if "ttl_days" in settings else None,
         fleet_lanes=int(settings.get("fleet_lanes", "0")),
+        commit_bytes=commit_bytes_for(os.environ),
     )
 
 

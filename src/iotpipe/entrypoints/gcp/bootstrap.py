@@ -62,7 +62,7 @@ def stream_file_service() -> StreamFileService:
 def _process_parts() -> _ProcessParts:
     """The adapters both kinds of processing share, built once per instance."""
     from iotpipe.adapters.clock import SystemClock
-    from iotpipe.adapters.gcp.firestore import FirestoreStore
+    from iotpipe.adapters.gcp.firestore import FirestoreStore, commit_bytes_for
     from iotpipe.adapters.gcp.gcs import GcsArchive, GcsQuarantine
     from iotpipe.application import use_schema
     from iotpipe.entrypoints.deployed_schema import deployed_schema
@@ -74,6 +74,7 @@ def _process_parts() -> _ProcessParts:
         prefix=config.firestore_prefix,
         ttl_days=config.ttl_days,
         fleet_lanes=config.fleet_lanes,
+        commit_bytes=commit_bytes_for(os.environ),
     )
     schema = use_schema(store, deployed_schema(os.environ))  # refuses an unsafe schema
     storage, bucket = clients.storage(config.project), config.need_bucket()
