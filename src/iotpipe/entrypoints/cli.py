@@ -7,7 +7,6 @@ import os
 import signal
 import sys
 import time
-from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -18,7 +17,8 @@ import orjson
 from iotpipe.adapters.clock import SystemClock
 from iotpipe.adapters.local import FileArchive, SqliteStore
 from iotpipe.adapters.memory import MemoryStore
-from iotpipe.application import ProcessReport, ProcessService, ReplayReport, replay, use_schema
+from iotpipe.application import ProcessService, ReplayReport, replay, use_schema
+from iotpipe.application.process import ReportTotals
 from iotpipe.application.views import window_json
 from iotpipe.bootstrap import batch_pipeline
 from iotpipe.domain import (
@@ -72,7 +72,7 @@ def _process(args: argparse.Namespace) -> int:
         output = _open_out(stack, args.output) if args.output else sys.stdout.buffer
         rejects = _RejectsFile(_open_out(stack, args.rejects)) if args.rejects else None
         pipeline = batch_pipeline(store, quarantine=rejects, schema=declared)
-        totals = _Totals()
+        totals = ReportTotals()
         for report in pipeline.process_records(
             _lines(source), batch_size=args.batch_size, source="cli"
         ):
@@ -82,7 +82,7 @@ def _process(args: argparse.Namespace) -> int:
             line = orjson.dumps(window_json(window, schema), option=orjson.OPT_APPEND_NEWLINE)
             output.write(line)
         output.flush()
-    print(totals.summary(), file=sys.stderr)
+    print(_summary(totals), file=sys.stderr)
     return 1 if totals.unapplied else 0
 
 
@@ -144,29 +144,15 @@ class _RejectsFile:
             self._sink.write(orjson.dumps(line, option=orjson.OPT_APPEND_NEWLINE))
 
 
-class _Totals:
-    def __init__(self) -> None:
-        self.received = self.accepted = self.duplicates = self.unapplied = 0
-        self.rejected: Counter[str] = Counter()
-        self.errors: dict[str, None] = {}  # insertion-ordered set
-
-    def add(self, report: ProcessReport) -> None:
-        self.received += report.received
-        self.accepted += report.accepted
-        self.duplicates += report.duplicates
-        self.rejected.update(report.rejected)
-        self.unapplied += report.unapplied
-        self.errors.update(dict.fromkeys(report.errors))
-
-    def summary(self) -> str:
-        reasons = ", ".join(f"{k} {v}" for k, v in sorted(self.rejected.items()))
-        rejected = sum(self.rejected.values())
-        return (
-            f"iotpipe process: {self.received} readings, {self.accepted} counted, "
-            f"{self.duplicates} duplicates, {rejected} rejected"
-            + (f" ({reasons})" if reasons else "")
-            + _unapplied(self.unapplied, self.errors)
-        )
+def _summary(totals: ReportTotals) -> str:
+    """The one line ``iotpipe process`` prints when it is done."""
+    reasons = ", ".join(f"{k} {v}" for k, v in totals.rejected_by_reason().items())
+    return (
+        f"iotpipe process: {totals.received} readings, {totals.accepted} counted, "
+        f"{totals.duplicates} duplicates, {sum(totals.rejected.values())} rejected"
+        + (f" ({reasons})" if reasons else "")
+        + _unapplied(totals.unapplied, totals.errors)
+    )
 
 
 def _unapplied(count: int, errors: Iterable[str]) -> str:
