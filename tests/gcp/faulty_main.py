@@ -39,7 +39,7 @@ _lock = threading.Lock()
 _real_commit = FirestoreStore._commit
 
 
-def _faulty_commit(self: FirestoreStore, saves: Any) -> Any:
+def _faulty_commit(self: FirestoreStore, saves: Any, *records: Any) -> Any:
     """The store's batched write (windows and their fleet lane), failing for the devices set."""
     for save in saves:
         window = save.window
@@ -51,7 +51,7 @@ def _faulty_commit(self: FirestoreStore, saves: Any) -> Any:
                 _failed[window.key] += fail
             if fail:
                 raise StoreUnavailable("firestore: injected outage")
-    return _real_commit(self, saves)
+    return _real_commit(self, saves, *records)
 
 
 FirestoreStore._commit = _faulty_commit  # type: ignore[method-assign]

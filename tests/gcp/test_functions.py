@@ -218,10 +218,10 @@ def test_a_store_failure_raises_so_the_message_is_redelivered_and_the_end_is_exa
     down = {"iot-sensor-002"}
     real_commit = FirestoreStore._commit
 
-    def flaky_commit(self: FirestoreStore, saves: Any) -> Any:
+    def flaky_commit(self: FirestoreStore, saves: Any, *records: Any) -> Any:
         if any(save.window.device_id in down for save in saves):
             raise StoreUnavailable("firestore: injected outage")
-        return real_commit(self, saves)
+        return real_commit(self, saves, *records)
 
     monkeypatch.setattr(FirestoreStore, "_commit", flaky_commit)
     lines = fleet_lines(devices=3, hours=1)
