@@ -5,9 +5,10 @@ Decisions:
 - **One Pub/Sub message per** :class:`~iotpipe.ports.StreamMessage`. Ingest already groups an
   HTTP request's readings by device (a JSON array per device), so a request of 500 readings
   from one device is one message; per-reading messages would multiply publish and delivery
-  costs (Pub/Sub bills at least 1 KB per message) and store writes (one per message that
+  costs (Pub/Sub bills each message's bytes plus ~40 of metadata, and at least 1,000 bytes
+  per publish request) and store writes (one per message that
   touches a window). The device id travels as the ``device_id`` attribute (for subscription
-  filters and inspection); the data is the JSON array as ingest encoded it.
+  filters and inspection); the data is the JSON array as ingest encoded it, or packed (below).
 - **Batching** is the client's (:data:`DEFAULT_BATCH`): the messages of one request leave in
   one ``Publish`` call (up to 500 messages and 4 MB, after at most 5 ms), within the service's
   limits of 1,000 messages and 10 MB per call.
