@@ -244,6 +244,70 @@ def kinesis_rows(d: dict[str, Any]) -> list[Row]:
     ]
 
 
+def pubsub_rows(d: dict[str, Any]) -> list[Row]:
+    """pubsub_bytes.py: Pub/Sub billed bytes and archive-file bytes, packed messages against
+    plain JSON in the same run, and what packing and unpacking cost (issue #16, the GCP bill)."""
+    z, n, dist = d["zlib"], d["none"], d["zlib"]["message_bytes"]
+    rate = {m: d["readings"] / d[m]["file_process_s"] for m in ("zlib", "none")}
+
+    def kb(mode: dict[str, Any], key: str) -> str:
+        return f"{mode[key] / 1024:,.1f} KB"
+
+    return [
+        (
+            "Pub/Sub publish, device-minute messages via the GCP ingest function: billed KB "
+            "/ 1,000 readings (1,000-byte minimum per request)",
+            f"{kb(z, 'publish_billed_bytes_per_1000')} packed (base64 zlib text)",
+            f"{kb(n, 'publish_billed_bytes_per_1000')}: plain JSON, the same requests",
+            _ratio(z["publish_billed_bytes_per_1000"], n["publish_billed_bytes_per_1000"]),
+            "reported",
+            "",
+        ),
+        (
+            "  the Cloud Storage subscription: billed KB / 1,000 readings",
+            kb(z, "subscription_billed_bytes_per_1000"),
+            kb(n, "subscription_billed_bytes_per_1000"),
+            _ratio(
+                z["subscription_billed_bytes_per_1000"], n["subscription_billed_bytes_per_1000"]
+            ),
+            "reported",
+            "",
+        ),
+        (
+            "  archive stream files: bytes / 1,000 readings",
+            kb(z, "archive_bytes_per_1000"),
+            kb(n, "archive_bytes_per_1000"),
+            _ratio(z["archive_bytes_per_1000"], n["archive_bytes_per_1000"]),
+            "reported",
+            "",
+        ),
+        (
+            "  packed message data bytes: p50 / p99 / max",
+            f"{dist['p50']:.0f} / {dist['p99']:.0f} / {dist['max']}",
+            f"{d['raw_bytes_per_request']:,.0f} bytes: the request's JSON",
+            _ratio(dist["p50"], d["raw_bytes_per_request"]),
+            "",
+            "",
+        ),
+        (
+            "  ingest: packing one request's message (zlib level 9 + base64)",
+            f"{d['pack_us_per_request']:.0f} us",
+            f"{n['ingest_ms_per_request']:.2f} ms: an ingest request, plain, on the emulator",
+            _ratio(d["pack_us_per_request"] / 1000, n["ingest_ms_per_request"]),
+            "",
+            "",
+        ),
+        (
+            "  stream files processed (in memory), packed lines",
+            f"{rate['zlib']:,.0f} readings/s",
+            f"{rate['none']:,.0f} readings/s: plain lines, same run",
+            _ratio(rate["zlib"], rate["none"]),
+            "",
+            "",
+        ),
+    ]
+
+
 def sqlite_rows(d: dict[str, Any]) -> list[Row]:
     """sqlite_writes.py: bytes the SQLite store writes per 1,000 readings."""
     p = d["per_1000"]
@@ -752,6 +816,12 @@ BENCHMARKS = (
         "kinesis_bytes",
         "kinesis_bytes.py",
         kinesis_rows,
+        smoke=["--devices", "5", "--minutes", "2", "--repeat", "1"],
+    ),
+    Benchmark(
+        "pubsub_bytes",
+        "pubsub_bytes.py",
+        pubsub_rows,
         smoke=["--devices", "5", "--minutes", "2", "--repeat", "1"],
     ),
     Benchmark(

@@ -177,6 +177,7 @@ resource "google_cloudfunctions2_function" "ingest" {
       IOTPIPE_TOPIC                  = google_pubsub_topic.readings.id
       IOTPIPE_LATENESS_HORIZON_HOURS = tostring(var.lateness_horizon_hours)
       IOTPIPE_MAX_SKEW_SECONDS       = tostring(var.max_skew_seconds)
+      IOTPIPE_STREAM_COMPRESSION     = var.stream_compression # messages over 1 KB as base64 zlib text
       THREADS                        = tostring(var.functions["ingest"].concurrency)
     }
 

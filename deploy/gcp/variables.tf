@@ -176,6 +176,17 @@ variable "archive_file_max_bytes" {
   }
 }
 
+variable "stream_compression" {
+  description = "How ingest publishes readings messages: \"zlib\" (the default) sends each message over 1 KB as base64 text of its zlib bytes (a device-minute of ~9.1 KB of JSON becomes ~1.3 KB: Pub/Sub bills publishing and the Cloud Storage subscription ~7x less, and the archive files are ~7x smaller); \"none\" publishes plain JSON, as releases before did. Process and replay read both. Upgrading a deployment that has traffic from a release that cannot read compressed messages: apply once with \"none\", then with \"zlib\" (docs/deployment.md)."
+  type        = string
+  default     = "zlib"
+
+  validation {
+    condition     = contains(["zlib", "none"], var.stream_compression)
+    error_message = "stream_compression must be \"zlib\" or \"none\"."
+  }
+}
+
 # --- Pub/Sub --------------------------------------------------------------------------------------
 
 variable "max_delivery_attempts" {

@@ -13,7 +13,8 @@ replays must survive:
   records before it can be read), one with a garbage line among good ones, one empty;
 - **stream files** (GCP's Cloud Storage subscription's text files under ``stream/``): one
   resending a batch's readings with a line that is not JSON, one holding readings found
-  nowhere else (device ``streamed-1``), one empty.
+  nowhere else (device ``streamed-1``), one empty, one of compressed messages (base64 zlib
+  text, device ``streamed-2``) with a plain line and a corrupt packed one.
 
 The **reference** is a second archive holding, for each corrupt file, exactly the records that
 can be read of it (known by construction, not by asking the code under test): a single-process
@@ -31,6 +32,7 @@ import orjson
 
 from iotpipe.adapters.local import FileArchive
 from iotpipe.application.codecs import archive as fmt
+from iotpipe.application.payloads import pack_text
 from iotpipe.domain.time import MS_PER_HOUR, parse_instant
 from iotpipe.ports import RawBatch, RawRecord
 from iotpipe.simulator import Faults, Fleet
@@ -117,10 +119,27 @@ def _stream_files(made: HardArchive) -> None:
         )
         for m in range(30)
     ]
+    # Compressed messages (GCP ingest's default): packed text lines only a reader that unpacks
+    # can count (device streamed-2), a plain one among them, and a corrupt packed line.
+    packed = [
+        orjson.dumps(
+            [
+                {
+                    "device_id": "streamed-2",
+                    "timestamp": f"2025-08-31T05:{m:02d}:{s:02d}Z",
+                    "humidity": s,
+                }
+                for s in range(0, 60, 5)
+            ]
+        )
+        for m in range(10)
+    ]
+    packed = [pack_text(m) for m in packed[:-1]] + packed[-1:] + [pack_text(packed[0])[:-3]]
     files = {
         "2025-08-31/04_00_10Z_resent": resent,
         "2025-08-31/05_00_00Z_streamed": streamed,
         "2025-08-31/05_01_00Z_empty": [],
+        "2025-08-31/05_10_00Z_packed": packed,
     }
     for stem, lines in files.items():
         name = f"{fmt.STREAM_FILENAME_PREFIX}{stem}{fmt.STREAM_FILENAME_SUFFIX}"

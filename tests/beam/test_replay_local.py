@@ -75,6 +75,9 @@ def test_beam_replay_stores_byte_for_byte_what_the_single_process_replay_stores(
     assert counts(done.out) == {**counts(single.out), "batches": counts(done.out)["batches"]}
     assert b'"device_id":"salvaged-1"' in expected
     assert b'"device_id":"streamed-1"' in expected  # read from a stream file only
+    # Read from packed lines only: all 10 messages' 12 readings (the corrupt line is a copy).
+    [streamed_2] = [w for w in expected.splitlines() if b'"device_id":"streamed-2"' in w]
+    assert orjson.loads(streamed_2)["count"] == 120
 
 
 def test_beam_replay_runs_in_several_worker_processes(

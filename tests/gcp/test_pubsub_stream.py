@@ -3,6 +3,7 @@ ids, publish times), and what cannot be published is reported, never dropped."""
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -11,6 +12,7 @@ import pytest
 
 from iotpipe.adapters.gcp import PubSubStream, publisher_client, record_from_message
 from iotpipe.adapters.gcp.pubsub import MAX_MESSAGE_BYTES
+from iotpipe.application.payloads import is_packed_text, unpack
 from iotpipe.ports import StreamMessage
 from tests.gcp_support import PROJECT, Server, free_port, unique
 
@@ -86,10 +88,27 @@ def test_an_oversized_message_is_reported_and_the_others_published(
 ) -> None:
     topic_path, subscription = topic
     stream = PubSubStream(topic_path, publisher_client())
-    big = StreamMessage("d2", b"x" * (MAX_MESSAGE_BYTES + 1))
+    # Random bytes do not compress: packed they would be larger, so they go as they are.
+    big = StreamMessage("d2", os.urandom(MAX_MESSAGE_BYTES + 1))
     result = stream.publish([StreamMessage("d1", b"[1]"), big, StreamMessage("d3", b"[3]")])
     assert result.failed == (1,) and result.error is not None and "10 MB" in result.error
     assert sorted(m.data for m in pull_all(subscription, 2)) == [b"[1]", b"[3]"]
+
+
+def test_the_limit_applies_to_the_bytes_sent_so_a_packed_message_may_pass_it(
+    topic: tuple[str, str],
+) -> None:
+    topic_path, subscription = topic
+    data = b"[" + b'{"device_id":"d1","temperature":21.5},' * 300_000 + b"{}]"  # ~11.7 MB
+    assert len(data) > MAX_MESSAGE_BYTES
+    plain = PubSubStream(topic_path, publisher_client(), compress=False)
+    refused = plain.publish([StreamMessage("d1", data)])
+    assert refused.failed == (0,) and refused.error is not None and "10 MB" in refused.error
+    packed = PubSubStream(topic_path, publisher_client())
+    assert packed.publish([StreamMessage("d1", data)]).failed == ()
+    [message] = pull_all(subscription, 1)
+    assert is_packed_text(message.data) and len(message.data) < MAX_MESSAGE_BYTES // 100
+    assert unpack(message.data) == data
 
 
 def test_an_unreachable_service_is_reported_within_the_timeout(
@@ -106,3 +125,16 @@ def test_an_unreachable_service_is_reported_within_the_timeout(
 def test_a_topic_must_be_a_full_path() -> None:
     with pytest.raises(ValueError, match="projects/"):
         PubSubStream("readings", publisher=None)
+
+
+def test_only_messages_over_1_kb_that_packing_shrinks_are_packed(topic: tuple[str, str]) -> None:
+    topic_path, subscription = topic
+    small = b"[" + b'{"n":1},' * 110 + b"{}]"  # 883 bytes: under the threshold
+    large = b"[" + b'{"n":1},' * 130 + b"{}]"  # 1,043 bytes
+    noise = b"\x00" + os.urandom(2000)  # incompressible: packed it would be larger
+    sent = [StreamMessage("d", m) for m in (small, large, noise)]
+    assert PubSubStream(topic_path, publisher_client()).publish(sent).failed == ()
+    got = {unpack(m.data): m.data for m in pull_all(subscription, 3)}
+    assert got.keys() == {small, large, noise}
+    assert got[small] == small and got[noise] == noise
+    assert is_packed_text(got[large]) and len(got[large]) < len(large)

@@ -250,6 +250,7 @@ BOUNDS = {
     "archive_file_max_bytes": ([999, MAX_BYTES[1] + 1], list(MAX_BYTES)),
     "fleet_lanes": ([-1, 1.5], [0, 8]),
     "request_log_sample": ([-0.01, 1.01], [0, 1]),
+    "stream_compression": (["gzip", "ZLIB", ""], ["zlib", "none"]),
 }
 
 

@@ -57,6 +57,7 @@ FIELD_SETTINGS = {
     "lateness": {settings.LATENESS_HORIZON_HOURS, settings.MAX_SKEW_SECONDS},
     "ttl_days": {settings.TTL_DAYS},
     "fleet_lanes": {settings.FLEET_LANES},
+    "compress_stream": {settings.STREAM_COMPRESSION},
 }
 METHOD_FIELDS = {"topic_path": ("topic", "project"), "need_bucket": ("bucket",)}
 #: Read by the code but deliberately left unset by the deployment (deploy/gcp/functions.tf).
@@ -300,6 +301,7 @@ def _reads(role: str, monkeypatch: pytest.MonkeyPatch) -> set[str]:
         settings.MAX_SKEW_SECONDS: "300",
         settings.TTL_DAYS: "400",
         settings.FLEET_LANES: "8",
+        settings.STREAM_COMPRESSION: "zlib",
     }
     recording = RecordingSettings(settings.GcpSettings.from_env(values))
     monkeypatch.setattr(module, "settings", lambda: recording)
@@ -337,6 +339,14 @@ def test_environment_is_exactly_what_the_function_reads(
     assert env["THREADS"] == "${tostring(" + concurrency[2:-1] + ")}"
     if settings.API_KEYS in env:  # the keys come from the secret, never in plain text
         assert env[settings.API_KEYS] == "secret ${google_secret_manager_secret.api_keys.secret_id}"
+
+
+def test_ingest_compresses_messages_by_default(tf: Config) -> None:
+    variable = tf.variables["stream_compression"]
+    assert variable["default"] == "zlib"
+    assert environment(tf, "ingest")[settings.STREAM_COMPRESSION] == "${var.stream_compression}"
+    for role in set(FUNCTIONS) - {"ingest"}:  # only ingest publishes
+        assert settings.STREAM_COMPRESSION not in environment(tf, role)
 
 
 def test_every_setting_is_set_for_some_function_or_documented_as_unset(tf: Config) -> None:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from itertools import accumulate, chain, repeat
 from operator import itemgetter, mod, sub
 
-from iotpipe.application.payloads import decode_items, encode_item, gc_paused
+from iotpipe.application.payloads import decode_items, encode_item, gc_paused, unpack_batch
 from iotpipe.domain import (
     DEFAULT_SCHEMA,
     ArchiveUnavailable,
@@ -262,6 +262,10 @@ class ProcessService:
             return self._process(batch, deadline)
 
     def _process(self, batch: RawBatch, deadline: Deadline | None = None) -> ProcessReport:
+        # Packed records (compressed on the stream: either form) are read as their JSON here,
+        # so the archive keeps JSON and the fast decoder takes them; a corrupt one stays as it
+        # came, for the quarantine (corrupt_record). One place for every edge and replay.
+        batch = unpack_batch(batch)
         now = self._clock.now_ms()
         partition = batch.arrived_ms() or now
         if deadline is not None and deadline.passed():

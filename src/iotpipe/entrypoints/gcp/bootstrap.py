@@ -111,7 +111,7 @@ def ingest_api() -> AnalyticsApi:
     obs.configure_logging()
     config = settings()
     schema = deployed_schema(os.environ)
-    stream = PubSubStream(config.topic_path(), clients.publisher())
+    stream = PubSubStream(config.topic_path(), clients.publisher(), compress=config.compress_stream)
     ingest = IngestService(stream, SystemClock(), config.lateness, schema)
     return AnalyticsApi(None, ingest, ApiKeys(config.api_keys), schema=schema)
 

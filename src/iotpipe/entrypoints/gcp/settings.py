@@ -27,6 +27,10 @@ MAX_SKEW_SECONDS = "IOTPIPE_MAX_SKEW_SECONDS"
 TTL_DAYS = "IOTPIPE_TTL_DAYS"
 #: Firestore fleet lanes per hour; 0 (the default) turns them off (see FirestoreStore).
 FLEET_LANES = "IOTPIPE_FLEET_LANES"
+#: How ingest publishes messages: ``zlib`` (the default: messages over 1 KB as base64 text of
+#: their zlib bytes) or ``none`` (every message as JSON, as releases before 16 did).
+STREAM_COMPRESSION = "IOTPIPE_STREAM_COMPRESSION"
+COMPRESSIONS = ("zlib", "none")
 #: Read when ``IOTPIPE_PROJECT`` is not set (the Google clients' own variable).
 GOOGLE_CLOUD_PROJECT = "GOOGLE_CLOUD_PROJECT"
 
@@ -42,6 +46,7 @@ ALL = (
     MAX_SKEW_SECONDS,
     TTL_DAYS,
     FLEET_LANES,
+    STREAM_COMPRESSION,
 )
 
 
@@ -62,6 +67,8 @@ class GcpSettings:
     lateness: LatenessPolicy
     ttl_days: int | None
     fleet_lanes: int = 0
+    compress_stream: bool = True
+    """Whether ingest packs messages (``IOTPIPE_STREAM_COMPRESSION``)."""
 
     @staticmethod
     def from_env(environ: Mapping[str, str]) -> GcpSettings:
@@ -82,6 +89,7 @@ class GcpSettings:
             ),
             ttl_days=int(environ[TTL_DAYS]) if environ.get(TTL_DAYS) else None,
             fleet_lanes=int(environ.get(FLEET_LANES) or "0"),
+            compress_stream=_compression(environ.get(STREAM_COMPRESSION) or "zlib") == "zlib",
         )
 
     def topic_path(self) -> str:
@@ -102,3 +110,9 @@ class GcpSettings:
         if not self.bucket:
             raise MissingSetting(f"{BUCKET} is not set")
         return self.bucket
+
+
+def _compression(value: str) -> str:
+    if value not in COMPRESSIONS:
+        raise MissingSetting(f"{STREAM_COMPRESSION} must be one of {COMPRESSIONS}, not {value!r}")
+    return value
