@@ -11,10 +11,10 @@ Firestore store on the emulator:
   per message, one invocation per message;
 - **files** (``process_from = "files"``, fleet lanes on, 8: the new default): the messages of
   each minute of arrivals batched into stream files as the Pub/Sub Cloud Storage subscription
-  writes them (text format; a new file at ``--max-duration`` seconds or ``--max-bytes``), each
-  file processed by :class:`~iotpipe.application.StreamFileService` (its lines grouped by
-  device, chunks of at most 400 devices, no
-  archive object written), one invocation per file.
+  writes them (text format; a new file at ``--max-duration`` seconds or ``--max-bytes``; each
+  message as ingest publishes it, packed when over 1 KB, unless ``--plain``), each file
+  processed by :class:`~iotpipe.application.StreamFileService` (its lines grouped by device,
+  chunks of at most 400 devices, no archive object written), one invocation per file.
 
 The Cloud Storage subscription itself cannot run on the emulators: the files are made here by
 its documented rules (the roll by duration or size), in memory, with the codec's names. The
@@ -33,6 +33,7 @@ from firestore_ops import PROJECT, START, firestore_emulator, messages
 from iotpipe.adapters.clock import ManualClock
 from iotpipe.adapters.gcp import FirestoreStore
 from iotpipe.adapters.gcp.firestore import EMULATOR_COMMIT_BYTES, WINDOWS_PER_COMMIT
+from iotpipe.adapters.gcp.pubsub import message_data
 from iotpipe.adapters.memory import MemoryArchive
 from iotpipe.application import ProcessService, StreamFileService
 from iotpipe.application.codecs import archive as fmt
@@ -98,7 +99,11 @@ def _roll(
     start, out = parse_instant(START), []
     for n, period in enumerate(periods):
         opened = start + n * args.max_duration * 1000
-        lines = [record.data + b"\n" for batch in period for record in batch.records]
+        lines = [
+            message_data(record.data, compress=not args.plain) + b"\n"
+            for batch in period
+            for record in batch.records
+        ]
         names, body = [], b""
         for line in lines:
             if body and len(body) + len(line) > args.max_bytes:
@@ -220,6 +225,11 @@ def main() -> None:
     parser.add_argument("--minutes", type=int, default=60, help="event time to simulate")
     parser.add_argument("--max-duration", type=int, default=60, help="file roll, seconds")
     parser.add_argument("--max-bytes", type=int, default=16 * 2**20, help="file roll, bytes")
+    parser.add_argument(
+        "--plain",
+        action="store_true",
+        help="messages as plain JSON (stream_compression = none), not packed as ingest does",
+    )
     json_option(parser)
     args = apply_profile(parser.parse_args())
     from iotpipe.simulator import Fleet

@@ -101,9 +101,9 @@ AT_FIRST_USE = (
         # A module of the application package runs only the package's lazy __init__: the
         # payload codec (which the AWS event parser imports) loads no use case.
         ("iotpipe.application.payloads", AT_FIRST_USE),
-        # The GCP process function names the reports it logs (which loads the process use
-        # case), but not replay.
-        ("iotpipe.entrypoints.gcp.process", ("iotpipe.application.archive_replay",)),
+        # The GCP process function: its composition root (store, use cases) loads with the
+        # first delivery; the reports it logs are named for the type checker only.
+        ("iotpipe.entrypoints.gcp.process", (*AT_FIRST_USE[1:], "iotpipe.adapters.gcp.firestore")),
     ],
 )
 def test_a_handler_module_imports_only_what_its_function_needs(

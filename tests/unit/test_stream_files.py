@@ -14,6 +14,7 @@ from iotpipe.adapters.clock import ManualClock
 from iotpipe.adapters.memory import MemoryArchive, MemoryQuarantine, MemoryStore
 from iotpipe.application import ProcessService, QueryService, StreamFileService
 from iotpipe.application.codecs import archive as fmt
+from iotpipe.application.payloads import pack_text, unpacked_head
 from iotpipe.domain import LatenessPolicy
 from iotpipe.domain.time import MS_PER_HOUR, format_instant, parse_instant
 from iotpipe.simulator import Faults, Fleet
@@ -104,6 +105,22 @@ def test_a_device_with_many_lines_in_a_file_is_one_window_write_per_chunk() -> N
     counts = _service(archive, fmt.STREAM_CHUNK_DEVICES).process(NAME).counts()
     assert counts["chunks"] == 1 and counts["accepted"] == 900
     assert counts["windows_updated"] == 3  # one per device (hour), not one per line
+
+
+def test_packed_lines_are_grouped_by_the_device_they_name_inside() -> None:
+    # GCP ingest packs messages over 1 KB (base64 of zlib): the device is read from the start.
+    minute = [orjson.loads(_line(device, s))[0] for device in ("p", "q") for s in range(40)]
+    lines = [pack_text(orjson.dumps(minute[i : i + 20])) for i in range(0, 80, 20)]
+    assert all(line.startswith(b"e") for line in lines)  # packed, no device id readable as is
+    body = b"\n".join([lines[0], lines[2], lines[1], lines[3]])
+    ids = [
+        [r.record_id[len(NAME) + 1 :] for r in c.records]
+        for c in fmt.decode_stream_file(NAME, body, max_devices=1)
+    ]
+    assert ids == [["1", "3"], ["2", "4"]]  # p's two lines, then q's
+    assert unpacked_head(lines[0], 40) == orjson.dumps(minute[:20])[:40]
+    assert unpacked_head(b"e" + b"!" * 50) == b"e" + b"!" * 50  # not packed: as it is
+    assert unpacked_head(lines[0][:4] + b"####") == b""  # marked packed, unreadable
 
 
 def _service(

@@ -44,6 +44,9 @@ MAX_UNPACKED = 16 * 1024 * 1024
 _DEFLATE_32K = 0x78  # a zlib header's first byte: deflate, 32 KB window (what zlib writes)
 _TEXT_MARK = ord("e")  # the first base64 character of any byte 0x78-0x7B
 _MARKS = (b"x", b"e")  # the first byte of either packed form
+#: Base64 characters :func:`unpacked_head` decodes (a multiple of 4): ~1 KB of zlib, more than
+#: the first 512 bytes of a device's readings take, Huffman tables included.
+_HEAD_TEXT = 1024
 
 
 def pack(data: bytes) -> bytes:
@@ -98,6 +101,22 @@ def unpack(data: bytes) -> bytes:
             raise InvalidReading(Reason.CORRUPT_RECORD, _corrupt(f"not base64: {exc}")) from None
         return _inflate(raw)
     return data
+
+
+def unpacked_head(data: bytes, size: int = 512) -> bytes:
+    """At most the first ``size`` bytes of ``data``'s payload, unpacked if it is packed
+    (either form), without unpacking the rest: a cheap look at what a record starts with.
+    ``b""`` if a packed record's start does not unpack (:func:`unpack` says why, later)."""
+    if data[:1] not in _MARKS:
+        return data[:size]
+    try:
+        if is_packed_text(data):
+            data = base64.b64decode(data[:_HEAD_TEXT], validate=True)
+        elif not is_packed(data):
+            return data[:size]
+        return zlib.decompressobj().decompress(data[: _HEAD_TEXT * 3 // 4], size)
+    except (binascii.Error, zlib.error):
+        return b""
 
 
 def unpack_batch(batch: RawBatch) -> RawBatch:

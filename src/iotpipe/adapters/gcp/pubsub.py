@@ -128,8 +128,13 @@ class PubSubStream:
         return PublishResult(tuple(sorted(failed)), error if failed else None)
 
     def _wire(self, data: bytes) -> bytes:
-        """The data sent for a message: packed text when that is smaller, and worth it."""
-        if not self._compress or len(data) <= PACK_OVER:
-            return data
-        packed = pack_text(data)
-        return packed if len(packed) < len(data) else data
+        return message_data(data, compress=self._compress)
+
+
+def message_data(data: bytes, *, compress: bool = True) -> bytes:
+    """The data a :class:`PubSubStream` sends for a message's ``data``: packed text when
+    ``compress`` and that is smaller, and worth it (over :data:`PACK_OVER` bytes)."""
+    if not compress or len(data) <= PACK_OVER:
+        return data
+    packed = pack_text(data)
+    return packed if len(packed) < len(data) else data

@@ -39,6 +39,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
+from iotpipe.application.payloads import unpacked_head
 from iotpipe.domain import Reason
 from iotpipe.domain.time import MS_PER_HOUR, format_instant, from_ms, hour_start, parse_instant
 from iotpipe.ports import RawBatch, RawRecord, Rejection
@@ -75,8 +76,9 @@ STREAM_CHUNK_DEVICES = 400
 #: readings are ~3.6 MB of JSON).
 STREAM_CHUNK_BYTES = 4 * 2**20
 #: Where a line names its device: the first ``"device_id"`` member (ingest publishes one
-#: device's readings per message). Only for grouping lines into chunks; the process use case
-#: reads every line whole, so a line this misreads is still counted right.
+#: device's readings per message), in the first bytes of a packed line. Only for grouping lines
+#: into chunks; the process use case reads every line whole, so a line this misreads is still
+#: counted right.
 _LINE_DEVICE = re.compile(rb'"device_id"\s*:\s*"([^"\\]{1,256})"')
 
 
@@ -150,7 +152,8 @@ def stream_file_records(name: str, body: bytes) -> list[RawRecord]:
 
 
 def _line_device(line: bytes) -> bytes | None:
-    found = _LINE_DEVICE.search(line)
+    # A packed line (GCP ingest compresses messages over 1 KB) is looked into at its start.
+    found = _LINE_DEVICE.search(unpacked_head(line) if line[:1] == b"e" else line)
     return None if found is None else found[1]
 
 

@@ -52,7 +52,6 @@ from iotpipe.adapters.gcp.events import (
     push_delivery,
     storage_notification,
 )
-from iotpipe.application import FileReport, ProcessReport
 from iotpipe.application.codecs.archive import STREAM_FILENAME_PREFIX, stream_file_time
 from iotpipe.entrypoints.gcp import bootstrap
 from iotpipe.entrypoints.gcp import observability as obs
@@ -61,6 +60,9 @@ from iotpipe.ports import RawBatch
 
 if TYPE_CHECKING:
     import flask
+
+    # Annotations only: the use cases load with the first delivery, not with this module.
+    from iotpipe.application import FileReport, ProcessReport
 
 FUNCTION = "process"
 
