@@ -138,9 +138,9 @@ def best_of(repeat: int, work: Callable[[], object]) -> float:
 def process_edge(
     runs: dict[str, list[dict[str, Any]]], batch: int, repeat: int
 ) -> dict[str, dict[str, float]]:
-    """Per mode: seconds to parse its records' Lambda events (unpacking), and to parse and
-    process them with the in-memory process use case; the modes alternate, best of ``repeat``
-    each (a later run is not favoured by warm caches)."""
+    """Per mode: seconds to parse its records' Lambda events, and to parse and process them
+    with the in-memory process use case (which unpacks them); the modes alternate, best of
+    ``repeat`` each (a later run is not favoured by warm caches)."""
     events = {
         mode: [
             {"Records": [event_record("shardId-000000000000", r) for r in records[i : i + batch]]}

@@ -7,11 +7,12 @@ A Lambda Kinesis event looks like this (one shard per invocation)::
                               "data": "<base64>", "approximateArrivalTimestamp": 1756634400.123,
                               "kinesisSchemaVersion": "1.0"}, ...}]}
 
-The data is unpacked (:func:`~iotpipe.application.payloads.unpack`): ingest compresses the
-records it publishes (:mod:`iotpipe.adapters.aws.kinesis`), a plain record passes as it is, and
-a record marked compressed that does not decompress is kept as it came, so that the process
-path quarantines it (``corrupt_record``) rather than failing the batch: poison never blocks a
-shard. So the archive and every later step see the payload ingest accepted, as before.
+The data is kept as it came: ingest compresses the records it publishes
+(:mod:`iotpipe.adapters.aws.kinesis`), and the process use case unpacks a batch's packed
+records before anything else (:func:`~iotpipe.application.payloads.unpack_batch`, the one place
+for every edge and replay), keeping a record that does not decompress as it came for the
+quarantine (``corrupt_record``): poison never blocks a shard, and the archive and every later
+step see the payload ingest accepted.
 
 The record id is the sequence number (what a partial batch failure response names), the
 arrival time is Kinesis' own (so lateness is judged alike on every retry), and the batch id
@@ -34,8 +35,6 @@ from collections.abc import Mapping, Sequence
 from decimal import ROUND_FLOOR, Decimal, InvalidOperation
 from typing import Any
 
-from iotpipe.application.payloads import unpack
-from iotpipe.domain import InvalidReading
 from iotpipe.ports import RawBatch, RawRecord
 
 
@@ -52,15 +51,7 @@ def record_from_kinesis(event_record: Mapping[str, Any]) -> RawRecord:
         arrived = kinesis.get("approximateArrivalTimestamp")
     except (KeyError, TypeError, binascii.Error) as exc:
         raise NotAKinesisEvent(f"not a Kinesis event record: {exc!r}") from exc
-    return RawRecord(sequence, _unpacked(data), None if arrived is None else _epoch_ms(arrived))
-
-
-def _unpacked(data: bytes) -> bytes:
-    """The record's payload, or its bytes as they came if it is corrupt (quarantined later)."""
-    try:
-        return unpack(data)
-    except InvalidReading:
-        return data
+    return RawRecord(sequence, data, None if arrived is None else _epoch_ms(arrived))
 
 
 def shard_of(event_record: Mapping[str, Any]) -> str:

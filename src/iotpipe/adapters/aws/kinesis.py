@@ -16,8 +16,8 @@ Each record's data is compressed (:func:`~iotpipe.application.payloads.pack`, zl
 lowers its bill: Kinesis on demand bills each record rounded up to 1 KB (data and partition
 key: the size the 1 MiB limit counts), so a record that already fits one unit is sent as it is,
 and a device-minute of ~9.1 KB of JSON bills 1 KB instead of 10. The limits above apply to the
-bytes sent. The process edge (:mod:`iotpipe.adapters.aws.events`) unpacks what it reads, plain
-records too.
+bytes sent. The process use case unpacks what it reads
+(:func:`~iotpipe.application.payloads.unpack_batch`), and passes plain records as they are.
 
 Retried records may arrive after later ones of the same device. Order does not matter to the
 aggregates (they are independent of delivery), and a record that did arrive although its call
